@@ -1,0 +1,3 @@
+from mosic.cli import main
+
+raise SystemExit(main())

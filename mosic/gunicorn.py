@@ -1,0 +1,47 @@
+"""Running Mosic under gunicorn with uvicorn workers (``mosic serve --workers N``)."""
+
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+from mosic.settings import Settings
+
+WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+# Streams can be long: a worker busy sending audio is not hung.
+GRACEFUL_TIMEOUT_S = 30
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's live gauges (active streams, pool) must stop counting in /metrics.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class MosicGunicorn(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": f"{s.host}:{s.port}" if ":" not in s.host else f"[{s.host}]:{s.port}",
+            "workers": s.workers,
+            "worker_class": WORKER_CLASS,
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "accesslog": None,
+            "loglevel": s.log_level.lower(),
+            "child_exit": child_exit,
+            "proc_name": "mosic",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        # Runs in each worker after the fork, so every worker builds its own app and pool.
+        from mosic.app import create_app
+        from mosic.logs import configure_logging
+
+        configure_logging(self.settings)
+        return create_app(self.settings)

@@ -1,0 +1,143 @@
+"""Prometheus metrics: one object per app that owns every metric Mosic exports.
+
+Business code calls intent-named methods (``play()``, ``upload(outcome, size)``); only this
+module knows metric names. Under gunicorn, prometheus-client's multiprocess mode is on
+(``PROMETHEUS_MULTIPROC_DIR`` set before the workers start) and ``/metrics`` adds up every
+worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED_ROUTE = "unmatched"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UPLOAD_OUTCOMES = ("created", "duplicate", "not_audio", "too_large", "invalid", "failed")
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_latency = Histogram(
+            "mosic_request_latency_seconds",
+            "Time from request to response start.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "mosic_total_api_requests",
+            "HTTP requests served.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.plays = Counter(
+            "mosic_plays", "Plays counted (see the play-counting rule).", registry=r
+        )
+        self.stream_bytes = Counter(
+            "mosic_stream_bytes", "Audio bytes sent to listeners.", registry=r
+        )
+        self.active_streams = Gauge(
+            "mosic_active_streams",
+            "Audio streams being sent now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.uploads = Counter("mosic_uploads", "Uploads by outcome.", ["outcome"], registry=r)
+        self.upload_bytes = Counter(
+            "mosic_upload_bytes", "Bytes received in uploads by outcome.", ["outcome"], registry=r
+        )
+        self.clips = Gauge(
+            "mosic_catalogue_clips",
+            "Clips in the catalogue.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.db_errors = Counter(
+            "mosic_database_errors", "Database operations that failed.", ["kind"], registry=r
+        )
+        self.db_pool = Gauge(
+            "mosic_database_pool_connections",
+            "Database pool connections by state, over all workers.",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        for outcome in UPLOAD_OUTCOMES:
+            # Pre-create so dashboards see zeroes rather than "no data".
+            self.uploads.labels(outcome)
+            self.upload_bytes.labels(outcome)
+
+    # -- recording ---------------------------------------------------------------------------
+    def request(self, method: str, route: str, status: str, seconds: float) -> None:
+        self.request_latency.labels(method, route, status).observe(seconds)
+        self.requests.labels(method, route, status).inc()
+
+    def play(self) -> None:
+        self.plays.inc()
+
+    def stream_started(self) -> None:
+        self.active_streams.inc()
+
+    def stream_finished(self, sent_bytes: int) -> None:
+        self.active_streams.dec()
+        self.stream_bytes.inc(sent_bytes)
+
+    def upload(self, outcome: str, size: int) -> None:
+        self.uploads.labels(outcome).inc()
+        self.upload_bytes.labels(outcome).inc(size)
+
+    def database_error(self, kind: str) -> None:
+        self.db_errors.labels(kind).inc()
+
+    def set_catalogue_size(self, clips: int) -> None:
+        self.clips.set(clips)
+
+    def set_pool(self, in_use: int, capacity: int) -> None:
+        self.db_pool.labels("in_use").set(in_use)
+        self.db_pool.labels("capacity").set(capacity)
+
+    # -- exposition --------------------------------------------------------------------------
+    def exposition(self) -> tuple[bytes, str]:
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class RequestMetrics:
+    """Falcon middleware: latency and count of every request, by route template."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def process_request(self, req, resp) -> None:
+        req.context.started = time.perf_counter()
+
+    async def process_response(self, req, resp, resource, req_succeeded) -> None:
+        started = req.context.get("started")
+        if started is None:
+            return
+        route = req.uri_template or UNMATCHED_ROUTE
+        # Methods come from clients: an unbounded label set unless folded.
+        method = req.method if req.method in KNOWN_METHODS else "OTHER"
+        self.metrics.request(method, route, str(resp.status_code), time.perf_counter() - started)

@@ -1,0 +1,163 @@
+"""Settings: every knob Mosic has, read once from the environment (prefix ``MOSIC_``).
+
+The rest of the code receives a ``Settings`` object and never reads the environment itself,
+so tests build one directly and pass it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from environs import Env, EnvError
+
+PREFIX = "MOSIC_"
+DEFAULT_SIGNED_URL_TTL = 6 * 60 * 60
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    host: str
+    port: int = 5432
+    name: str = "mosic"
+    user: str = "mosic"
+    password: str | None = None
+
+    def describe(self) -> str:
+        # Never the password: this string goes to the start-up log.
+        return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    media_root: Path | None = None
+    postgres: PostgresConfig | None = None
+    db_pool_size: int = 10
+    api_key: str | None = None
+    signing_secret: str | None = None
+    signed_url_ttl: int = DEFAULT_SIGNED_URL_TTL
+    max_upload_mb: int = 200
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int | None = None
+
+    def __post_init__(self) -> None:
+        # Paths are resolved once so a later chdir (gunicorn does one) cannot move the data.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
+        media = self.media_root if self.media_root is not None else self.data_dir / "media"
+        object.__setattr__(self, "media_root", Path(media).resolve())
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "mosic.sqlite3"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def describe_database(self) -> str:
+        if self.postgres is not None:
+            return self.postgres.describe()
+        return f"SQLite {self.sqlite_path}"
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def parse_database_url(url: str) -> PostgresConfig:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
+        raise SettingsError(
+            f"{PREFIX}DATABASE_URL_OVERRIDE must look like postgresql://user:password@host:5432/db"
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}DATABASE_URL_OVERRIDE has an invalid port: {exc}") from None
+    return PostgresConfig(
+        host=parts.hostname,
+        port=port,
+        name=unquote(parts.path.lstrip("/")) or "mosic",
+        user=unquote(parts.username) if parts.username else "mosic",
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read settings from the environment and an optional ``.env`` file.
+
+    ``env_file`` is resolved against the working directory: environs' own default searches
+    upward from *its caller's* source file, which is never what an operator means.
+    """
+    env = Env(expand_vars=True)
+    if env_file is not None and Path(env_file).is_file():
+        env.read_env(str(Path(env_file).resolve()), recurse=False)
+    try:
+        with env.prefixed(PREFIX):
+            settings = _read(env)
+    except EnvError as exc:
+        raise SettingsError(str(exc).splitlines()[0]) from None
+    return settings
+
+
+def _positive(name: str, value: int, *, minimum: int = 1) -> int:
+    if value < minimum:
+        raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"{PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _read(env: Env) -> Settings:
+    url = env.str("DATABASE_URL_OVERRIDE", None)
+    host = env.str("DB_HOST", None)
+    postgres = None
+    if url:
+        postgres = parse_database_url(url)
+    elif host:
+        postgres = PostgresConfig(
+            host=host,
+            port=env.int("DB_PORT", 5432),
+            name=env.str("DB_NAME", "mosic"),
+            user=env.str("DB_USER", "mosic"),
+            password=env.str("DB_PASSWORD", None),
+        )
+    log_format = env.str("LOG_FORMAT", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    metrics_port = env.int("METRICS_PORT", None)
+    return Settings(
+        data_dir=env.path("DATA_DIR", Path("data")),
+        media_root=env.path("MEDIA_ROOT", None),
+        postgres=postgres,
+        db_pool_size=_positive("DB_POOL_SIZE", env.int("DB_POOL_SIZE", 10)),
+        api_key=env.str("API_KEY", None) or None,
+        signing_secret=env.str("SIGNING_SECRET", None) or None,
+        signed_url_ttl=_positive(
+            "SIGNED_URL_TTL", env.int("SIGNED_URL_TTL", DEFAULT_SIGNED_URL_TTL)
+        ),
+        max_upload_mb=_positive("MAX_UPLOAD_MB", env.int("MAX_UPLOAD_MB", 200)),
+        host=env.str("HOST", "127.0.0.1"),
+        port=_positive("PORT", env.int("PORT", 8000)),
+        workers=_positive("WORKERS", env.int("WORKERS", 1)),
+        log_level=_log_level(env.str("LOG_LEVEL", "INFO")),
+        log_format=log_format,
+        metrics_port=_positive("METRICS_PORT", metrics_port) if metrics_port is not None else None,
+    )
