@@ -10,6 +10,7 @@ import falcon.asgi
 import peewee
 
 from mosic import secrets_store
+from mosic.access import AccessLog
 from mosic.catalogue import Catalogue, ClipNotFound
 from mosic.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.database import make_database
@@ -63,6 +64,23 @@ class DatabaseLifespan:
         await self.db.aio_close()
 
 
+class MetricsPortGuard:
+    """On the separate metrics port (``MOSIC_METRICS_PORT``) only probes and metrics answer,
+    so a scraper given that port never reaches the API."""
+
+    ALLOWED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def process_request(self, req, resp) -> None:
+        server = req.scope.get("server") or (None, None)
+        if server[1] == self.port and req.path not in self.ALLOWED:
+            raise falcon.HTTPNotFound(
+                title="Not found", description="this port serves /metrics only"
+            )
+
+
 def create_app(settings: Settings, credentials: Credentials | None = None):
     """Return the ASGI application for ``settings``."""
     credentials = credentials or resolve_credentials(settings)
@@ -73,7 +91,10 @@ def create_app(settings: Settings, credentials: Credentials | None = None):
     metrics = Metrics()
     signer = Signer(credentials.signing_secret, settings.signed_url_ttl)
 
-    app = falcon.asgi.App(middleware=[DatabaseLifespan(db), RequestMetrics(metrics)])
+    middleware = [DatabaseLifespan(db), RequestMetrics(metrics), AccessLog()]
+    if settings.metrics_port:
+        middleware.append(MetricsPortGuard(settings.metrics_port))
+    app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
 

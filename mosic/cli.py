@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from mosic import __version__
 from mosic.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("mosic")
+# prometheus-client reads this name; importing mosic.metrics here would defeat its purpose.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +93,28 @@ def announce_api_key(api_key: str, path: Path) -> None:
     )
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings) -> int:
+    if settings.workers > 1:
+        # Must precede the first import of prometheus-client, in this process and the workers.
+        metrics_dir = tempfile.mkdtemp(prefix="mosic-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        try:
+            return _serve(settings)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
     code = migrate(settings)
     if code:
         return code
@@ -107,16 +131,18 @@ def serve(settings: Settings) -> int:
         settings.workers,
     )
     if settings.workers > 1:
-        return _serve_gunicorn(settings)
+        from mosic.gunicorn import MosicGunicorn
+
+        MosicGunicorn(settings).run()
+        return 0
 
     import uvicorn
 
     from mosic.app import create_app
     from mosic.logs import uvicorn_log_config
 
-    app = create_app(settings, credentials)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(settings, credentials),
         host=settings.host,
         port=settings.port,
         lifespan="on",
@@ -125,17 +151,10 @@ def serve(settings: Settings) -> int:
         proxy_headers=False,
         server_header=False,
     )
-    return 0
-
-
-def _serve_gunicorn(settings: Settings) -> int:
-    # Each worker writes its metric files here; /metrics in any worker adds them all up.
-    metrics_dir = tempfile.mkdtemp(prefix="mosic-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from mosic.gunicorn import MosicGunicorn
-
-    try:
-        MosicGunicorn(settings).run()
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sockets = [config.bind_socket()]
+    if settings.metrics_port:
+        sockets.append(
+            uvicorn.Config(None, host=settings.host, port=settings.metrics_port).bind_socket()
+        )
+    uvicorn.Server(config).run(sockets=sockets)
     return 0

@@ -25,8 +25,12 @@ class MosicGunicorn(BaseApplication):
 
     def load_config(self) -> None:
         s = self.settings
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        binds = [f"{host}:{s.port}"]
+        if s.metrics_port:
+            binds.append(f"{host}:{s.metrics_port}")
         options = {
-            "bind": f"{s.host}:{s.port}" if ":" not in s.host else f"[{s.host}]:{s.port}",
+            "bind": binds,
             "workers": s.workers,
             "worker_class": WORKER_CLASS,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
