@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import json
 import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -91,17 +92,22 @@ class UploadForm:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def printable(value: str | None, limit: int) -> str | None:
+    """Text from files and file names, made fit to store: control characters (NUL among
+    them, which PostgreSQL refuses) dropped, whitespace trimmed, length capped."""
+    if not value:
+        return None
+    kept = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return kept.strip()[:limit].strip() or None
+
+
 def title_from_filename(filename: str | None) -> str | None:
     if not filename:
         return None
     # Clients send Windows paths too; only the last component names the song.
     name = PurePosixPath(filename.replace("\\", "/")).name
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return stem.strip()[:TITLE_MAX] or None
-
-
-def _clip_tag(value: str | None, limit: int) -> str | None:
-    return value[:limit].strip() or None if value else None
+    return printable(stem, TITLE_MAX)
 
 
 def encode_cursor(sort: str, clip: Clip) -> str:
@@ -207,7 +213,7 @@ class Catalogue:
             created_at=now,
             updated_at=now,
         )
-        await self.db.aio_execute(Clip.insert(**clip.__data__))
+        await self.db.aio_execute(Clip.insert(**clip.__data__).returning(Clip.id))
         return clip
 
     async def add_upload(self, incoming: IncomingFile, form: UploadForm) -> Clip:
@@ -223,17 +229,17 @@ class Catalogue:
 
         title = (
             form.title
-            or _clip_tag(info.title, TITLE_MAX)
+            or printable(info.title, TITLE_MAX)
             or title_from_filename(form.filename)
             or UNTITLED
         )
         description = (
             form.description
             if form.description is not None
-            else _clip_tag(info.comment, DESCRIPTION_MAX)
+            else printable(info.comment, DESCRIPTION_MAX)
         )
-        artist = _clip_tag(info.artist, TAG_MAX)
-        album = _clip_tag(info.album, TAG_MAX)
+        artist = printable(info.artist, TAG_MAX)
+        album = printable(info.album, TAG_MAX)
         now = utcnow()
         file_name = incoming.sha256 + info.extension
         clip = Clip(
@@ -255,7 +261,7 @@ class Catalogue:
         published = False
         try:
             async with self.db.aio_atomic():
-                await self.db.aio_execute(Clip.insert(**clip.__data__))
+                await self.db.aio_execute(Clip.insert(**clip.__data__).returning(Clip.id))
                 self.store.publish(incoming, file_name)
                 published = True
         except peewee.IntegrityError:

@@ -1,0 +1,151 @@
+"""Fixtures shared by the suites.
+
+Every API test runs twice: on the embedded SQLite file and on a real PostgreSQL. The
+PostgreSQL leg uses ``MOSIC_TEST_DATABASE_URL`` when set, otherwise a throwaway cluster the
+tests start themselves; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import falcon.testing
+import pytest
+
+from mosic.app import create_app
+from mosic.database import make_sync_database
+from mosic.migrations import apply_pending
+from mosic.settings import Settings, parse_database_url
+from tests.support.audio import make_clip
+from tests.support.forms import multipart
+from tests.support.postgres import throwaway_cluster
+
+API_KEY = "test-key-0123456789"
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    url = os.environ.get("MOSIC_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with throwaway_cluster() as url:
+        yield url
+
+
+def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overrides) -> Settings:
+    postgres = parse_database_url(postgres_url) if backend == "postgresql" else None
+    return Settings(data_dir=data_dir, postgres=postgres, api_key=API_KEY, **overrides)
+
+
+def reset_database(settings: Settings) -> None:
+    """Apply migrations and empty the catalogue, so each test starts from nothing."""
+    db = make_sync_database(settings)
+    try:
+        apply_pending(db)
+        db.execute_sql("DELETE FROM clip")
+    finally:
+        db.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(backend, tmp_path, request) -> Settings:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = settings_for(backend, tmp_path / "data", url)
+    reset_database(settings)
+    return settings
+
+
+class Api:
+    """The API as a client sees it: every call carries the key unless told otherwise."""
+
+    def __init__(self, conductor: falcon.testing.ASGIConductor, settings: Settings) -> None:
+        self.conductor = conductor
+        self.settings = settings
+
+    def _headers(self, headers, key):
+        merged = {"X-API-Key": key} if key else {}
+        merged.update(headers or {})
+        return merged
+
+    async def request(
+        self, method: str, path: str, *, key: str | None = API_KEY, headers=None, **kwargs
+    ) -> falcon.testing.Result:
+        return await self.conductor.simulate_request(
+            method, path, headers=self._headers(headers, key), **kwargs
+        )
+
+    async def get(self, path, **kw):
+        return await self.request("GET", path, **kw)
+
+    async def head(self, path, **kw):
+        return await self.request("HEAD", path, **kw)
+
+    async def post(self, path, **kw):
+        return await self.request("POST", path, **kw)
+
+    async def patch(self, path, **kw):
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path, **kw):
+        return await self.request("DELETE", path, **kw)
+
+    async def upload(
+        self,
+        data: bytes,
+        filename: str = "clip.mp3",
+        *,
+        path="/play/upload",
+        content_type: str = "audio/mpeg",
+        **fields,
+    ) -> falcon.testing.Result:
+        body, ctype = multipart(fields, {"file": (filename, data, content_type)})
+        return await self.post(path, body=body, headers={"Content-Type": ctype})
+
+    async def add_external(
+        self, title="Remote", duration=12.5, audio_url="https://example.com/a.mp3", **extra
+    ):
+        return await self.post(
+            "/play", json={"title": title, "duration": duration, "audio_url": audio_url, **extra}
+        )
+
+    def media_files(self) -> list[Path]:
+        """Every file in the media store: stored clips and partial uploads alike."""
+        return sorted(p for p in self.settings.media_root.rglob("*") if p.is_file())
+
+    def stored_files(self) -> list[Path]:
+        return [p for p in self.media_files() if ".incoming" not in p.parts]
+
+
+@pytest.fixture
+async def api(settings):
+    app = create_app(settings)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        yield Api(conductor, settings)
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("audio")
+
+
+@pytest.fixture(scope="session")
+def clip_file(audio_dir):
+    """Make (and cache) a real tagged clip: ``clip_file("mp3", title="x")``."""
+    made: dict[tuple, Path] = {}
+
+    def make(fmt: str = "mp3", seconds: float = 1.0, freq: int = 440, **tags) -> Path:
+        key = (fmt, seconds, freq, tuple(sorted(tags.items())))
+        if key not in made:
+            name = f"clip{len(made)}.{fmt}"
+            made[key] = make_clip(audio_dir / name, fmt, seconds=seconds, freq=freq, **tags)
+        return made[key]
+
+    return make
