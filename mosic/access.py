@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from mosic.metrics import UNMATCHED_ROUTE
+from mosic.metrics import route_label
 
 log = logging.getLogger("mosic.access")
 
@@ -20,7 +20,7 @@ class AccessLog:
             return
         started = req.context.get("access_started", time.perf_counter())
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        route = req.uri_template or UNMATCHED_ROUTE
+        route = route_label(req.uri_template)
         length = resp.headers.get("content-length")
         if length and length.isdigit():
             size = int(length)

@@ -13,7 +13,7 @@ from mosic import secrets_store
 from mosic.access import AccessLog
 from mosic.catalogue import Catalogue, ClipNotFound
 from mosic.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
-from mosic.database import make_database
+from mosic.database import make_database, pool_stats
 from mosic.health import Health, MetricsResource, OpenApi, Ready
 from mosic.metrics import Metrics, RequestMetrics
 from mosic.settings import Settings
@@ -91,14 +91,18 @@ def create_app(settings: Settings, credentials: Credentials | None = None):
     metrics = Metrics()
     signer = Signer(credentials.signing_secret, settings.signed_url_ttl)
 
-    middleware = [DatabaseLifespan(db), RequestMetrics(metrics), AccessLog()]
+    middleware = [
+        DatabaseLifespan(db),
+        RequestMetrics(metrics, lambda: pool_stats(db)),
+        AccessLog(),
+    ]
     if settings.metrics_port:
         middleware.append(MetricsPortGuard(settings.metrics_port))
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
 
-    clip_args = (catalogue, signer, credentials.api_key, settings.max_upload_bytes)
+    clip_args = (catalogue, signer, credentials.api_key, settings.max_upload_bytes, metrics)
     app.add_route("/play", ClipCollection(*clip_args))
     app.add_route("/play/upload", ClipUpload(*clip_args))
     app.add_route("/play/{clip_id:uuid}", ClipItem(*clip_args))
@@ -123,7 +127,15 @@ def create_app(settings: Settings, credentials: Credentials | None = None):
             retry_after=5,
         )
 
+    async def no_route(req, resp, ex, params):
+        if req.path.startswith("/play/"):
+            raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
+        raise falcon.HTTPNotFound(
+            title="Not found", description="no such path; the API is described at /openapi.json"
+        )
+
     app.add_error_handler(ClipNotFound, not_found)
+    app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
     app.add_error_handler(peewee.OperationalError, database_error)
     app.add_error_handler(peewee.InterfaceError, database_error)
     return DisconnectWatcher(app)

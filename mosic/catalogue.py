@@ -36,6 +36,8 @@ SORT_FIELDS = {
     "duration": Clip.duration,
 }
 DEFAULT_SORT = "-created_at"
+# Numbers in a cursor must fit a 64-bit column, or the database refuses the query.
+CURSOR_NUMBER_MAX = 2**63 - 1
 
 
 class ClipNotFound(Exception):
@@ -128,8 +130,13 @@ def decode_cursor(cursor: str, sort: str) -> tuple[object, uuid.UUID]:
         if sort.lstrip("-") == "created_at":
             value = dt.datetime.fromisoformat(value)
         elif sort.lstrip("-") == "title":
-            value = str(value)
-        elif not isinstance(value, int | float) or isinstance(value, bool):
+            if not isinstance(value, str) or "\x00" in value:
+                raise InvalidCursor("the cursor is not one this server issued")
+        elif (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not -CURSOR_NUMBER_MAX <= value <= CURSOR_NUMBER_MAX
+        ):
             raise InvalidCursor("the cursor is not one this server issued")
         return value, uuid.UUID(data["id"])
     except InvalidCursor:
@@ -176,7 +183,8 @@ class Catalogue:
         if query.cursor:
             value, last_id = decode_cursor(query.cursor, query.sort)
             key = peewee.Tuple(column, Clip.id)
-            after = peewee.Tuple(value, last_id)
+            # Tuple members are not converted by their fields, so convert them here.
+            after = peewee.Tuple(column.db_value(value), Clip.id.db_value(last_id))
             rows_query = rows_query.where(key < after if query.descending else key > after)
         if query.offset:
             rows_query = rows_query.offset(query.offset)

@@ -151,10 +151,9 @@ def _serve(settings: Settings) -> int:
         proxy_headers=False,
         server_header=False,
     )
-    sockets = [config.bind_socket()]
+    # Our own sockets: a second uvicorn.Config would reset logging to uvicorn's defaults.
+    sockets = [_bind(settings.host, settings.port)]
     if settings.metrics_port:
-        sockets.append(
-            uvicorn.Config(None, host=settings.host, port=settings.metrics_port).bind_socket()
-        )
+        sockets.append(_bind(settings.host, settings.metrics_port))
     uvicorn.Server(config).run(sockets=sockets)
     return 0

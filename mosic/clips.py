@@ -14,15 +14,20 @@ import falcon
 from mosic import catalogue as cat
 from mosic.auth import require_api_key
 from mosic.catalogue import DESCRIPTION_MAX, Catalogue, ListQuery
+from mosic.metrics import Metrics
 from mosic.models import TAG_MAX, TITLE_MAX, Clip
 from mosic.signing import Signer
 from mosic.storage import UploadTooLarge
 from mosic.uploads import BadUpload, receive_upload
 
 LIMIT_MAX = 500
+# Deep enough for any catalogue, small enough for every database's integer type.
+OFFSET_MAX = 1_000_000_000
 URL_MAX = 2000
 JSON_CLIP_FIELDS = {"title", "description", "duration", "audio_url", "artist", "album"}
 PATCH_FIELDS = {"title", "description"}
+# How a failed upload is counted in mosic_uploads_total, by the status it was answered with.
+UPLOAD_OUTCOMES = {400: "invalid", 409: "duplicate", 413: "too_large", 415: "not_audio"}
 
 
 def iso(moment) -> str | None:
@@ -82,7 +87,7 @@ def _int_param(req, name: str, minimum: int, maximum: int | None = None) -> int 
 
 def parse_list_query(req) -> ListQuery:
     limit = _int_param(req, "limit", 1, LIMIT_MAX)
-    offset = _int_param(req, "offset", 0)
+    offset = _int_param(req, "offset", 0, OFFSET_MAX)
     cursor = req.get_param("cursor")
     if offset is not None and cursor is not None:
         raise bad_request("use either 'offset' or 'cursor', not both")
@@ -93,6 +98,8 @@ def parse_list_query(req) -> ListQuery:
     q = req.get_param("q")
     if q is not None and len(q) > TITLE_MAX * 5:
         raise bad_request("'q' is too long")
+    if q is not None and "\x00" in q:
+        raise bad_request("'q' must not contain NUL characters")
     return ListQuery(limit=limit or 100, offset=offset, cursor=cursor, q=q or None, sort=sort)
 
 
@@ -140,14 +147,17 @@ def _duration(body: dict) -> float:
 
 def _audio_url(body: dict) -> str:
     url = _text(body, "audio_url", URL_MAX, required=True)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad_request("'audio_url' is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
         raise bad_request("'audio_url' must be an absolute http(s) URL")
     return url
 
 
 async def json_object(req, allowed: set[str]) -> dict:
-    if req.content_type is None or not req.content_type.startswith("application/json"):
+    if not (req.content_type or "").lower().startswith("application/json"):
         raise falcon.HTTPUnsupportedMediaType(
             title="Unsupported media type",
             description="send application/json (or multipart/form-data to upload a file)",
@@ -165,12 +175,18 @@ async def json_object(req, allowed: set[str]) -> dict:
 
 class ClipsBase:
     def __init__(
-        self, catalogue: Catalogue, signer: Signer, api_key: str, max_upload_bytes: int
+        self,
+        catalogue: Catalogue,
+        signer: Signer,
+        api_key: str,
+        max_upload_bytes: int,
+        metrics: Metrics,
     ) -> None:
         self.catalogue = catalogue
         self.signer = signer
         self.api_key = api_key
         self.max_upload_bytes = max_upload_bytes
+        self.metrics = metrics
 
     def created(self, resp, clip: Clip) -> None:
         resp.status = falcon.HTTP_201
@@ -178,6 +194,18 @@ class ClipsBase:
         resp.media = clip_json(clip, self.signer)
 
     async def upload(self, req, resp) -> None:
+        outcome = "failed"
+        try:
+            clip = await self._receive(req)
+            outcome = "created"
+        except falcon.HTTPError as exc:
+            outcome = UPLOAD_OUTCOMES.get(exc.status_code, "failed")
+            raise
+        finally:
+            self.metrics.upload(outcome, req.context.get("upload_bytes", 0))
+        self.created(resp, clip)
+
+    async def _receive(self, req) -> Clip:
         length = req.content_length
         if length is not None and length > self.max_upload_bytes:
             raise too_large(self.max_upload_bytes)
@@ -186,7 +214,7 @@ class ClipsBase:
                 incoming,
                 form,
             ):
-                clip = await self.catalogue.add_upload(incoming, form)
+                return await self.catalogue.add_upload(incoming, form)
         except UploadTooLarge:
             raise too_large(self.max_upload_bytes) from None
         except BadUpload as exc:
@@ -198,7 +226,6 @@ class ClipsBase:
             ) from None
         except cat.DuplicateClip as exc:
             raise DuplicateUpload(exc.existing_id) from None
-        self.created(resp, clip)
 
 
 def too_large(limit: int) -> falcon.HTTPContentTooLarge:

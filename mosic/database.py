@@ -115,7 +115,8 @@ def make_database(settings: Settings) -> peewee_async.AioDatabase:
             user=pg.user,
             password=pg.password,
             pool_params={
-                "minsize": 1,
+                # Zero, so a worker starts (and reports not-ready) while the database is down.
+                "minsize": 0,
                 "maxsize": settings.db_pool_size,
                 "timeout": PG_POOL_TIMEOUT_S,
             },

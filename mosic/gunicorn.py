@@ -38,6 +38,9 @@ class MosicGunicorn(BaseApplication):
             "loglevel": s.log_level.lower(),
             "child_exit": child_exit,
             "proc_name": "mosic",
+            # gunicorn 27 otherwise opens a control socket under $HOME, which in the
+            # container is read-only and on a laptop is not ours to litter.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

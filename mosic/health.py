@@ -9,7 +9,6 @@ from importlib.resources import files
 import falcon
 
 from mosic.catalogue import Catalogue
-from mosic.database import pool_stats
 from mosic.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,6 @@ class MetricsResource:
         except Exception as exc:  # a scrape must still answer while the database is down
             log.warning("metrics: could not count clips: %s", exc)
             self.metrics.database_error("count")
-        self.metrics.set_pool(*pool_stats(self.catalogue.db))
         body, content_type = self.metrics.exposition()
         resp.data = body
         resp.content_type = content_type

@@ -8,8 +8,11 @@ worker's files.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +26,7 @@ from prometheus_client import (
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED_ROUTE = "unmatched"
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UPLOAD_OUTCOMES = ("created", "duplicate", "not_audio", "too_large", "invalid", "failed")
@@ -81,6 +85,8 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        for kind in ("OperationalError", "InterfaceError"):
+            self.db_errors.labels(kind)
         for outcome in UPLOAD_OUTCOMES:
             # Pre-create so dashboards see zeroes rather than "no data".
             self.uploads.labels(outcome)
@@ -124,11 +130,25 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class RequestMetrics:
-    """Falcon middleware: latency and count of every request, by route template."""
+@functools.lru_cache(maxsize=64)
+def route_label(uri_template: str | None) -> str:
+    """``/play/{clip_id:uuid}/stream`` -> ``/play/{clip_id}/stream``: the template, never a
+    raw path, and without Falcon's converter syntax."""
+    if not uri_template:
+        return UNMATCHED_ROUTE
+    return _CONVERTER.sub(r"{\1}", uri_template)
 
-    def __init__(self, metrics: Metrics) -> None:
+
+class RequestMetrics:
+    """Falcon middleware: latency and count of every request, by route template, and the
+    database pool's use after each one (cheap: a few attribute reads)."""
+
+    def __init__(self, metrics: Metrics, pool: Callable[[], tuple[int, int]]) -> None:
         self.metrics = metrics
+        self.pool = pool
+
+    async def process_startup(self, scope, event) -> None:
+        self.metrics.set_pool(*self.pool())
 
     async def process_request(self, req, resp) -> None:
         req.context.started = time.perf_counter()
@@ -137,7 +157,8 @@ class RequestMetrics:
         started = req.context.get("started")
         if started is None:
             return
-        route = req.uri_template or UNMATCHED_ROUTE
         # Methods come from clients: an unbounded label set unless folded.
         method = req.method if req.method in KNOWN_METHODS else "OTHER"
-        self.metrics.request(method, route, str(resp.status_code), time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.request(method, route_label(req.uri_template), str(resp.status_code), elapsed)
+        self.metrics.set_pool(*self.pool())

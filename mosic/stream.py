@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 
 import falcon
@@ -19,6 +20,7 @@ from mosic.metrics import Metrics
 from mosic.signing import Signer
 
 DISCONNECT_EVENT = "mosic.disconnected"
+UNKNOWN_SIZE = sys.maxsize
 
 
 @falcon.before(require_api_key_or_signature)
@@ -42,7 +44,13 @@ class ClipStream:
         if clip.is_external:
             resp.status = falcon.HTTP_307
             resp.location = clip.external_url
-            if req.method == "GET":
+            # The player follows the redirect with the same Range, so the same rule
+            # applies; the size is unknown, so only a plain GET or a long range from 0 counts.
+            try:
+                asked = streaming.parse_range(req.get_header("Range"), UNKNOWN_SIZE)
+            except streaming.RangeNotSatisfiable:
+                return
+            if streaming.counts_as_play(req.method, asked, UNKNOWN_SIZE):
                 await self._count(clip_id)
             return
 

@@ -69,4 +69,5 @@ async def receive_upload(
         yield incoming, form
     finally:
         if incoming is not None:
+            req.context.upload_bytes = incoming.size
             store.discard(incoming)

@@ -104,10 +104,11 @@ class Api:
         *,
         path="/play/upload",
         content_type: str = "audio/mpeg",
+        key: str | None = API_KEY,
         **fields,
     ) -> falcon.testing.Result:
         body, ctype = multipart(fields, {"file": (filename, data, content_type)})
-        return await self.post(path, body=body, headers={"Content-Type": ctype})
+        return await self.post(path, body=body, headers={"Content-Type": ctype}, key=key)
 
     async def add_external(
         self, title="Remote", duration=12.5, audio_url="https://example.com/a.mp3", **extra
@@ -126,7 +127,10 @@ class Api:
 
 @pytest.fixture
 async def api(settings):
-    app = create_app(settings)
+    # The Falcon app without its disconnect watcher: Falcon's test client signals a
+    # disconnect as soon as a request is sent, which would cut every stream short.
+    # The end-to-end tests run the whole stack over real HTTP.
+    app = create_app(settings).app
     async with falcon.testing.ASGIConductor(app) as conductor:
         yield Api(conductor, settings)
 

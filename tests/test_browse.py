@@ -1,0 +1,238 @@
+"""Browsing and editing the catalogue: list, search, sort, pages, one clip, PATCH, DELETE."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+
+async def _add_many(api, titles):
+    ids = []
+    for i, title in enumerate(titles):
+        resp = await api.add_external(title=title, duration=float(i),
+                                      audio_url=f"https://example.com/{i}.mp3")
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json["id"])
+    return ids
+
+
+def _next(resp) -> str | None:
+    link = resp.headers.get("Link")
+    if link is None:
+        return None
+    match = re.fullmatch(r'<([^>]+)>; rel="next"', link)
+    assert match, link
+    return match.group(1)
+
+
+async def _follow(api, path, params):
+    seen, pages = [], 0
+    resp = await api.get(path, params=params)
+    while True:
+        assert resp.status_code == 200
+        seen += [c["id"] for c in resp.json]
+        pages += 1
+        nxt = _next(resp)
+        if nxt is None:
+            return seen, pages, resp
+        parts = urlsplit(nxt)
+        resp = await api.get(parts.path, query_string=parts.query)
+
+
+async def test_metadata_only_clip_round_trip(api):
+    resp = await api.add_external(title="Morning Birds", duration=184.32,
+                                  audio_url="https://cdn.example.com/birds.mp3",
+                                  description="Recorded at dawn", artist="Field Recordings")
+    assert resp.status_code == 201
+    clip = resp.json
+    assert resp.headers["Location"] == f"/play/{clip['id']}"
+    assert clip["audio_url"] == "https://cdn.example.com/birds.mp3"
+    assert clip["size"] is None and clip["content_type"] is None
+    assert clip["duration"] == 184.32
+    assert clip["album"] is None
+    assert clip["created_at"].endswith("Z")
+    assert set(clip) == {"id", "title", "description", "duration", "artist", "album",
+                         "content_type", "size", "audio_url", "stream_url", "play_count",
+                         "created_at"}
+
+
+async def test_list_pages_by_cursor_without_overlap_or_gap(api):
+    ids = await _add_many(api, [f"Song {i:02d}" for i in range(23)])
+    seen, pages, last = await _follow(api, "/play", {"limit": "5"})
+    assert pages == 5
+    assert sorted(seen) == sorted(ids)
+    assert seen == list(reversed(ids))  # default sort: newest first
+    assert last.headers["X-Total-Count"] == "23"
+
+
+async def test_list_pages_by_offset(api):
+    ids = await _add_many(api, [f"T{i}" for i in range(7)])
+    seen, pages, _ = await _follow(api, "/play", {"limit": "3", "offset": "0",
+                                                   "sort": "created_at"})
+    assert pages == 3
+    assert seen == ids
+    resp = await api.get("/play", params={"limit": "3", "offset": "6", "sort": "created_at"})
+    assert [c["id"] for c in resp.json] == ids[6:]
+    assert "Link" not in resp.headers
+
+
+@pytest.mark.parametrize("sort", ["title", "-title", "-play_count", "duration", "-created_at"])
+async def test_every_sort_pages_cleanly_by_cursor(api, sort):
+    titles = ["delta", "Alpha", "charlie", "bravo", "echo", "alpha", "Delta"]
+    await _add_many(api, titles)
+    full = await api.get("/play", params={"sort": sort})
+    seen, _, _ = await _follow(api, "/play", {"sort": sort, "limit": "2"})
+    assert seen == [c["id"] for c in full.json]
+    field = sort.lstrip("-")
+    values = [c[field] for c in full.json]
+    assert values == sorted(values, reverse=sort.startswith("-"))
+
+
+async def test_search_is_case_insensitive_over_title_description_artist_album(api):
+    await api.add_external(title="Morning Birds", description="dawn chorus")
+    await api.add_external(title="Evening", artist="The BIRDS")
+    await api.add_external(title="Rain", album="Weather of birdsong")
+    await api.add_external(title="Traffic")
+    await api.add_external(title="100% pure", description="under_score")
+    resp = await api.get("/play", params={"q": "birds"})
+    assert sorted(c["title"] for c in resp.json) == ["Evening", "Morning Birds", "Rain"]
+    assert resp.headers["X-Total-Count"] == "3"
+    # LIKE wildcards in the query are literal characters, not patterns.
+    assert [c["title"] for c in (await api.get("/play", params={"q": "%"})).json] == [
+        "100% pure"]
+    assert [c["title"] for c in (await api.get("/play", params={"q": "_"})).json] == [
+        "100% pure"]
+    assert (await api.get("/play", params={"q": "DAWN CH"})).json[0]["title"] == "Morning Birds"
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"limit": "0"}, "limit"), ({"limit": "501"}, "limit"), ({"limit": "ten"}, "limit"),
+    ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
+    ({"sort": "size"}, "sort"), ({"sort": "--title"}, "sort"), ({"sort": "title;drop"}, "sort"),
+    ({"cursor": "garbage!!"}, "cursor"), ({"cursor": "eyJzIjoxfQ"}, "cursor"),
+    ({"cursor": "abc", "offset": "1"}, "offset"),
+])
+async def test_bad_list_parameters_are_400_naming_the_parameter(api, params, name):
+    resp = await api.get("/play", params=params)
+    assert resp.status_code == 400, resp.text
+    assert f"'{name}'" in resp.json["description"]
+
+
+async def test_cursor_from_another_sort_is_refused(api):
+    await _add_many(api, ["a", "b", "c"])
+    first = await api.get("/play", params={"limit": "1", "sort": "title"})
+    cursor = parse_qs(urlsplit(_next(first)).query)["cursor"][0]
+    resp = await api.get("/play", params={"limit": "1", "sort": "-title", "cursor": cursor})
+    assert resp.status_code == 400
+    assert "sort" in resp.json["description"]
+
+
+async def test_patch_changes_title_and_description_only(api):
+    clip = (await api.add_external(title="Old", description="old")).json
+    resp = await api.patch(f"/play/{clip['id']}", json={"title": " New ", "description": None})
+    assert resp.status_code == 200
+    assert resp.json["title"] == "New"
+    assert resp.json["description"] is None
+    assert (await api.get(f"/play/{clip['id']}")).json["title"] == "New"
+    assert [c["id"] for c in (await api.get("/play", params={"q": "new"})).json] == [clip["id"]]
+    assert (await api.get("/play", params={"q": "old"})).json == []
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"title": ""}, "'title'"), ({"title": None}, "'title'"), ({"title": 5}, "'title'"),
+    ({"title": "x" * 201}, "200"), ({"duration": 3}, "unknown field"),
+    ({"description": "a\x00b"}, "NUL"), (["title"], "JSON object"),
+])
+async def test_bad_patch_is_400(api, body, fragment):
+    clip = (await api.add_external()).json
+    resp = await api.patch(f"/play/{clip['id']}", json=body)
+    assert resp.status_code == 400, resp.text
+    assert fragment in resp.json["description"]
+    assert (await api.get(f"/play/{clip['id']}")).json["title"] == clip["title"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"duration": 1, "audio_url": "https://e.com/a"}, "'title'"),
+    ({"title": "t", "audio_url": "https://e.com/a"}, "'duration'"),
+    ({"title": "t", "duration": -1, "audio_url": "https://e.com/a"}, "negative"),
+    ({"title": "t", "duration": "long", "audio_url": "https://e.com/a"}, "'duration'"),
+    ({"title": "t", "duration": True, "audio_url": "https://e.com/a"}, "'duration'"),
+    ({"title": "t", "duration": 1}, "'audio_url'"),
+    ({"title": "t", "duration": 1, "audio_url": "ftp://e.com/a"}, "http(s)"),
+    ({"title": "t", "duration": 1, "audio_url": "javascript:alert(1)"}, "http(s)"),
+    ({"title": "t", "duration": 1, "audio_url": "/relative"}, "http(s)"),
+    ({"title": "t", "duration": 1, "audio_url": "https://e.com/a", "plays": 9}, "plays"),
+    ({"title": "x" * 201, "duration": 1, "audio_url": "https://e.com/a"}, "200"),
+])
+async def test_bad_metadata_only_clip_is_400(api, body, fragment):
+    resp = await api.post("/play", json=body)
+    assert resp.status_code == 400, resp.text
+    assert fragment in resp.json["description"]
+    assert (await api.get("/play")).headers["X-Total-Count"] == "0"
+
+
+@pytest.mark.parametrize("body, ctype, status", [
+    (b"{not json", "application/json", 400),
+    (b"", "application/json", 400),
+    (b"\xff\xfe\x00", "application/json", 400),
+    (b"title=x", "application/x-www-form-urlencoded", 415),
+    (b"hello", "text/plain", 415),
+    (b"[1, 2]", "application/json", 400),
+    (b'"just a string"', "application/json", 400),
+])
+async def test_non_json_bodies_are_4xx(api, body, ctype, status):
+    resp = await api.post("/play", body=body, headers={"Content-Type": ctype})
+    assert resp.status_code == status, resp.text
+    assert resp.json["title"]
+
+
+async def test_delete_removes_the_clip_and_its_file(api, clip_file):
+    keep = await api.upload(clip_file("mp3", freq=300).read_bytes())
+    gone = await api.upload(clip_file("mp3", freq=310).read_bytes())
+    assert len(api.stored_files()) == 2
+    resp = await api.delete(f"/play/{gone.json['id']}")
+    assert resp.status_code == 204
+    assert (await api.get(f"/play/{gone.json['id']}")).status_code == 404
+    assert (await api.delete(f"/play/{gone.json['id']}")).status_code == 404
+    [left] = api.stored_files()
+    assert left.read_bytes() == clip_file("mp3", freq=300).read_bytes()
+    assert (await api.get(f"/play/{keep.json['id']}/stream")).status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/play/not-a-uuid", "/play/123", f"/play/{uuid.uuid4()}", f"/play/{uuid.uuid4()}/stats",
+    f"/play/{uuid.uuid4()}/stream", "/play/%00", "/play/' OR 1=1 --",
+])
+async def test_unknown_and_malformed_ids_are_404(api, path):
+    for method in ("GET", "PATCH", "DELETE"):
+        resp = await api.request(method, path, json={"title": "x"})
+        assert resp.status_code in (404, 405), (method, resp.status_code, resp.text)
+    assert (await api.get(path)).status_code == 404
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/play"), ("POST", "/play"), ("POST", "/play/upload"),
+    ("GET", "/play/{id}"), ("PATCH", "/play/{id}"), ("DELETE", "/play/{id}"),
+    ("GET", "/play/{id}/stats"), ("GET", "/play/{id}/stream"), ("HEAD", "/play/{id}/stream"),
+])
+async def test_every_play_route_needs_the_key(api, method, path):
+    clip = (await api.add_external()).json
+    url = path.replace("{id}", clip["id"])
+    for key in (None, "", "wrong", "test-key-012345678", "test-key-0123456789x"):
+        resp = await api.request(method, url, key=key, json={"title": "x"})
+        assert resp.status_code == 401, (key, resp.status_code)
+        assert resp.headers["WWW-Authenticate"] == 'ApiKey header="X-API-Key"'
+    assert (await api.get(f"/play/{clip['id']}")).json["title"] == clip["title"]
+
+
+async def test_stats_names_song_id_and_play_count(api):
+    clip = (await api.add_external(title="Stats")).json
+    resp = await api.get(f"/play/{clip['id']}/stats")
+    assert resp.status_code == 200
+    assert resp.json["song_id"] == clip["id"]
+    assert resp.json["play_count"] == 0
+    assert resp.json["last_played_at"] is None
+    assert resp.json["title"] == "Stats"

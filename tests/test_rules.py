@@ -1,0 +1,111 @@
+"""The subtle rules as pure functions: Range parsing, play counting, validators, signing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mosic.signing import BadSignature, ExpiredSignature, Signer
+from mosic.streaming import (
+    PROBE_END_BEFORE,
+    ByteRange,
+    RangeNotSatisfiable,
+    counts_as_play,
+    not_modified,
+    parse_range,
+    range_applies,
+)
+
+SIZE = 1000
+
+
+@pytest.mark.parametrize("header, expected", [
+    (None, None), ("", None),
+    ("bytes=0-0", ByteRange(0, 0)), ("bytes=0-999", ByteRange(0, 999)),
+    ("bytes=0-5000", ByteRange(0, 999)), ("bytes=500-", ByteRange(500, 999)),
+    ("bytes=-1", ByteRange(999, 999)), ("bytes=-5000", ByteRange(0, 999)),
+    ("BYTES = 1-2", ByteRange(1, 2)), ("bytes= 3 - 4 ", ByteRange(3, 4)),
+    ("bytes=1-2,5-6", ByteRange(1, 2)),
+    ("bytes=5-1", None), ("bytes=x-1", None), ("pages=0-1", None), ("bytes=--1", None),
+    ("bytes=-", None), ("bytes 0-1", None), ("bytes=1-2,junk", None),
+])
+def test_parse_range(header, expected):
+    assert parse_range(header, SIZE) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=1000-2000", "bytes=-0"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(header, SIZE)
+
+
+def test_first_unsatisfiable_of_several_is_unsatisfiable():
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=5000-,0-1", SIZE)
+
+
+BIG = 10_000_000
+
+
+@pytest.mark.parametrize("method, rng, size, counts", [
+    ("GET", None, BIG, True),
+    ("HEAD", None, BIG, False),
+    ("GET", ByteRange(0, BIG - 1), BIG, True),
+    ("GET", ByteRange(0, 1), BIG, False),
+    ("GET", ByteRange(0, PROBE_END_BEFORE - 1), BIG, False),
+    ("GET", ByteRange(0, PROBE_END_BEFORE), BIG, True),
+    ("GET", ByteRange(1, BIG - 1), BIG, False),
+    ("GET", ByteRange(0, 99), 100, True),  # a short range that is the whole file
+    ("GET", ByteRange(0, 1), 100, False),
+    ("POST", None, BIG, False),
+])
+def test_counts_as_play(method, rng, size, counts):
+    assert counts_as_play(method, rng, size) is counts
+
+
+MODIFIED = dt.datetime(2026, 11, 25, 14, 0, 0, 500_000)
+ETAG = '"abc"'
+
+
+@pytest.mark.parametrize("inm, ims, expected", [
+    (None, None, False),
+    ('"abc"', None, True), ('W/"abc"', None, True), ('"x", "abc"', None, True),
+    ("*", None, True), ('"x"', None, False),
+    ('"x"', "Wed, 25 Nov 2026 14:00:00 GMT", False),  # If-None-Match decides alone
+    (None, "Wed, 25 Nov 2026 14:00:00 GMT", True),
+    (None, "Wed, 25 Nov 2026 15:00:00 GMT", True),
+    (None, "Wed, 25 Nov 2026 13:59:59 GMT", False),
+    (None, "not a date", False),
+])
+def test_not_modified(inm, ims, expected):
+    assert not_modified(inm, ims, ETAG, MODIFIED) is expected
+
+
+@pytest.mark.parametrize("if_range, expected", [
+    (None, True), ('"abc"', True), ('W/"abc"', False), ('"old"', False),
+    ("Wed, 25 Nov 2026 14:00:00 GMT", True), ("Wed, 25 Nov 2026 14:00:01 GMT", False),
+    ("garbage", False),
+])
+def test_range_applies(if_range, expected):
+    assert range_applies(if_range, ETAG, MODIFIED) is expected
+
+
+def test_signer_round_trip_and_refusals():
+    signer = Signer("s3cret", ttl=60)
+    expires, sig = signer.sign("clip-a", now=1000)
+    assert expires == 1060
+    signer.verify("clip-a", str(expires), sig, now=1059)
+    with pytest.raises(ExpiredSignature):
+        signer.verify("clip-a", str(expires), sig, now=1061)
+    with pytest.raises(BadSignature):
+        signer.verify("clip-b", str(expires), sig, now=1000)
+    with pytest.raises(BadSignature):
+        signer.verify("clip-a", str(expires + 1), sig, now=1000)
+    with pytest.raises(BadSignature):
+        Signer("other", ttl=60).verify("clip-a", str(expires), sig, now=1000)
+    for bad_expiry in (None, "", "soon", "1e3"):
+        with pytest.raises(BadSignature):
+            signer.verify("clip-a", bad_expiry, sig, now=1000)
+    with pytest.raises(BadSignature):
+        signer.verify("clip-a", str(expires), "ü" * 64, now=1000)
