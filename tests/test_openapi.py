@@ -1,0 +1,557 @@
+"""The API description (``mosic/openapi.json``, served at ``/openapi.json``) is true to the app.
+
+- it is a valid OpenAPI 3.1 document;
+- every route and method of the app is in it, and nothing else;
+- every documented operation answers on the live app with a status the document lists for it,
+  a body that matches the documented schema and the headers it documents as required;
+- every status the document lists is one the code really returns: ``CASES`` produces each;
+- the Clip and Stats schemas have exactly the fields of real ones;
+- documented limits are the code's constants, and the documented Link header leads on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+from pathlib import Path
+
+import falcon.testing
+import pytest
+from falcon.inspect import inspect_routes
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+from mosic import catalogue, clips, streaming
+from mosic.app import create_app
+from mosic.database import make_sync_database
+from mosic.health import load_openapi
+from mosic.migrations import apply_pending
+from mosic.models import TAG_MAX, TITLE_MAX
+from mosic.settings import Settings
+from mosic.signing import Signer
+
+API_KEY = "test-key"
+SIGNING_SECRET = "test-signing-secret"
+KEY = {"X-API-Key": API_KEY}
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+BOUNDARY = "mosic-test-boundary"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+MAX_UPLOAD_MB = 1
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+# -- building requests -----------------------------------------------------------------------
+
+
+def wav_bytes(seed: int, frames: int = 4000) -> bytes:
+    """A real (tiny) WAV file; different seeds give different bytes, so no upload duplicates."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(bytes([seed % 256, seed // 256 % 256]) * frames)
+    return buffer.getvalue()
+
+
+def multipart(**parts: bytes | tuple[str, bytes]) -> bytes:
+    """A multipart/form-data body: ``name=b"text"`` or ``name=("file name", b"bytes")``."""
+    body = b""
+    for name, value in parts.items():
+        disposition = f'form-data; name="{name}"'
+        if isinstance(value, tuple):
+            filename, value = value
+            disposition += f'; filename="{filename}"'
+        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += value + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def new_clip_json(title: str = "Morning Birds") -> dict:
+    return {"title": title, "duration": 184.32, "audio_url": "https://cdn.example/birds.mp3"}
+
+
+def split_url(url: str) -> tuple[str, str]:
+    path, _, query = url.partition("?")
+    return path, query
+
+
+def migrate(settings: Settings) -> None:
+    db = make_sync_database(settings)
+    try:
+        apply_pending(db)
+    finally:
+        db.close()
+
+
+def build_app(data_dir: Path, *, migrated: bool = True):
+    settings = Settings(
+        data_dir=data_dir,
+        api_key=API_KEY,
+        signing_secret=SIGNING_SECRET,
+        max_upload_mb=MAX_UPLOAD_MB,
+    )
+    if migrated:
+        migrate(settings)
+    return settings, create_app(settings)
+
+
+# -- reading the document --------------------------------------------------------------------
+
+
+def resolve(document: dict, node: dict) -> dict:
+    """Follow OpenAPI ``$ref``s (to responses, headers, parameters) within the document."""
+    while "$ref" in node:
+        pointer = node["$ref"].removeprefix("#/").split("/")
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in pointer]
+        node = reduce(lambda obj, key: obj[key], keys, document)
+    return node
+
+
+def documented_operations(document: dict) -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def documented_response(document: dict, path: str, method: str, status: int) -> dict | None:
+    responses = document["paths"][path][method]["responses"]
+    found = responses.get(str(status))
+    return resolve(document, found) if found is not None else None
+
+
+def schema_errors(document: dict, schema: dict, instance) -> list[str]:
+    # Schema "$ref"s point into #/components, so they resolve against a root that has them.
+    root = {"components": document["components"], "allOf": [schema]}
+    validator = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def media_type_matches(documented: str, actual: str) -> bool:
+    if documented in ("*/*", actual):
+        return True
+    return documented.endswith("/*") and actual.startswith(documented[:-1])
+
+
+def app_operations(asgi_app) -> set[tuple[str, str]]:
+    operations = set()
+    for route in inspect_routes(asgi_app):
+        # Falcon's converters ({clip_id:uuid}) are not part of an OpenAPI path template.
+        path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)
+        for responder in route.methods:
+            if not responder.internal:  # Falcon's own OPTIONS and 405 responders
+                operations.add((path, responder.method.lower()))
+    return operations
+
+
+# -- the apps under test ---------------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    """A migrated app with a catalogue to talk about."""
+
+    client: falcon.testing.TestClient
+    settings: Settings
+    asgi: object
+    external: dict = field(default_factory=dict)  # a metadata-only clip
+    audio: dict = field(default_factory=dict)  # an uploaded clip
+    gone: dict = field(default_factory=dict)  # an uploaded clip whose file was removed
+    wav: bytes = b""  # the bytes of ``audio``
+    etag: str = ""
+    last_modified: str = ""
+    size: int = 0
+    seed: int = 100
+
+    def fresh_wav(self) -> bytes:
+        self.seed += 1
+        return wav_bytes(self.seed)
+
+    def add_external(self) -> dict:
+        result = self.client.simulate_post("/play", json=new_clip_json(), headers=KEY)
+        assert result.status_code == 201, result.text
+        return result.json
+
+    def upload(self, data: bytes) -> dict:
+        result = self.client.simulate_post(
+            "/play/upload",
+            body=multipart(file=("take.wav", data), title=b"A take"),
+            headers={**KEY, **MULTIPART},
+        )
+        assert result.status_code == 201, result.text
+        return result.json
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return load_openapi()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> Live:
+    settings, asgi = build_app(tmp_path_factory.mktemp("live"))
+    app = Live(client=falcon.testing.TestClient(asgi), settings=settings, asgi=asgi)
+    app.external = app.add_external()
+    app.wav = wav_bytes(1)
+    app.audio = app.upload(app.wav)
+    gone_wav = wav_bytes(2)
+    app.gone = app.upload(gone_wav)
+    for stored in settings.media_root.rglob(hashlib.sha256(gone_wav).hexdigest() + "*"):
+        stored.unlink()
+    head = app.client.simulate_head(app.audio["audio_url"], headers=KEY)
+    assert head.status_code == 200, head.headers
+    app.etag = head.headers["ETag"]
+    app.last_modified = head.headers["Last-Modified"]
+    app.size = int(head.headers["Content-Length"])
+    return app
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> falcon.testing.TestClient:
+    """An app whose database has no tables: every catalogue query fails as if it were down."""
+    _, asgi = build_app(tmp_path_factory.mktemp("broken"), migrated=False)
+    return falcon.testing.TestClient(asgi)
+
+
+@pytest.fixture(scope="module")
+def unready(tmp_path_factory) -> falcon.testing.TestClient:
+    """An app whose media store cannot take writes."""
+    settings, asgi = build_app(tmp_path_factory.mktemp("unready"))
+    incoming = settings.media_root / ".incoming"
+    incoming.rmdir()
+    incoming.write_text("not a directory")
+    return falcon.testing.TestClient(asgi)
+
+
+# -- what to send ----------------------------------------------------------------------------
+
+# Upload bodies (``form=``), built per request from the live app's state.
+FORMS: dict[str, Callable[[Live], bytes]] = {
+    "fresh": lambda c: multipart(file=("take.wav", c.fresh_wav()), description=b"take two"),
+    "duplicate": lambda c: multipart(file=("again.wav", c.wav)),
+    "too large": lambda c: multipart(file=("big.wav", wav_bytes(3, frames=2**19 * MAX_UPLOAD_MB))),
+    "not audio": lambda c: multipart(file=("song.mp3", b"not audio at all")),
+    "no file": lambda c: multipart(title=b"no file here"),
+    "garbage": lambda c: b"garbage",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request to one documented operation, and the status it must get.
+
+    ``clip`` picks the id put in the path: a clip of the live app (audio, external, gone), a
+    fresh one made for this request (new, new upload), an unknown UUID, or a literal string.
+    ``link`` opens the stream with a signed link instead of the key: the clip's own, an
+    expired one, or another clip's. ``{etag}``, ``{last_modified}`` and ``{size}`` in header
+    values are those of the uploaded clip.
+    """
+
+    name: str
+    operation: str  # "METHOD /documented/path"
+    status: int
+    clip: str = "audio"
+    query: str = ""
+    key: bool = True
+    headers: dict = field(default_factory=dict)
+    json: object = None
+    body: str | None = None
+    form: str | None = None
+    link: str | None = None
+    app: str = "live"  # "live", "broken" (no tables) or "unready" (media not writable)
+
+    @property
+    def method(self) -> str:
+        return self.operation.split()[0].lower()
+
+    @property
+    def path(self) -> str:
+        return self.operation.split()[1]
+
+    def request(self, ctx: Live) -> dict:
+        clips = {"audio": ctx.audio, "external": ctx.external, "gone": ctx.gone}
+        if self.clip in clips:
+            clip_id = clips[self.clip]["id"]
+        elif self.clip == "new":
+            clip_id = ctx.add_external()["id"]
+        elif self.clip == "new upload":
+            clip_id = ctx.upload(ctx.fresh_wav())["id"]
+        else:
+            clip_id = UNKNOWN_ID if self.clip == "unknown" else self.clip
+        query = self.query
+        if self.link == "signed":
+            query = split_url(clips[self.clip]["stream_url"])[1]
+        elif self.link == "expired":
+            query = Signer(SIGNING_SECRET, 60).query(clip_id, now=time.time() - 3600)
+        elif self.link == "other clip's":
+            assert self.clip != "audio"
+            query = split_url(ctx.audio["stream_url"])[1]
+        values = {"etag": ctx.etag, "last_modified": ctx.last_modified, "size": ctx.size}
+        headers = {name: value.format(**values) for name, value in self.headers.items()}
+        if self.key and self.link is None:
+            headers.update(KEY)
+        kwargs: dict = {"path": self.path.replace("{clip_id}", clip_id), "query_string": query}
+        if self.json is not None:
+            kwargs["json"] = self.json
+        if self.body is not None:
+            kwargs["body"] = self.body
+        if self.form is not None:
+            kwargs["body"] = FORMS[self.form](ctx)
+            headers.update(MULTIPART)
+        return {**kwargs, "headers": headers}
+
+
+NEW = new_clip_json()
+JSON = {"Content-Type": "application/json"}
+TEXT = {"Content-Type": "text/plain"}
+
+
+def stream_cases(method: str) -> list[Case]:
+    op = f"{method} /play/{{clip_id}}/stream"
+    return [
+        Case(f"{method} whole file", op, 200),
+        Case(f"{method} by signed link", op, 200, link="signed"),
+        Case(f"{method} invalid Range is ignored", op, 200, headers={"Range": "bytes=5-2"}),
+        Case(f"{method} stale If-Range", op, 200, headers={"Range": "bytes=9-", "If-Range": '"x"'}),
+        Case(f"{method} probe", op, 206, headers={"Range": "bytes=0-1"}),
+        Case(f"{method} seek", op, 206, link="signed", headers={"Range": "bytes=100-"}),
+        Case(f"{method} suffix", op, 206, headers={"Range": "bytes=-10"}),
+        Case(f"{method} If-None-Match", op, 304, headers={"If-None-Match": "{etag}"}),
+        Case(
+            f"{method} If-Modified-Since", op, 304, headers={"If-Modified-Since": "{last_modified}"}
+        ),
+        Case(f"{method} metadata-only", op, 307, clip="external"),
+        Case(f"{method} metadata-only, signed", op, 307, clip="external", link="signed"),
+        Case(f"{method} no key", op, 401, key=False),
+        Case(f"{method} wrong key", op, 401, key=False, headers={"X-API-Key": "nope"}),
+        Case(f"{method} bad signature", op, 403, query="expires=9999999999&sig=00"),
+        Case(f"{method} expires alone", op, 403, query="expires=9999999999"),
+        Case(f"{method} expired link", op, 403, link="expired"),
+        Case(f"{method} other clip's link", op, 403, clip="external", link="other clip's"),
+        Case(f"{method} unknown clip", op, 404, clip="unknown"),
+        Case(f"{method} malformed id", op, 404, clip="not-a-uuid"),
+        Case(f"{method} audio file gone", op, 404, clip="gone"),
+        Case(f"{method} range past the end", op, 416, headers={"Range": "bytes={size}-"}),
+        Case(f"{method} database down", op, 503, clip="unknown", app="broken"),
+    ]
+
+
+CASES: list[Case] = [
+    Case("list", "GET /play", 200),
+    Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
+    Case("list, limit 0", "GET /play", 400, query="limit=0"),
+    Case("list, offset and cursor", "GET /play", 400, query="offset=1&cursor=abc"),
+    Case("list, unknown sort", "GET /play", 400, query="sort=size"),
+    Case("list, foreign cursor", "GET /play", 400, query="cursor=not-ours"),
+    Case("list, no key", "GET /play", 401, key=False),
+    Case("list, database down", "GET /play", 503, app="broken"),
+    Case("add metadata-only", "POST /play", 201, json=NEW),
+    Case("add by upload", "POST /play", 201, form="fresh"),
+    Case("add without title", "POST /play", 400, json={**NEW, "title": None}),
+    Case("add with ftp URL", "POST /play", 400, json={**NEW, "audio_url": "ftp://x.test/a"}),
+    Case("add with unknown field", "POST /play", 400, json={**NEW, "genre": "jazz"}),
+    Case("add with invalid JSON", "POST /play", 400, headers=JSON, body="{"),
+    Case("add, no key", "POST /play", 401, key=False, json=NEW),
+    Case("add duplicate upload", "POST /play", 409, form="duplicate"),
+    Case("add too large upload", "POST /play", 413, form="too large"),
+    Case("add as text", "POST /play", 415, headers=TEXT, body="hello"),
+    Case("add upload of text", "POST /play", 415, form="not audio"),
+    Case("add, database down", "POST /play", 503, json=NEW, app="broken"),
+    Case("upload", "POST /play/upload", 201, form="fresh"),
+    Case("upload without file", "POST /play/upload", 400, form="no file"),
+    Case("upload, malformed form", "POST /play/upload", 400, form="garbage"),
+    Case("upload, no key", "POST /play/upload", 401, key=False, form="duplicate"),
+    Case("upload duplicate", "POST /play/upload", 409, form="duplicate"),
+    Case("upload too large", "POST /play/upload", 413, form="too large"),
+    Case("upload as JSON", "POST /play/upload", 415, json=NEW),
+    Case("upload of text", "POST /play/upload", 415, form="not audio"),
+    Case("upload, database down", "POST /play/upload", 503, form="duplicate", app="broken"),
+    Case("get", "GET /play/{clip_id}", 200),
+    Case("get, no key", "GET /play/{clip_id}", 401, key=False),
+    Case("get unknown", "GET /play/{clip_id}", 404, clip="unknown"),
+    Case("get malformed id", "GET /play/{clip_id}", 404, clip="123"),
+    Case("get, database down", "GET /play/{clip_id}", 503, clip="unknown", app="broken"),
+    Case("patch", "PATCH /play/{clip_id}", 200, clip="new", json={"title": "B", "description": ""}),
+    Case("patch nothing", "PATCH /play/{clip_id}", 200, json={}),
+    Case("patch empty title", "PATCH /play/{clip_id}", 400, json={"title": "  "}),
+    Case("patch duration", "PATCH /play/{clip_id}", 400, json={"duration": 3}),
+    Case("patch, no key", "PATCH /play/{clip_id}", 401, key=False, json={"title": "x"}),
+    Case("patch unknown", "PATCH /play/{clip_id}", 404, clip="unknown", json={"title": "x"}),
+    Case("patch as text", "PATCH /play/{clip_id}", 415, headers=TEXT, body="title=x"),
+    Case("patch, database down", "PATCH /play/{clip_id}", 503, json={"title": "x"}, app="broken"),
+    Case("delete", "DELETE /play/{clip_id}", 204, clip="new"),
+    Case("delete uploaded", "DELETE /play/{clip_id}", 204, clip="new upload"),
+    Case("delete, no key", "DELETE /play/{clip_id}", 401, key=False),
+    Case("delete unknown", "DELETE /play/{clip_id}", 404, clip="unknown"),
+    Case("delete, database down", "DELETE /play/{clip_id}", 503, clip="unknown", app="broken"),
+    Case("stats", "GET /play/{clip_id}/stats", 200),
+    Case("stats, no key", "GET /play/{clip_id}/stats", 401, key=False),
+    Case("stats unknown", "GET /play/{clip_id}/stats", 404, clip="unknown"),
+    Case("stats, database down", "GET /play/{clip_id}/stats", 503, clip="unknown", app="broken"),
+    *stream_cases("GET"),
+    *stream_cases("HEAD"),
+    Case("healthz", "GET /healthz", 200, key=False),
+    Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
+    Case("readyz", "GET /readyz", 200, key=False),
+    Case("readyz, media not writable", "GET /readyz", 503, key=False, app="unready"),
+    Case("metrics", "GET /metrics", 200, key=False),
+    Case("metrics, database down", "GET /metrics", 200, key=False, app="broken"),
+    Case("openapi", "GET /openapi.json", 200, key=False),
+]
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_1(document):
+    assert document["openapi"].startswith("3.1.")
+    validate(document)  # raises on the first problem
+
+
+def test_the_served_document_is_the_file(live, document):
+    result = live.client.simulate_get("/openapi.json")
+    assert result.status_code == 200
+    assert result.json == document
+    source = Path(__file__).parents[1] / "mosic" / "openapi.json"
+    assert document == json.loads(source.read_text(encoding="utf-8"))
+
+
+def test_every_route_and_method_is_documented(live, document):
+    routes = app_operations(live.asgi.app)
+    assert routes, "inspect_routes found no routes"
+    documented = documented_operations(document)
+    assert sorted(routes - documented) == [], "routes missing from openapi.json"
+    assert sorted(documented - routes) == [], "documented operations the app does not have"
+
+
+def test_every_documented_status_is_produced_by_a_case(document):
+    documented = {
+        (path, method, int(status))
+        for path, method in documented_operations(document)
+        for status in document["paths"][path][method]["responses"]
+    }
+    exercised = {(case.path, case.method, case.status) for case in CASES}
+    assert sorted(documented - exercised) == [], "documented statuses that no case produces"
+    assert sorted(exercised - documented) == [], "statuses the app returns but the doc omits"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_operation_answers_as_documented(case, document, live, broken, unready):
+    client = {"live": live.client, "broken": broken, "unready": unready}[case.app]
+    result = client.simulate_request(case.method.upper(), **case.request(live))
+
+    assert result.status_code < 500 or case.status >= 500, result.text
+    assert result.status_code == case.status, result.text
+    response = documented_response(document, case.path, case.method, result.status_code)
+    assert response is not None, f"{result.status_code} is not documented for {case.method}"
+
+    for name, header in response.get("headers", {}).items():
+        if resolve(document, header).get("required"):
+            assert name in result.headers, f"documented header {name} is missing"
+
+    content = response.get("content")
+    if not content or case.method == "head":
+        assert result.content == b"", "a body where the document describes none"
+        return
+    media_type = result.headers.get("Content-Type", "").split(";")[0].strip()
+    assert any(media_type_matches(documented, media_type) for documented in content), (
+        f"Content-Type {media_type!r} is not one of {sorted(content)}"
+    )
+    if media_type == "application/json":
+        schema = next(c["schema"] for m, c in content.items() if media_type_matches(m, media_type))
+        assert schema_errors(document, schema, result.json) == []
+
+
+def clip_schema(document: dict) -> dict:
+    return document["components"]["schemas"]["Clip"]
+
+
+def test_clip_schema_has_the_fields_of_a_real_clip(live, document):
+    schema = clip_schema(document)
+    listed = live.client.simulate_get("/play", headers=KEY).json
+    for clip in (live.external, live.audio, *listed):
+        assert set(schema["properties"]) == set(clip)
+        assert set(schema["required"]) == set(clip)  # every field is always there
+        assert schema_errors(document, schema, clip) == []
+
+
+def test_stats_schema_has_the_fields_of_real_stats(live, document):
+    stats = live.client.simulate_get(f"/play/{live.audio['id']}/stats", headers=KEY).json
+    parts = [
+        resolve(document, part) for part in document["components"]["schemas"]["Stats"]["allOf"]
+    ]
+    assert set().union(*(part["properties"] for part in parts)) == set(stats)
+    assert set().union(*(part["required"] for part in parts)) == set(stats)
+
+
+def test_metadata_only_clips_are_nullable_where_the_schema_says(live, document):
+    properties = clip_schema(document)["properties"]
+    nullable = {name for name, prop in properties.items() if isinstance(prop["type"], list)}
+    assert all("null" in properties[name]["type"] for name in nullable)
+    nulls = {name for name, value in live.external.items() if value is None}
+    assert nulls <= nullable
+    assert {"content_type", "size"} <= nulls  # a metadata-only clip has no stored file
+
+
+def test_documented_limits_are_the_codes_constants(document):
+    components = document["components"]
+    limit = components["parameters"]["Limit"]["schema"]
+    assert (limit["maximum"], limit["default"]) == (clips.LIMIT_MAX, 100)
+    sort = components["parameters"]["Sort"]["schema"]
+    assert set(sort["enum"]) == {s + f for f in catalogue.SORT_FIELDS for s in ("", "-")}
+    assert sort["default"] == catalogue.DEFAULT_SORT
+    new_clip = components["schemas"]["NewClip"]["properties"]
+    assert new_clip["title"]["maxLength"] == TITLE_MAX
+    assert new_clip["description"]["maxLength"] == catalogue.DESCRIPTION_MAX
+    assert new_clip["artist"]["maxLength"] == new_clip["album"]["maxLength"] == TAG_MAX
+    assert new_clip["audio_url"]["maxLength"] == clips.URL_MAX
+    assert set(new_clip) == clips.JSON_CLIP_FIELDS
+    assert set(components["schemas"]["ClipChanges"]["properties"]) == clips.PATCH_FIELDS
+    stream = document["paths"]["/play/{clip_id}/stream"]["get"]["description"]
+    assert f"byte {streaming.PROBE_END_BEFORE}" in stream  # the probe rule's threshold
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"limit": "1", "offset": "0"}, id="offset"),
+        pytest.param({"limit": "1"}, id="cursor"),
+    ],
+)
+def test_the_documented_link_header_leads_to_the_next_page(live, params):
+    first = live.client.simulate_get("/play", headers=KEY, params=params)
+    assert first.status_code == 200
+    link = first.headers["Link"]
+    match = re.fullmatch(r'<([^>]+)>; rel="next"', link)
+    assert match, link
+    path, query = split_url(match.group(1))
+    following = live.client.simulate_get(path, query_string=query, headers=KEY)
+    assert following.status_code == 200, following.text
+    assert following.json and following.json[0]["id"] != first.json[0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        pytest.param("GET", "/play", {"params": {"offset": str(2**63)}}, id="huge offset"),
+        pytest.param(
+            "POST",
+            "/play",
+            {"json": {**new_clip_json(), "audio_url": "http://[x/"}},
+            id="unparseable audio_url",
+        ),
+    ],
+)
+def test_bad_input_gets_the_documented_400(live, method, path, kwargs):
+    result = live.client.simulate_request(method, path, headers=KEY, **kwargs)
+    assert result.status_code == 400, result.text
