@@ -1,0 +1,511 @@
+"""Operating Mosic: its metrics, the shipped Prometheus configuration and the Grafana dashboard,
+proven with the real tools (Debian's ``prometheus`` package: ``prometheus`` and ``promtool``).
+
+A real ``mosic serve`` runs as a subprocess with a separate metrics port, a real Prometheus
+scrapes that port every second, real traffic goes through the API (list, upload of an
+ffmpeg-encoded mp3, streams, errors), and every PromQL expression of every dashboard panel must
+come back from Prometheus' HTTP API with data. A second ``mosic serve --workers 2`` shows that
+``/metrics`` adds up every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.audio import make_clip
+
+REPO = Path(__file__).resolve().parents[1]
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "mosic.json"
+PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
+
+JOB = "mosic"
+API_KEY = "observability-test-key-0123456789abcdef"
+DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
+# What Grafana puts in place of its built-in variables when it sends a query.
+GRAFANA_VARIABLES = {"rate_interval": "30s", "interval": "15s", "range": "5m"}
+GRAFANA_VARIABLE = re.compile(r"\$\{?__(rate_interval|interval|range)\}?(?![A-Za-z0-9_])")
+
+START_TIMEOUT_S = 30
+SCRAPE_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 15
+POLL_S = 0.2
+# Samples Prometheus must take after a burst of traffic before rate() sees it.
+SCRAPES_AFTER_TRAFFIC = 3
+
+PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)"
+)
+needs_prometheus = pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus is not installed (Debian: apt-get install prometheus)"
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float, log: Path | None = None):
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (httpx.HTTPError, OSError) as exc:
+            last_error, result = exc, None
+        if result:
+            return result
+        time.sleep(POLL_S)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout} s waiting for {what} ({last_error})\n{tail}")
+
+
+@contextlib.contextmanager
+def running(command: list[str], *, log: Path, env=None, cwd=None) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group, output to ``log``; always stop it (and any
+    children, such as gunicorn workers) on the way out."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_TIMEOUT_S)
+    # The group holds this process' children only (it was started in a new session).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def alive(proc: subprocess.Popen, log: Path) -> None:
+    if proc.poll() is not None:
+        pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Mosic:
+    base: str
+    metrics_base: str
+    proc: subprocess.Popen
+    log: Path
+
+    def get(self, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
+        # A new connection per request (no shared client), so several workers share the load.
+        headers = {"X-API-Key": API_KEY} if key else {}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.get(self.base + path, headers=headers, timeout=10, **kwargs)
+
+    def metrics(self) -> str:
+        response = httpx.get(self.metrics_base + "/metrics", timeout=10)
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+@contextlib.contextmanager
+def mosic_serve(data_dir: Path, *extra: str) -> Iterator[Mosic]:
+    port, metrics_port = free_port(), free_port()
+    # Only what this test sets: no database, key or multiprocess setting from the caller's shell.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MOSIC_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env.update(
+        MOSIC_DATA_DIR=str(data_dir),
+        MOSIC_API_KEY=API_KEY,
+        MOSIC_METRICS_PORT=str(metrics_port),
+        MOSIC_LOG_FORMAT="json",
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # gunicorn's multiprocess metrics directory goes under TMPDIR: keep it in the test's tree.
+    scratch = data_dir.parent / f"{data_dir.name}-tmp"
+    scratch.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(scratch)
+    log = data_dir.parent / f"{data_dir.name}.log"
+    command = [sys.executable, "-m", "mosic", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), *extra]
+    # cwd: the data dir, so no stray ./.env is read.
+    with running(command, log=log, env=env, cwd=data_dir) as proc:
+        server = Mosic(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", proc, log)
+
+        def ready() -> bool:
+            alive(proc, log)
+            api = httpx.get(server.base + "/readyz", timeout=2).status_code == 200
+            return api and httpx.get(server.metrics_base + "/readyz", timeout=2).status_code == 200
+
+        wait_for("mosic serve to be ready", ready, START_TIMEOUT_S, log)
+        yield server
+
+
+def panels(dashboard: dict) -> Iterator[dict]:
+    """Every panel, including those inside collapsed rows."""
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def panel_queries(dashboard: dict) -> list[tuple[str, str, str]]:
+    """(panel title, refId, expression) of every query, Grafana's variables put in."""
+    queries = []
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            expr = GRAFANA_VARIABLE.sub(lambda m: GRAFANA_VARIABLES[m.group(1)], target["expr"])
+            queries.append((panel["title"], target["refId"], expr))
+    return queries
+
+
+def load_dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
+
+
+# -- the shipped files -----------------------------------------------------------------------
+@needs_promtool
+def test_shipped_prometheus_config_passes_promtool():
+    result = subprocess.run(
+        [PROMTOOL, "check", "config", str(PROMETHEUS_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+    text = PROMETHEUS_CONFIG.read_text()
+    assert re.search(rf"^\s*-\s*job_name:\s*{JOB}\s*$", text, re.M)
+    assert re.search(r"^\s*metrics_path:\s*/metrics\s*$", text, re.M)
+    assert re.search(r"^\s*-\s*mosic:8000\s*$", text, re.M), "targets the Compose service"
+
+
+def test_dashboard_imports_into_any_grafana():
+    dashboard = load_dashboard()
+    assert dashboard["uid"] == "mosic"
+    assert dashboard["id"] is None
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+
+    ids = [panel["id"] for panel in panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    queried = [panel for panel in panels(dashboard) if panel["type"] != "row"]
+    assert queried
+    for panel in queried:
+        title = panel["title"]
+        assert panel["type"] in ("timeseries", "stat", "gauge", "bargauge"), title
+        assert panel["datasource"] == DATASOURCE_REF, title
+        assert panel["targets"], f"{title} has no query"
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{title} has no unit"
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE_REF, title
+            assert target["expr"].strip(), title
+            if "rate(" in target["expr"] or "increase(" in target["expr"]:
+                assert "$__rate_interval" in target["expr"] or "$__range" in target["expr"], (
+                    f"{title}: rate windows follow Grafana's $__rate_interval"
+                )
+
+    # What an operator asked for is on the wall.
+    exprs = "\n".join(expr for _, _, expr in panel_queries(dashboard))
+    for metric in (
+        "mosic_total_api_requests_total",
+        "mosic_request_latency_seconds_bucket",
+        "mosic_plays_total",
+        "mosic_stream_bytes_total",
+        "mosic_active_streams",
+        "mosic_uploads_total",
+        "mosic_catalogue_clips",
+        "mosic_database_pool_connections",
+        "mosic_database_errors_total",
+    ):
+        assert metric in exprs, f"no panel shows {metric}"
+    for q in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({q}," in exprs
+
+
+def test_grafana_provisioning_points_at_the_mounted_paths():
+    datasource = (PROVISIONING / "datasources" / "prometheus.yaml").read_text()
+    assert re.search(r"^\s*uid:\s*prometheus\s*$", datasource, re.M)
+    assert re.search(r"^\s*type:\s*prometheus\s*$", datasource, re.M)
+    assert re.search(r"^\s*url:\s*http://prometheus:9090\s*$", datasource, re.M)
+    assert re.search(r"^\s*isDefault:\s*true\s*$", datasource, re.M)
+    provider = (PROVISIONING / "dashboards" / "mosic.yaml").read_text()
+    assert re.search(r"^\s*type:\s*file\s*$", provider, re.M)
+    assert re.search(r"^\s*path:\s*/var/lib/grafana/dashboards\s*$", provider, re.M)
+
+
+# -- a running Mosic scraped by a real Prometheus --------------------------------------------
+@dataclass
+class PrometheusServer:
+    base: str
+    log: Path
+
+    def query(self, expr: str) -> dict:
+        response = httpx.post(self.base + "/api/v1/query", data={"query": expr}, timeout=10)
+        body = response.json()
+        assert response.status_code == 200 and body["status"] == "success", (expr, body)
+        return body["data"]
+
+    def value(self, expr: str) -> float | None:
+        result = self.query(expr)["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for_scrapes(self, since: float, count: int) -> None:
+        """Wait until Prometheus has scraped the mosic job ``count`` times after ``since``."""
+
+        def scraped() -> bool:
+            window_ms = int((time.time() - since) * 1000)
+            if window_ms < 1:
+                return False
+            n = self.value(f'count_over_time(up{{job="{JOB}"}}[{window_ms}ms])')
+            return n is not None and n >= count
+
+        wait_for(f"{count} scrapes by Prometheus", scraped, SCRAPE_TIMEOUT_S, self.log)
+
+
+@dataclass
+class Traffic:
+    clip_ids: list[str]
+    signatures: list[str]
+    uploaded_bytes: int
+    plays: int
+
+
+@pytest.fixture(scope="module")
+def mosic(tmp_path_factory) -> Iterator[Mosic]:
+    with mosic_serve(tmp_path_factory.mktemp("mosic") / "data") as server:
+        yield server
+
+
+def scrape_config_for(target: str) -> str:
+    """The shipped configuration, scraping ``target`` every second."""
+    text = PROMETHEUS_CONFIG.read_text()
+    text, targets = re.subn(r"^(\s*-\s*)mosic:8000(\s*)$", rf"\g<1>{target}\g<2>", text, flags=re.M)
+    assert targets == 1, "the shipped file lists one target, mosic:8000"
+    text, intervals = re.subn(
+        r"^(\s*scrape_interval:\s*)\S+(\s*)$", r"\g<1>1s\g<2>", text, flags=re.M
+    )
+    assert intervals >= 1
+    return text
+
+
+@pytest.fixture(scope="module")
+def prometheus(mosic, tmp_path_factory) -> Iterator[PrometheusServer]:
+    if PROMETHEUS is None or PROMTOOL is None:
+        pytest.skip("prometheus is not installed (Debian: apt-get install prometheus)")
+    home = tmp_path_factory.mktemp("prometheus")
+    config = home / "prometheus.yml"
+    config.write_text(scrape_config_for(mosic.metrics_base.removeprefix("http://")))
+    check = subprocess.run(
+        [PROMTOOL, "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    port = free_port()
+    log = home / "prometheus.log"
+    command = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={home / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with running(command, log=log, cwd=home) as proc:
+        server = PrometheusServer(f"http://127.0.0.1:{port}", log)
+
+        def ready() -> bool:
+            alive(proc, log)
+            return httpx.get(server.base + "/-/ready", timeout=2).status_code == 200
+
+        wait_for("Prometheus to be ready", ready, START_TIMEOUT_S, log)
+        # Counters are sampled before the traffic, so rate() sees it arrive.
+        server.wait_for_scrapes(time.time(), 1)
+        yield server
+
+
+def drive_traffic(mosic: Mosic, clip_path: Path) -> tuple[dict, int]:
+    """One round of what listeners and operators do; returns the uploaded clip and its size."""
+    assert mosic.get("/play").status_code == 200
+    body = clip_path.read_bytes()
+    upload = httpx.post(
+        mosic.base + "/play/upload",
+        headers={"X-API-Key": API_KEY},
+        files={"file": (clip_path.name, body, "audio/mpeg")},
+        data={"title": clip_path.stem},
+        timeout=30,
+    )
+    assert upload.status_code == 201, upload.text
+    clip = upload.json()
+    stream = mosic.get(f"/play/{clip['id']}/stream")
+    assert stream.status_code == 200 and stream.content == body
+    # A listener's browser, through the signed link.
+    assert mosic.get(clip["stream_url"], key=False).status_code == 200
+    seek = mosic.get(f"/play/{clip['id']}/stream", headers={"Range": "bytes=100-"})
+    assert seek.status_code == 206
+    assert mosic.get("/play?limit=5").status_code == 200
+    # Errors: no key, unknown clip, unknown path, the same bytes again.
+    assert mosic.get("/play", key=False).status_code == 401
+    assert mosic.get("/play/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert mosic.get("/no/such/path").status_code == 404
+    duplicate = httpx.post(
+        mosic.base + "/play/upload",
+        headers={"X-API-Key": API_KEY},
+        files={"file": (clip_path.name, body, "audio/mpeg")},
+        timeout=30,
+    )
+    assert duplicate.status_code == 409, duplicate.text
+    return clip, len(body)
+
+
+@pytest.fixture(scope="module")
+def traffic(mosic, prometheus, tmp_path_factory) -> Traffic:
+    clips = tmp_path_factory.mktemp("clips")
+    ids, signatures, uploaded = [], [], 0
+    # Two rounds with scrapes in between: series born in the first round have a sample before
+    # the second, so every rate() over them is a real number rather than 0 or NaN.
+    for round_, freq in enumerate((440, 660)):
+        clip = make_clip(clips / f"tone-{freq}.mp3", "mp3", seconds=1.0, freq=freq)
+        uploaded_clip, size = drive_traffic(mosic, clip)
+        ids.append(uploaded_clip["id"])
+        signatures.append(parse_qs(urlsplit(uploaded_clip["stream_url"]).query)["sig"][0])
+        uploaded += size
+        prometheus.wait_for_scrapes(time.time(), SCRAPES_AFTER_TRAFFIC if round_ else 2)
+    return Traffic(ids, signatures, uploaded_bytes=uploaded, plays=2 * len(ids))
+
+
+@needs_promtool
+def test_metrics_pass_promtool_lint(mosic, traffic):
+    text = mosic.metrics()
+    assert "mosic_total_api_requests_total" in text
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "" and result.stderr == "", result.stdout + result.stderr
+
+
+def test_metrics_label_routes_by_template_and_the_metrics_port_serves_no_api(mosic, traffic):
+    text = mosic.metrics()
+    for clip_id in traffic.clip_ids:
+        assert clip_id not in text, "a route label carries a raw path"
+    assert re.search(r'route="/play/\{\w+[^"]*\}/stream"', text), "the stream route's template"
+    api = httpx.get(mosic.metrics_base + "/play", headers={"X-API-Key": API_KEY})
+    assert api.status_code == 404
+    assert httpx.get(mosic.metrics_base + "/healthz").status_code == 200
+
+
+def test_the_log_is_json_and_holds_no_key_or_signature(mosic, traffic):
+    lines = mosic.log.read_text(encoding="utf-8").splitlines()
+    assert any('"mosic.access"' in line for line in lines), "one access-log line per request"
+    for line in lines:
+        assert API_KEY not in line
+        for signature in traffic.signatures:
+            assert signature not in line
+        assert isinstance(json.loads(line), dict), line
+
+
+@needs_prometheus
+def test_every_dashboard_panel_returns_data_from_a_real_prometheus(prometheus, traffic):
+    queries = panel_queries(load_dashboard())
+    assert len(queries) >= 10
+    failures = []
+    for title, ref, expr in queries:
+        assert "$" not in expr, f"{title}/{ref}: a Grafana variable is left in {expr!r}"
+        data = prometheus.query(expr)  # asserts status "success": the expression parses
+        values = [float(item["value"][1]) for item in data["result"]]
+        if not values:
+            failures.append(f"{title}/{ref}: no data for {expr}")
+        elif not any(math.isfinite(v) for v in values):
+            failures.append(f"{title}/{ref}: only NaN/Inf ({values}) for {expr}")
+    assert not failures, "\n".join(failures)
+
+
+@needs_prometheus
+def test_prometheus_sees_the_traffic(prometheus, traffic):
+    assert prometheus.value("sum(mosic_plays_total)") == traffic.plays
+    # Each clip was streamed whole twice (key, signed link) and from byte 100 once.
+    streamed = prometheus.value("sum(mosic_stream_bytes_total)")
+    assert streamed is not None and streamed >= 2 * traffic.uploaded_bytes
+    assert prometheus.value("max(mosic_catalogue_clips)") == len(traffic.clip_ids)
+    assert prometheus.value("sum(increase(mosic_plays_total[1m]))") > 0
+    created = prometheus.value(
+        'sum(mosic_total_api_requests_total{route="/play/upload", status="201"})'
+    )
+    assert created == len(traffic.clip_ids)
+    assert prometheus.value('sum(mosic_total_api_requests_total{status="401"})') >= 2
+    capacity = prometheus.value('sum(mosic_database_pool_connections{state="capacity"})')
+    assert capacity is not None and capacity >= 1
+
+
+@needs_prometheus
+def test_prometheus_sees_uploads_by_outcome(prometheus, traffic):
+    created = prometheus.value('sum(mosic_uploads_total{outcome="created"})')
+    assert created == len(traffic.clip_ids)
+    assert prometheus.value('sum(mosic_uploads_total{outcome="duplicate"})') == len(
+        traffic.clip_ids
+    )
+    assert prometheus.value('sum(mosic_upload_bytes_total{outcome="created"})') == (
+        traffic.uploaded_bytes
+    )
+
+
+# -- several workers -------------------------------------------------------------------------
+REQUESTS_OVER_WORKERS = 40
+
+
+def test_request_counter_adds_up_over_gunicorn_workers(tmp_path):
+    with mosic_serve(tmp_path / "data", "--workers", "2") as server:
+        for _ in range(REQUESTS_OVER_WORKERS):
+            response = server.get("/play")
+            assert response.status_code == 200, response.text
+        # Either port, either worker: the same sum.
+        for text in (server.metrics(), httpx.get(server.base + "/metrics", timeout=10).text):
+            labels = {"method": "GET", "route": "/play", "status": "200"}
+            assert sample(text, "mosic_total_api_requests_total", **labels) == (
+                REQUESTS_OVER_WORKERS
+            )
+            assert sample(text, "mosic_request_latency_seconds_count", **labels) == (
+                REQUESTS_OVER_WORKERS
+            )
