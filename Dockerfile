@@ -1,0 +1,61 @@
+# Mosic container image.
+#
+#   docker build -t mosic .
+#   docker run -p 8000:8000 -v mosic:/data mosic
+#
+# With nothing else configured the container keeps its SQLite database, its media and a
+# generated API key (printed once to the log) in the /data volume. Set MOSIC_DB_HOST & co. to
+# use PostgreSQL instead (see compose.yaml and the Helm chart in helm/mosic).
+
+# --- build stage: a virtual environment holding Mosic and its dependencies ----------------
+FROM python:3.11-slim AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN python -m venv /opt/venv
+
+# .dockerignore lets only the package sources, pyproject.toml and the README through.
+COPY . /src
+RUN /opt/venv/bin/pip install --no-cache-dir /src \
+    && /opt/venv/bin/mosic --version
+
+# --- final stage: the same slim Python, the venv, a non-root user --------------------------
+FROM python:3.11-slim
+
+LABEL org.opencontainers.image.title="Mosic" \
+      org.opencontainers.image.description="A minimalist, fast, async audio streaming backend" \
+      org.opencontainers.image.licenses="MIT"
+
+# A fixed numeric id (10001; the Helm chart's runAsUser), so Kubernetes' runAsNonRoot can verify
+# it and a bind-mounted directory can be chowned to it. Its home is not /data: gunicorn keeps
+# its control socket in ~/.gunicorn, which has no business in the shared data volume.
+RUN groupadd --system --gid 10001 mosic \
+    && useradd --system --uid 10001 --gid mosic --home-dir /home/mosic --create-home \
+       --shell /usr/sbin/nologin mosic \
+    && mkdir -p /data \
+    && chown mosic:mosic /data
+
+COPY --from=builder /opt/venv /opt/venv
+
+# MOSIC_WORKERS > 1 makes `mosic serve` run gunicorn with uvicorn workers.
+# The bytecode was compiled at install time; the root filesystem may be read-only.
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MOSIC_DATA_DIR=/data \
+    MOSIC_WORKERS=2
+
+# An empty working directory: `mosic` reads ./.env from here if one is mounted.
+WORKDIR /app
+USER 10001:10001
+# A named volume starts as a copy of this directory, so it belongs to the mosic user.
+VOLUME ["/data"]
+EXPOSE 8000
+
+# The slim image has no curl: Python asks /healthz (liveness only; /readyz checks the database).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+
+# `mosic serve` applies pending migrations (under an advisory lock on PostgreSQL), then serves.
+CMD ["mosic", "serve", "--host", "0.0.0.0", "--port", "8000"]
