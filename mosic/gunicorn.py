@@ -9,6 +9,7 @@ from mosic.settings import Settings
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 # Streams can be long: a worker busy sending audio is not hung.
 GRACEFUL_TIMEOUT_S = 30
+KEEPALIVE_S = 5
 
 
 def child_exit(server, worker) -> None:
@@ -34,6 +35,9 @@ class MosicGunicorn(BaseApplication):
             "workers": s.workers,
             "worker_class": WORKER_CLASS,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            # gunicorn's 2 s default closes idle connections under a client's feet; 5 s is
+            # uvicorn's own default and outlives a reverse proxy's usual reuse window.
+            "keepalive": KEEPALIVE_S,
             "accesslog": None,
             "loglevel": s.log_level.lower(),
             "child_exit": child_exit,

@@ -8,15 +8,17 @@ tests start themselves; it is never skipped.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import falcon.testing
+import psycopg2
 import pytest
 
 from mosic.app import create_app
 from mosic.database import make_sync_database
 from mosic.migrations import apply_pending
-from mosic.settings import Settings, parse_database_url
+from mosic.settings import PostgresConfig, Settings, parse_database_url
 from tests.support.audio import make_clip
 from tests.support.forms import multipart
 from tests.support.postgres import throwaway_cluster
@@ -48,6 +50,21 @@ def reset_database(settings: Settings) -> None:
         db.execute_sql("DELETE FROM clip")
     finally:
         db.close()
+
+
+@pytest.fixture
+def fresh_postgres_db(postgres_url):
+    """A new, empty PostgreSQL database on the test cluster, dropped afterwards."""
+    name = f"mosic_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    config = parse_database_url(postgres_url)
+    yield PostgresConfig(host=config.host, port=config.port, user=config.user, name=name)
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -12,8 +12,9 @@ import pytest
 async def _add_many(api, titles):
     ids = []
     for i, title in enumerate(titles):
-        resp = await api.add_external(title=title, duration=float(i),
-                                      audio_url=f"https://example.com/{i}.mp3")
+        resp = await api.add_external(
+            title=title, duration=float(i), audio_url=f"https://example.com/{i}.mp3"
+        )
         assert resp.status_code == 201, resp.text
         ids.append(resp.json["id"])
     return ids
@@ -43,9 +44,13 @@ async def _follow(api, path, params):
 
 
 async def test_metadata_only_clip_round_trip(api):
-    resp = await api.add_external(title="Morning Birds", duration=184.32,
-                                  audio_url="https://cdn.example.com/birds.mp3",
-                                  description="Recorded at dawn", artist="Field Recordings")
+    resp = await api.add_external(
+        title="Morning Birds",
+        duration=184.32,
+        audio_url="https://cdn.example.com/birds.mp3",
+        description="Recorded at dawn",
+        artist="Field Recordings",
+    )
     assert resp.status_code == 201
     clip = resp.json
     assert resp.headers["Location"] == f"/play/{clip['id']}"
@@ -54,9 +59,20 @@ async def test_metadata_only_clip_round_trip(api):
     assert clip["duration"] == 184.32
     assert clip["album"] is None
     assert clip["created_at"].endswith("Z")
-    assert set(clip) == {"id", "title", "description", "duration", "artist", "album",
-                         "content_type", "size", "audio_url", "stream_url", "play_count",
-                         "created_at"}
+    assert set(clip) == {
+        "id",
+        "title",
+        "description",
+        "duration",
+        "artist",
+        "album",
+        "content_type",
+        "size",
+        "audio_url",
+        "stream_url",
+        "play_count",
+        "created_at",
+    }
 
 
 async def test_list_pages_by_cursor_without_overlap_or_gap(api):
@@ -70,8 +86,9 @@ async def test_list_pages_by_cursor_without_overlap_or_gap(api):
 
 async def test_list_pages_by_offset(api):
     ids = await _add_many(api, [f"T{i}" for i in range(7)])
-    seen, pages, _ = await _follow(api, "/play", {"limit": "3", "offset": "0",
-                                                   "sort": "created_at"})
+    seen, pages, _ = await _follow(
+        api, "/play", {"limit": "3", "offset": "0", "sort": "created_at"}
+    )
     assert pages == 3
     assert seen == ids
     resp = await api.get("/play", params={"limit": "3", "offset": "6", "sort": "created_at"})
@@ -101,20 +118,27 @@ async def test_search_is_case_insensitive_over_title_description_artist_album(ap
     assert sorted(c["title"] for c in resp.json) == ["Evening", "Morning Birds", "Rain"]
     assert resp.headers["X-Total-Count"] == "3"
     # LIKE wildcards in the query are literal characters, not patterns.
-    assert [c["title"] for c in (await api.get("/play", params={"q": "%"})).json] == [
-        "100% pure"]
-    assert [c["title"] for c in (await api.get("/play", params={"q": "_"})).json] == [
-        "100% pure"]
+    assert [c["title"] for c in (await api.get("/play", params={"q": "%"})).json] == ["100% pure"]
+    assert [c["title"] for c in (await api.get("/play", params={"q": "_"})).json] == ["100% pure"]
     assert (await api.get("/play", params={"q": "DAWN CH"})).json[0]["title"] == "Morning Birds"
 
 
-@pytest.mark.parametrize("params, name", [
-    ({"limit": "0"}, "limit"), ({"limit": "501"}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
-    ({"sort": "size"}, "sort"), ({"sort": "--title"}, "sort"), ({"sort": "title;drop"}, "sort"),
-    ({"cursor": "garbage!!"}, "cursor"), ({"cursor": "eyJzIjoxfQ"}, "cursor"),
-    ({"cursor": "abc", "offset": "1"}, "offset"),
-])
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "x"}, "offset"),
+        ({"sort": "size"}, "sort"),
+        ({"sort": "--title"}, "sort"),
+        ({"sort": "title;drop"}, "sort"),
+        ({"cursor": "garbage!!"}, "cursor"),
+        ({"cursor": "eyJzIjoxfQ"}, "cursor"),
+        ({"cursor": "abc", "offset": "1"}, "offset"),
+    ],
+)
 async def test_bad_list_parameters_are_400_naming_the_parameter(api, params, name):
     resp = await api.get("/play", params=params)
     assert resp.status_code == 400, resp.text
@@ -141,11 +165,18 @@ async def test_patch_changes_title_and_description_only(api):
     assert (await api.get("/play", params={"q": "old"})).json == []
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"title": ""}, "'title'"), ({"title": None}, "'title'"), ({"title": 5}, "'title'"),
-    ({"title": "x" * 201}, "200"), ({"duration": 3}, "unknown field"),
-    ({"description": "a\x00b"}, "NUL"), (["title"], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"title": ""}, "'title'"),
+        ({"title": None}, "'title'"),
+        ({"title": 5}, "'title'"),
+        ({"title": "x" * 201}, "200"),
+        ({"duration": 3}, "unknown field"),
+        ({"description": "a\x00b"}, "NUL"),
+        (["title"], "JSON object"),
+    ],
+)
 async def test_bad_patch_is_400(api, body, fragment):
     clip = (await api.add_external()).json
     resp = await api.patch(f"/play/{clip['id']}", json=body)
@@ -154,19 +185,22 @@ async def test_bad_patch_is_400(api, body, fragment):
     assert (await api.get(f"/play/{clip['id']}")).json["title"] == clip["title"]
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"duration": 1, "audio_url": "https://e.com/a"}, "'title'"),
-    ({"title": "t", "audio_url": "https://e.com/a"}, "'duration'"),
-    ({"title": "t", "duration": -1, "audio_url": "https://e.com/a"}, "negative"),
-    ({"title": "t", "duration": "long", "audio_url": "https://e.com/a"}, "'duration'"),
-    ({"title": "t", "duration": True, "audio_url": "https://e.com/a"}, "'duration'"),
-    ({"title": "t", "duration": 1}, "'audio_url'"),
-    ({"title": "t", "duration": 1, "audio_url": "ftp://e.com/a"}, "http(s)"),
-    ({"title": "t", "duration": 1, "audio_url": "javascript:alert(1)"}, "http(s)"),
-    ({"title": "t", "duration": 1, "audio_url": "/relative"}, "http(s)"),
-    ({"title": "t", "duration": 1, "audio_url": "https://e.com/a", "plays": 9}, "plays"),
-    ({"title": "x" * 201, "duration": 1, "audio_url": "https://e.com/a"}, "200"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"duration": 1, "audio_url": "https://e.com/a"}, "'title'"),
+        ({"title": "t", "audio_url": "https://e.com/a"}, "'duration'"),
+        ({"title": "t", "duration": -1, "audio_url": "https://e.com/a"}, "negative"),
+        ({"title": "t", "duration": "long", "audio_url": "https://e.com/a"}, "'duration'"),
+        ({"title": "t", "duration": True, "audio_url": "https://e.com/a"}, "'duration'"),
+        ({"title": "t", "duration": 1}, "'audio_url'"),
+        ({"title": "t", "duration": 1, "audio_url": "ftp://e.com/a"}, "http(s)"),
+        ({"title": "t", "duration": 1, "audio_url": "javascript:alert(1)"}, "http(s)"),
+        ({"title": "t", "duration": 1, "audio_url": "/relative"}, "http(s)"),
+        ({"title": "t", "duration": 1, "audio_url": "https://e.com/a", "plays": 9}, "plays"),
+        ({"title": "x" * 201, "duration": 1, "audio_url": "https://e.com/a"}, "200"),
+    ],
+)
 async def test_bad_metadata_only_clip_is_400(api, body, fragment):
     resp = await api.post("/play", json=body)
     assert resp.status_code == 400, resp.text
@@ -174,15 +208,18 @@ async def test_bad_metadata_only_clip_is_400(api, body, fragment):
     assert (await api.get("/play")).headers["X-Total-Count"] == "0"
 
 
-@pytest.mark.parametrize("body, ctype, status", [
-    (b"{not json", "application/json", 400),
-    (b"", "application/json", 400),
-    (b"\xff\xfe\x00", "application/json", 400),
-    (b"title=x", "application/x-www-form-urlencoded", 415),
-    (b"hello", "text/plain", 415),
-    (b"[1, 2]", "application/json", 400),
-    (b'"just a string"', "application/json", 400),
-])
+@pytest.mark.parametrize(
+    "body, ctype, status",
+    [
+        (b"{not json", "application/json", 400),
+        (b"", "application/json", 400),
+        (b"\xff\xfe\x00", "application/json", 400),
+        (b"title=x", "application/x-www-form-urlencoded", 415),
+        (b"hello", "text/plain", 415),
+        (b"[1, 2]", "application/json", 400),
+        (b'"just a string"', "application/json", 400),
+    ],
+)
 async def test_non_json_bodies_are_4xx(api, body, ctype, status):
     resp = await api.post("/play", body=body, headers={"Content-Type": ctype})
     assert resp.status_code == status, resp.text
@@ -202,10 +239,18 @@ async def test_delete_removes_the_clip_and_its_file(api, clip_file):
     assert (await api.get(f"/play/{keep.json['id']}/stream")).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/play/not-a-uuid", "/play/123", f"/play/{uuid.uuid4()}", f"/play/{uuid.uuid4()}/stats",
-    f"/play/{uuid.uuid4()}/stream", "/play/%00", "/play/' OR 1=1 --",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/play/not-a-uuid",
+        "/play/123",
+        f"/play/{uuid.uuid4()}",
+        f"/play/{uuid.uuid4()}/stats",
+        f"/play/{uuid.uuid4()}/stream",
+        "/play/%00",
+        "/play/' OR 1=1 --",
+    ],
+)
 async def test_unknown_and_malformed_ids_are_404(api, path):
     for method in ("GET", "PATCH", "DELETE"):
         resp = await api.request(method, path, json={"title": "x"})
@@ -213,11 +258,20 @@ async def test_unknown_and_malformed_ids_are_404(api, path):
     assert (await api.get(path)).status_code == 404
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/play"), ("POST", "/play"), ("POST", "/play/upload"),
-    ("GET", "/play/{id}"), ("PATCH", "/play/{id}"), ("DELETE", "/play/{id}"),
-    ("GET", "/play/{id}/stats"), ("GET", "/play/{id}/stream"), ("HEAD", "/play/{id}/stream"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/play"),
+        ("POST", "/play"),
+        ("POST", "/play/upload"),
+        ("GET", "/play/{id}"),
+        ("PATCH", "/play/{id}"),
+        ("DELETE", "/play/{id}"),
+        ("GET", "/play/{id}/stats"),
+        ("GET", "/play/{id}/stream"),
+        ("HEAD", "/play/{id}/stream"),
+    ],
+)
 async def test_every_play_route_needs_the_key(api, method, path):
     clip = (await api.add_external()).json
     url = path.replace("{id}", clip["id"])

@@ -14,21 +14,19 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
-from contextlib import closing, suppress
 from pathlib import Path
 
 import helm_python as helm
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
+
+from tests.support.server import alive, free_port, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
@@ -73,15 +71,6 @@ def mosic_setting_names() -> set[str]:
     names = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source))
     assert names, 'no env.<type>("NAME") calls found in mosic/settings.py'
     return {prefix + name for name in names}
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# ------------------------------------------------------------------------------ the Dockerfile
 
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
@@ -309,8 +298,12 @@ def test_the_image_command_line_serves_on_the_host(tmp_path):
             start_new_session=True,
         )
     try:
-        status = wait_for_ready(proc, f"http://127.0.0.1:{port}/readyz", log_path)
-        assert status == 200
+
+        def ready() -> bool:
+            alive(proc, log_path)
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+
+        wait_for("the image's command line to serve", ready, SERVER_START_TIMEOUT_S, log_path)
         # MOSIC_WORKERS workers: gunicorn, as in the container (the last may still be booting).
         workers = int(env["MOSIC_WORKERS"])
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -329,35 +322,6 @@ def test_the_image_command_line_serves_on_the_host(tmp_path):
         subprocess.run(check, check=True, timeout=10, env=env)
     finally:
         stop(proc)
-
-
-def wait_for_ready(proc: subprocess.Popen, url: str, log_path: Path) -> int:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"mosic exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local http
-                return response.status
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            last_error = exc
-            time.sleep(0.2)
-    pytest.fail(
-        f"{url} did not answer within {SERVER_START_TIMEOUT_S}s ({last_error}):\n"
-        f"{log_path.read_text()}"
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server (gunicorn's graceful stop), then SIGKILL its group if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the session we started: leftover workers
-    proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
 
 
 # ------------------------------------------------------------------------------ compose.yaml

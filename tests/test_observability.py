@@ -10,18 +10,13 @@ come back from Prometheus' HTTP API with data. A second ``mosic serve --workers 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +26,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.audio import make_clip
+from tests.support.server import (
+    START_TIMEOUT_S,
+    Mosic,
+    alive,
+    free_port,
+    mosic_serve,
+    running,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
@@ -39,141 +43,20 @@ PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
 
 JOB = "mosic"
 API_KEY = "observability-test-key-0123456789abcdef"
+SERVE = {"api_key": API_KEY, "metrics_port": True, "MOSIC_LOG_FORMAT": "json"}
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # What Grafana puts in place of its built-in variables when it sends a query.
 GRAFANA_VARIABLES = {"rate_interval": "30s", "interval": "15s", "range": "5m"}
 GRAFANA_VARIABLE = re.compile(r"\$\{?__(rate_interval|interval|range)\}?(?![A-Za-z0-9_])")
 
-START_TIMEOUT_S = 30
 SCRAPE_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 15
-POLL_S = 0.2
 # Samples Prometheus must take after a burst of traffic before rate() sees it.
 SCRAPES_AFTER_TRAFFIC = 3
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)"
-)
-needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus is not installed (Debian: apt-get install prometheus)"
-)
-
-
-# -- helpers ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float, log: Path | None = None):
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (httpx.HTTPError, OSError) as exc:
-            last_error, result = exc, None
-        if result:
-            return result
-        time.sleep(POLL_S)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out after {timeout} s waiting for {what} ({last_error})\n{tail}")
-
-
-@contextlib.contextmanager
-def running(command: list[str], *, log: Path, env=None, cwd=None) -> Iterator[subprocess.Popen]:
-    """Run ``command`` in its own process group, output to ``log``; always stop it (and any
-    children, such as gunicorn workers) on the way out."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            stop(proc)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=STOP_TIMEOUT_S)
-    # The group holds this process' children only (it was started in a new session).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def alive(proc: subprocess.Popen, log: Path) -> None:
-    if proc.poll() is not None:
-        pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-
-
-@dataclass
-class Mosic:
-    base: str
-    metrics_base: str
-    proc: subprocess.Popen
-    log: Path
-
-    def get(self, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
-        # A new connection per request (no shared client), so several workers share the load.
-        headers = {"X-API-Key": API_KEY} if key else {}
-        headers.update(kwargs.pop("headers", {}))
-        return httpx.get(self.base + path, headers=headers, timeout=10, **kwargs)
-
-    def metrics(self) -> str:
-        response = httpx.get(self.metrics_base + "/metrics", timeout=10)
-        assert response.status_code == 200, response.text
-        return response.text
-
-
-@contextlib.contextmanager
-def mosic_serve(data_dir: Path, *extra: str) -> Iterator[Mosic]:
-    port, metrics_port = free_port(), free_port()
-    # Only what this test sets: no database, key or multiprocess setting from the caller's shell.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MOSIC_") and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(
-        MOSIC_DATA_DIR=str(data_dir),
-        MOSIC_API_KEY=API_KEY,
-        MOSIC_METRICS_PORT=str(metrics_port),
-        MOSIC_LOG_FORMAT="json",
-    )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # gunicorn's multiprocess metrics directory goes under TMPDIR: keep it in the test's tree.
-    scratch = data_dir.parent / f"{data_dir.name}-tmp"
-    scratch.mkdir(exist_ok=True)
-    env["TMPDIR"] = str(scratch)
-    log = data_dir.parent / f"{data_dir.name}.log"
-    command = [sys.executable, "-m", "mosic", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), *extra]
-    # cwd: the data dir, so no stray ./.env is read.
-    with running(command, log=log, env=env, cwd=data_dir) as proc:
-        server = Mosic(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", proc, log)
-
-        def ready() -> bool:
-            alive(proc, log)
-            api = httpx.get(server.base + "/readyz", timeout=2).status_code == 200
-            return api and httpx.get(server.metrics_base + "/readyz", timeout=2).status_code == 200
-
-        wait_for("mosic serve to be ready", ready, START_TIMEOUT_S, log)
-        yield server
+# Required, never skipped: .ci/run installs Debian's prometheus package.
+assert PROMETHEUS and PROMTOOL, "install Debian's prometheus package (prometheus, promtool)"
 
 
 def panels(dashboard: dict) -> Iterator[dict]:
@@ -206,7 +89,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 # -- the shipped files -----------------------------------------------------------------------
-@needs_promtool
 def test_shipped_prometheus_config_passes_promtool():
     result = subprocess.run(
         [PROMTOOL, "check", "config", str(PROMETHEUS_CONFIG)],
@@ -317,7 +199,7 @@ class Traffic:
 
 @pytest.fixture(scope="module")
 def mosic(tmp_path_factory) -> Iterator[Mosic]:
-    with mosic_serve(tmp_path_factory.mktemp("mosic") / "data") as server:
+    with mosic_serve(tmp_path_factory.mktemp("mosic") / "data", **SERVE) as server:
         yield server
 
 
@@ -415,7 +297,6 @@ def traffic(mosic, prometheus, tmp_path_factory) -> Traffic:
     return Traffic(ids, signatures, uploaded_bytes=uploaded, plays=2 * len(ids))
 
 
-@needs_promtool
 def test_metrics_pass_promtool_lint(mosic, traffic):
     text = mosic.metrics()
     assert "mosic_total_api_requests_total" in text
@@ -446,7 +327,6 @@ def test_the_log_is_json_and_holds_no_key_or_signature(mosic, traffic):
         assert isinstance(json.loads(line), dict), line
 
 
-@needs_prometheus
 def test_every_dashboard_panel_returns_data_from_a_real_prometheus(prometheus, traffic):
     queries = panel_queries(load_dashboard())
     assert len(queries) >= 10
@@ -462,7 +342,6 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(prometheus, t
     assert not failures, "\n".join(failures)
 
 
-@needs_prometheus
 def test_prometheus_sees_the_traffic(prometheus, traffic):
     assert prometheus.value("sum(mosic_plays_total)") == traffic.plays
     # Each clip was streamed whole twice (key, signed link) and from byte 100 once.
@@ -479,7 +358,6 @@ def test_prometheus_sees_the_traffic(prometheus, traffic):
     assert capacity is not None and capacity >= 1
 
 
-@needs_prometheus
 def test_prometheus_sees_uploads_by_outcome(prometheus, traffic):
     created = prometheus.value('sum(mosic_uploads_total{outcome="created"})')
     assert created == len(traffic.clip_ids)
@@ -496,7 +374,7 @@ REQUESTS_OVER_WORKERS = 40
 
 
 def test_request_counter_adds_up_over_gunicorn_workers(tmp_path):
-    with mosic_serve(tmp_path / "data", "--workers", "2") as server:
+    with mosic_serve(tmp_path / "data", "--workers", "2", **SERVE) as server:
         for _ in range(REQUESTS_OVER_WORKERS):
             response = server.get("/play")
             assert response.status_code == 200, response.text

@@ -9,17 +9,15 @@ import shutil
 import stat
 import subprocess
 import sys
-import uuid
 
 import falcon.testing
-import psycopg2
 import pytest
 
 from mosic import __version__
 from mosic.app import create_app
 from mosic.database import make_sync_database
 from mosic.migrations import apply_pending, available, pending
-from mosic.settings import PostgresConfig, Settings, parse_database_url
+from mosic.settings import PostgresConfig, Settings
 from tests.conftest import Api
 
 
@@ -147,21 +145,6 @@ def test_migrate_on_sqlite_is_idempotent_and_logs_the_database(tmp_path):
     db = make_sync_database(Settings(data_dir=tmp_path))
     assert pending(db) == []
     assert "clip" in db.get_tables()
-
-
-@pytest.fixture
-def fresh_postgres_db(postgres_url):
-    """A new, empty PostgreSQL database on the test cluster."""
-    name = f"mosic_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(postgres_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    config = parse_database_url(postgres_url)
-    yield PostgresConfig(host=config.host, port=config.port, user=config.user, name=name)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def test_replicas_migrating_at_once_on_postgres_do_not_collide(fresh_postgres_db, tmp_path):

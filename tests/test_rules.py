@@ -20,16 +20,29 @@ from mosic.streaming import (
 SIZE = 1000
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None), ("", None),
-    ("bytes=0-0", ByteRange(0, 0)), ("bytes=0-999", ByteRange(0, 999)),
-    ("bytes=0-5000", ByteRange(0, 999)), ("bytes=500-", ByteRange(500, 999)),
-    ("bytes=-1", ByteRange(999, 999)), ("bytes=-5000", ByteRange(0, 999)),
-    ("BYTES = 1-2", ByteRange(1, 2)), ("bytes= 3 - 4 ", ByteRange(3, 4)),
-    ("bytes=1-2,5-6", ByteRange(1, 2)),
-    ("bytes=5-1", None), ("bytes=x-1", None), ("pages=0-1", None), ("bytes=--1", None),
-    ("bytes=-", None), ("bytes 0-1", None), ("bytes=1-2,junk", None),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("", None),
+        ("bytes=0-0", ByteRange(0, 0)),
+        ("bytes=0-999", ByteRange(0, 999)),
+        ("bytes=0-5000", ByteRange(0, 999)),
+        ("bytes=500-", ByteRange(500, 999)),
+        ("bytes=-1", ByteRange(999, 999)),
+        ("bytes=-5000", ByteRange(0, 999)),
+        ("BYTES = 1-2", ByteRange(1, 2)),
+        ("bytes= 3 - 4 ", ByteRange(3, 4)),
+        ("bytes=1-2,5-6", ByteRange(1, 2)),
+        ("bytes=5-1", None),
+        ("bytes=x-1", None),
+        ("pages=0-1", None),
+        ("bytes=--1", None),
+        ("bytes=-", None),
+        ("bytes 0-1", None),
+        ("bytes=1-2,junk", None),
+    ],
+)
 def test_parse_range(header, expected):
     assert parse_range(header, SIZE) == expected
 
@@ -48,18 +61,21 @@ def test_first_unsatisfiable_of_several_is_unsatisfiable():
 BIG = 10_000_000
 
 
-@pytest.mark.parametrize("method, rng, size, counts", [
-    ("GET", None, BIG, True),
-    ("HEAD", None, BIG, False),
-    ("GET", ByteRange(0, BIG - 1), BIG, True),
-    ("GET", ByteRange(0, 1), BIG, False),
-    ("GET", ByteRange(0, PROBE_END_BEFORE - 1), BIG, False),
-    ("GET", ByteRange(0, PROBE_END_BEFORE), BIG, True),
-    ("GET", ByteRange(1, BIG - 1), BIG, False),
-    ("GET", ByteRange(0, 99), 100, True),  # a short range that is the whole file
-    ("GET", ByteRange(0, 1), 100, False),
-    ("POST", None, BIG, False),
-])
+@pytest.mark.parametrize(
+    "method, rng, size, counts",
+    [
+        ("GET", None, BIG, True),
+        ("HEAD", None, BIG, False),
+        ("GET", ByteRange(0, BIG - 1), BIG, True),
+        ("GET", ByteRange(0, 1), BIG, False),
+        ("GET", ByteRange(0, PROBE_END_BEFORE - 1), BIG, False),
+        ("GET", ByteRange(0, PROBE_END_BEFORE), BIG, True),
+        ("GET", ByteRange(1, BIG - 1), BIG, False),
+        ("GET", ByteRange(0, 99), 100, True),  # a short range that is the whole file
+        ("GET", ByteRange(0, 1), 100, False),
+        ("POST", None, BIG, False),
+    ],
+)
 def test_counts_as_play(method, rng, size, counts):
     assert counts_as_play(method, rng, size) is counts
 
@@ -68,25 +84,38 @@ MODIFIED = dt.datetime(2026, 11, 25, 14, 0, 0, 500_000)
 ETAG = '"abc"'
 
 
-@pytest.mark.parametrize("inm, ims, expected", [
-    (None, None, False),
-    ('"abc"', None, True), ('W/"abc"', None, True), ('"x", "abc"', None, True),
-    ("*", None, True), ('"x"', None, False),
-    ('"x"', "Wed, 25 Nov 2026 14:00:00 GMT", False),  # If-None-Match decides alone
-    (None, "Wed, 25 Nov 2026 14:00:00 GMT", True),
-    (None, "Wed, 25 Nov 2026 15:00:00 GMT", True),
-    (None, "Wed, 25 Nov 2026 13:59:59 GMT", False),
-    (None, "not a date", False),
-])
+@pytest.mark.parametrize(
+    "inm, ims, expected",
+    [
+        (None, None, False),
+        ('"abc"', None, True),
+        ('W/"abc"', None, True),
+        ('"x", "abc"', None, True),
+        ("*", None, True),
+        ('"x"', None, False),
+        ('"x"', "Wed, 25 Nov 2026 14:00:00 GMT", False),  # If-None-Match decides alone
+        (None, "Wed, 25 Nov 2026 14:00:00 GMT", True),
+        (None, "Wed, 25 Nov 2026 15:00:00 GMT", True),
+        (None, "Wed, 25 Nov 2026 13:59:59 GMT", False),
+        (None, "not a date", False),
+    ],
+)
 def test_not_modified(inm, ims, expected):
     assert not_modified(inm, ims, ETAG, MODIFIED) is expected
 
 
-@pytest.mark.parametrize("if_range, expected", [
-    (None, True), ('"abc"', True), ('W/"abc"', False), ('"old"', False),
-    ("Wed, 25 Nov 2026 14:00:00 GMT", True), ("Wed, 25 Nov 2026 14:00:01 GMT", False),
-    ("garbage", False),
-])
+@pytest.mark.parametrize(
+    "if_range, expected",
+    [
+        (None, True),
+        ('"abc"', True),
+        ('W/"abc"', False),
+        ('"old"', False),
+        ("Wed, 25 Nov 2026 14:00:00 GMT", True),
+        ("Wed, 25 Nov 2026 14:00:01 GMT", False),
+        ("garbage", False),
+    ],
+)
 def test_range_applies(if_range, expected):
     assert range_applies(if_range, ETAG, MODIFIED) is expected
 

@@ -1,0 +1,170 @@
+"""Real processes for end-to-end tests: ``mosic serve`` (and anything else) run as a
+subprocess, waited on with bounded polls, and always stopped with its children."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 15
+POLL_S = 0.2
+DEFAULT_API_KEY = "e2e-test-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The caller's environment without any Mosic setting of its own, plus ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MOSIC_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env.update(settings)
+    return env
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float, log: Path | None = None):
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (httpx.HTTPError, OSError) as exc:
+            last_error, result = exc, None
+        if result:
+            return result
+        time.sleep(POLL_S)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout} s waiting for {what} ({last_error})\n{tail}")
+
+
+@contextlib.contextmanager
+def running(command: list[str], *, log: Path, env=None, cwd=None) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group, output to ``log``; always stop it (and any
+    children, such as gunicorn workers) on the way out."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL the group if anything lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_TIMEOUT_S)
+    # The group holds this process' children only (it was started in a new session).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def alive(proc: subprocess.Popen, log: Path) -> None:
+    if proc.poll() is not None:
+        pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Mosic:
+    base: str
+    metrics_base: str
+    proc: subprocess.Popen
+    log: Path
+    data_dir: Path
+    api_key: str
+
+    def get(self, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
+        # A new connection per request (no shared client), so several workers share the load.
+        headers = {"X-API-Key": self.api_key} if key else {}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.get(self.base + path, headers=headers, timeout=10, **kwargs)
+
+    def metrics(self) -> str:
+        response = httpx.get(self.metrics_base + "/metrics", timeout=10)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def mosic_serve(
+    data_dir: Path,
+    *extra: str,
+    api_key: str | None = DEFAULT_API_KEY,
+    metrics_port: bool = False,
+    **settings: str,
+) -> Iterator[Mosic]:
+    """``mosic serve`` on 127.0.0.1, ready when this yields. ``settings`` are extra
+    ``MOSIC_*`` variables; ``api_key=None`` lets Mosic generate one."""
+    port = free_port()
+    mport = free_port() if metrics_port else None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = clean_env(MOSIC_DATA_DIR=str(data_dir), **settings)
+    if api_key is not None:
+        env["MOSIC_API_KEY"] = api_key
+    if mport:
+        env["MOSIC_METRICS_PORT"] = str(mport)
+    # gunicorn's multiprocess metrics directory goes under TMPDIR: keep it in the test's tree.
+    scratch = data_dir.parent / f"{data_dir.name}-tmp"
+    scratch.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(scratch)
+    log = data_dir.parent / f"{data_dir.name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "mosic",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
+    # cwd: the data dir, so no stray ./.env is read.
+    with running(command, log=log, env=env, cwd=data_dir) as proc:
+        base = f"http://127.0.0.1:{port}"
+        server = Mosic(
+            base, f"http://127.0.0.1:{mport}" if mport else base, proc, log, data_dir, api_key or ""
+        )
+
+        def ready() -> bool:
+            alive(proc, log)
+            ok = httpx.get(server.base + "/readyz", timeout=2).status_code == 200
+            return ok and httpx.get(server.metrics_base + "/readyz", timeout=2).status_code == 200
+
+        wait_for("mosic serve to be ready", ready, START_TIMEOUT_S, log)
+        if api_key is None:
+            server.api_key = (data_dir / "api_key").read_text().strip()
+        yield server
