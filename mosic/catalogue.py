@@ -13,7 +13,7 @@ import json
 import logging
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import peewee
@@ -91,7 +91,6 @@ class UploadForm:
     filename: str | None = None
     title: str | None = None
     description: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def printable(value: str | None, limit: int) -> str | None:
@@ -169,12 +168,9 @@ class Catalogue:
         return await Clip.select().aio_count(self.db)
 
     async def list(self, query: ListQuery) -> Page:
-        where = []
-        if query.q:
-            where.append(_like_contains(Clip.search_text, query.q.casefold()))
         base = Clip.select()
-        if where:
-            base = base.where(*where)
+        if query.q:
+            base = base.where(_like_contains(Clip.search_text, query.q.casefold()))
         total = await base.aio_count(self.db)
 
         column = SORT_FIELDS[query.sort_field]
@@ -305,16 +301,17 @@ class Catalogue:
         return clip
 
     async def delete(self, clip_id: uuid.UUID) -> None:
-        clip = await self.get(clip_id)
-        deleted = await self.db.aio_execute(Clip.delete().where(Clip.id == clip_id))
-        if not deleted:
-            raise ClipNotFound(clip_id)
-        if clip.file_name:
-            still_used = await self._one(
-                Clip.select(Clip.id).where(Clip.file_name == clip.file_name)
+        """Delete the row and its file. The file goes inside the transaction: an identical
+        upload racing us waits on the row's unique hash until we commit, so it can never
+        publish its file only to have us remove it."""
+        async with self.db.aio_atomic():
+            rows = await self.db.aio_execute(
+                Clip.delete().where(Clip.id == clip_id).returning(Clip.file_name)
             )
-            if still_used is None:
-                self.store.remove(clip.file_name)
+            if not rows:
+                raise ClipNotFound(clip_id)
+            if rows[0].file_name:
+                self.store.remove(rows[0].file_name)
 
     async def record_play(self, clip_id: uuid.UUID) -> int | None:
         """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from importlib.resources import files
@@ -12,6 +13,7 @@ from mosic.catalogue import Catalogue
 from mosic.metrics import Metrics
 
 log = logging.getLogger(__name__)
+READY_TIMEOUT_S = 3
 
 
 class Health:
@@ -31,7 +33,8 @@ class Ready:
     async def on_get(self, req, resp) -> None:
         problems = []
         try:
-            await self.catalogue.db.aio_execute_sql("SELECT 1")
+            # Bounded: a probe that hangs on a black-holed database is worse than a "no".
+            await asyncio.wait_for(self.catalogue.db.aio_execute_sql("SELECT 1"), READY_TIMEOUT_S)
         except Exception as exc:  # any failure means "not ready"; the reason goes out
             log.warning("readiness: database check failed: %s", exc)
             problems.append(f"database: {type(exc).__name__}")

@@ -111,16 +111,12 @@ def test_upload_browse_listen_and_delete_over_http(server, web, tmp_path):
 
 def test_concurrent_listeners_never_lose_a_play(server, tmp_path):
     song = make_clip(tmp_path / "tone.ogg", "ogg", seconds=1.0)
-    created = httpx.post(
-        server.base + "/play/upload",
-        headers={"X-API-Key": server.api_key},
-        files={"file": ("tone.ogg", song.read_bytes(), "audio/ogg")},
-    )
-    clip_id = created.json()["id"]
+    clip_id = server.upload(song, "audio/ogg")["id"]
     listeners = 500
 
     async def listen_all() -> list[int]:
-        limits = httpx.Limits(max_connections=100)
+        # Each listener on a connection of its own, as 500 browsers would be.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
         headers = {"X-API-Key": server.api_key}
         async with httpx.AsyncClient(
             base_url=server.base, limits=limits, headers=headers, timeout=60
@@ -141,12 +137,7 @@ def test_concurrent_listeners_never_lose_a_play(server, tmp_path):
 
 def test_real_players_probe_and_seek_through_the_signed_link(server, tmp_path):
     song = make_clip(tmp_path / "long.mp3", "mp3", seconds=20.0, title="Long")
-    created = httpx.post(
-        server.base + "/play/upload",
-        headers={"X-API-Key": server.api_key},
-        files={"file": ("long.mp3", song.read_bytes(), "audio/mpeg")},
-    )
-    clip = created.json()
+    clip = server.upload(song, "audio/mpeg")
     url = server.base + clip["stream_url"]
 
     probe = subprocess.run(
@@ -273,15 +264,7 @@ def test_a_chunked_upload_past_the_limit_is_stopped_while_streaming(small_server
 
 def test_a_listener_who_leaves_frees_the_stream(server, tmp_path):
     big = make_wav_of_size(tmp_path / "big.wav", 64 * 1024 * 1024)
-    with big.open("rb") as fh:
-        created = httpx.post(
-            server.base + "/play/upload",
-            timeout=120,
-            headers={"X-API-Key": server.api_key},
-            files={"file": ("big.wav", fh, "audio/wav")},
-        )
-    assert created.status_code == 201, created.text
-    clip_id = created.json()["id"]
+    clip_id = server.upload(big, "audio/wav")["id"]
     host, port = server.base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     sock.sendall(
@@ -333,15 +316,8 @@ def test_memory_stays_flat_uploading_and_streaming_500_mb(tmp_path):
     # One process, so its resident memory is the whole server's.
     with mosic_serve(tmp_path / "data", MOSIC_MAX_UPLOAD_MB="600") as server:
         baseline = rss_kib(server.proc.pid)
-        with PeakRss(server.proc.pid) as during_upload, big.open("rb") as fh:
-            created = httpx.post(
-                server.base + "/play/upload",
-                timeout=300,
-                headers={"X-API-Key": server.api_key},
-                files={"file": ("big.wav", fh, "audio/wav")},
-            )
-        assert created.status_code == 201, created.text
-        clip_id = created.json()["id"]
+        with PeakRss(server.proc.pid) as during_upload:
+            clip_id = server.upload(big, "audio/wav")["id"]
 
         async def listen() -> int:
             async with (

@@ -109,6 +109,18 @@ class Mosic:
         headers.update(kwargs.pop("headers", {}))
         return httpx.get(self.base + path, headers=headers, timeout=10, **kwargs)
 
+    def upload(self, path: Path, content_type: str) -> dict:
+        """Upload a file as a client would, streamed from disk; the new clip."""
+        with path.open("rb") as fh:
+            resp = httpx.post(
+                self.base + "/play/upload",
+                headers={"X-API-Key": self.api_key},
+                files={"file": (path.name, fh, content_type)},
+                timeout=300,
+            )
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
     def metrics(self) -> str:
         response = httpx.get(self.metrics_base + "/metrics", timeout=10)
         assert response.status_code == 200, response.text
