@@ -139,14 +139,14 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from mosic.app import create_app
-    from mosic.logs import uvicorn_log_config
+    from mosic.logs import logging_config
 
     config = uvicorn.Config(
         create_app(settings, credentials),
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        log_config=uvicorn_log_config(settings),
+        log_config=logging_config(settings),
         access_log=False,
         proxy_headers=False,
         server_header=False,

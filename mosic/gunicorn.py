@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
+from mosic.logs import logging_config
 from mosic.settings import Settings
 
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
@@ -39,6 +40,7 @@ class MosicGunicorn(BaseApplication):
             # uvicorn's own default and outlives a reverse proxy's usual reuse window.
             "keepalive": KEEPALIVE_S,
             "accesslog": None,
+            "logconfig_dict": logging_config(s),
             "loglevel": s.log_level.lower(),
             "child_exit": child_exit,
             "proc_name": "mosic",
@@ -52,7 +54,5 @@ class MosicGunicorn(BaseApplication):
     def load(self):
         # Runs in each worker after the fork, so every worker builds its own app and pool.
         from mosic.app import create_app
-        from mosic.logs import configure_logging
 
-        configure_logging(self.settings)
         return create_app(self.settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import sys
+import logging.config
 
 from mosic.settings import Settings
 
@@ -31,26 +31,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def _formatter(settings: Settings) -> logging.Formatter:
-    return JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
-
-
-def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_formatter(settings))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-
-
-def uvicorn_log_config(settings: Settings) -> dict:
-    """Route uvicorn's own loggers through ours, so JSON output stays one format."""
+def logging_config(settings: Settings) -> dict:
+    """One logging set-up for Mosic, uvicorn and gunicorn alike (``dictConfig`` form), so
+    every line of a process comes out in the one chosen format."""
+    formatter = {"()": JsonFormatter} if settings.log_format == "json" else {"format": TEXT_FORMAT}
+    # Servers' loggers hand their records to the root handler; their own access logs stay
+    # off, as Mosic writes one access line per request itself (without query strings).
+    quiet = {"level": "WARNING", "handlers": [], "propagate": True}
+    passthrough = {"level": settings.log_level, "handlers": [], "propagate": True}
     return {
         "version": 1,
         "disable_existing_loggers": False,
+        "formatters": {"mosic": formatter},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "mosic",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": settings.log_level, "handlers": ["stderr"]},
         "loggers": {
-            "uvicorn": {"level": settings.log_level, "handlers": [], "propagate": True},
-            "uvicorn.error": {"level": settings.log_level, "handlers": [], "propagate": True},
-            "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            "uvicorn": passthrough,
+            "uvicorn.error": passthrough,
+            "uvicorn.access": quiet,
+            "gunicorn.error": passthrough,
+            "gunicorn.access": quiet,
         },
     }
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.config.dictConfig(logging_config(settings))
