@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from mosic import __version__
-from mosic.settings import Settings, SettingsError, load_settings
+from mosic.settings import Settings, SettingsError, check_port, load_settings
 
 log = logging.getLogger("mosic")
 # prometheus-client reads this name; importing mosic.metrics here would defeat its purpose.
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("host", "port", "workers")
                 if getattr(args, k) is not None
             }
-            if overrides.get("port", 1) < 1 or overrides.get("workers", 1) < 1:
-                raise SettingsError("--port and --workers must be positive")
+            check_port("--port", overrides.get("port", settings.port))
+            if overrides.get("workers", 1) < 1:
+                raise SettingsError("--workers must be at least 1")
             settings = settings.replace(**overrides)
     except SettingsError as exc:
         print(f"mosic: invalid setting: {exc}", file=sys.stderr)
@@ -84,11 +85,10 @@ def migrate(settings: Settings) -> int:
 
 
 def announce_api_key(api_key: str, path: Path) -> None:
-    # Printed once, on the terminal only: never through the log pipeline.
+    # Printed once, on standard output: the log stream (standard error) never carries it.
     print(
         f"\nGenerated an API key (stored in {path}, mode 0600):\n\n    {api_key}\n\n"
         "Send it as the X-API-Key header. Set MOSIC_API_KEY to choose your own.\n",
-        file=sys.stderr,
         flush=True,
     )
 
@@ -152,8 +152,12 @@ def _serve(settings: Settings) -> int:
         server_header=False,
     )
     # Our own sockets: a second uvicorn.Config would reset logging to uvicorn's defaults.
-    sockets = [_bind(settings.host, settings.port)]
-    if settings.metrics_port:
-        sockets.append(_bind(settings.host, settings.metrics_port))
+    try:
+        sockets = [
+            _bind(settings.host, port) for port in (settings.port, settings.metrics_port) if port
+        ]
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", settings.host, exc)
+        return 1
     uvicorn.Server(config).run(sockets=sockets)
     return 0

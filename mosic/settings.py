@@ -118,6 +118,12 @@ def _positive(name: str, value: int, *, minimum: int = 1) -> int:
     return value
 
 
+def check_port(name: str, value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise SettingsError(f"{name} must be a port number from 1 to 65535, got {value}")
+    return value
+
+
 def _log_level(value: str) -> str:
     level = value.upper()
     if level not in LOG_LEVELS:
@@ -155,9 +161,11 @@ def _read(env: Env) -> Settings:
         ),
         max_upload_mb=_positive("MAX_UPLOAD_MB", env.int("MAX_UPLOAD_MB", 200)),
         host=env.str("HOST", "127.0.0.1"),
-        port=_positive("PORT", env.int("PORT", 8000)),
+        port=check_port(f"{PREFIX}PORT", env.int("PORT", 8000)),
         workers=_positive("WORKERS", env.int("WORKERS", 1)),
         log_level=_log_level(env.str("LOG_LEVEL", "INFO")),
         log_format=log_format,
-        metrics_port=_positive("METRICS_PORT", metrics_port) if metrics_port is not None else None,
+        metrics_port=(
+            check_port(f"{PREFIX}METRICS_PORT", metrics_port) if metrics_port is not None else None
+        ),
     )

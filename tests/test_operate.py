@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -109,6 +110,8 @@ def test_serve_prints_a_generated_key_once(tmp_path):
         ({"MOSIC_SIGNED_URL_TTL": "-5"}, "MOSIC_SIGNED_URL_TTL"),
         ({"MOSIC_DATABASE_URL_OVERRIDE": "mysql://u@h/db"}, "MOSIC_DATABASE_URL_OVERRIDE"),
         ({"MOSIC_WORKERS": "many"}, "MOSIC_WORKERS"),
+        ({"MOSIC_PORT": "70000"}, "MOSIC_PORT"),
+        ({"MOSIC_METRICS_PORT": "0"}, "MOSIC_METRICS_PORT"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):
@@ -126,6 +129,22 @@ def test_settings_come_from_a_dot_env_file_in_the_working_directory(tmp_path):
     result = run_mosic("serve", cwd=tmp_path)
     assert result.returncode == 2
     assert "MOSIC_PORT" in result.stderr
+
+
+def test_bad_command_line_values_and_a_busy_port_are_one_clear_line(tmp_path):
+    bad = run_mosic("serve", "--port", "99999", env={"MOSIC_DATA_DIR": str(tmp_path)})
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "mosic: invalid setting: --port must be a port number from 1 to 65535, got 99999"
+    ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_mosic("serve", "--port", str(port), env={"MOSIC_DATA_DIR": str(tmp_path)})
+    assert busy.returncode == 1
+    assert "cannot listen on 127.0.0.1" in busy.stderr
+    assert "Traceback" not in busy.stderr
 
 
 def test_version():
