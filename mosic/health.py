@@ -38,7 +38,7 @@ class Ready:
         except Exception as exc:  # any failure means "not ready"; the reason goes out
             log.warning("readiness: database check failed: %s", exc)
             problems.append(f"database: {type(exc).__name__}")
-        if not self.catalogue.store.is_writable():
+        if not await asyncio.to_thread(self.catalogue.store.is_writable):
             problems.append("media store is not writable")
         if problems:
             resp.status = falcon.HTTP_503

@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 INCOMING_DIR = ".incoming"
 # Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
@@ -118,17 +119,39 @@ class MediaStore:
             removed += 1
         return removed
 
-    async def read_range(self, file_name: str, start: int, length: int) -> AsyncIterator[bytes]:
-        """Yield ``length`` bytes from ``start`` in bounded chunks: never the whole file."""
-        fh = await asyncio.to_thread(open, self.path_for(file_name), "rb")
+    async def open(self, file_name: str) -> StoredFile:
+        """Open a stored file for reading (raises ``FileNotFoundError`` when it is gone)."""
+
+        def _open() -> StoredFile:
+            fh = open(self.path_for(file_name), "rb")  # noqa: SIM115 - StoredFile closes it
+            return StoredFile(fh, os.fstat(fh.fileno()).st_size)
+
+        return await asyncio.to_thread(_open)
+
+
+class StoredFile:
+    """An open stored file: its size as of opening, and its bytes in bounded chunks."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh = fh
+        self.size = size
+
+    async def chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
+        """Yield ``length`` bytes from ``start``, one thread hop per chunk, never the whole
+        file; the file is closed when the iteration ends, however it ends."""
+        fd = self._fh.fileno()
         try:
-            await asyncio.to_thread(fh.seek, start)
-            remaining = length
-            while remaining > 0:
-                chunk = await asyncio.to_thread(fh.read, min(READ_CHUNK_BYTES, remaining))
+            position, end = start, start + length
+            while position < end:
+                chunk = await asyncio.to_thread(
+                    os.pread, fd, min(READ_CHUNK_BYTES, end - position), position
+                )
                 if not chunk:
                     break
-                remaining -= len(chunk)
+                position += len(chunk)
                 yield chunk
         finally:
-            fh.close()
+            self.close()
+
+    def close(self) -> None:
+        self._fh.close()

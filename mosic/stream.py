@@ -18,6 +18,7 @@ from mosic.auth import require_api_key_or_signature
 from mosic.catalogue import Catalogue
 from mosic.metrics import Metrics
 from mosic.signing import Signer
+from mosic.storage import StoredFile
 
 DISCONNECT_EVENT = "mosic.disconnected"
 UNKNOWN_SIZE = sys.maxsize
@@ -54,14 +55,32 @@ class ClipStream:
                 await self._count(clip_id)
             return
 
-        path = self.catalogue.store.path_for(clip.file_name)
         try:
-            size = path.stat().st_size
+            # Opened before anything is decided or counted: a file that vanished is a 404,
+            # never a counted play with a broken body.
+            stored = await self.catalogue.store.open(clip.file_name)
         except FileNotFoundError:
             raise falcon.HTTPNotFound(
                 title="Audio missing",
                 description="the clip exists but its audio file is gone from the media store",
             ) from None
+        try:
+            byte_range = self._respond(req, resp, clip, stored)
+            if resp.stream is not None and streaming.counts_as_play(
+                req.method, byte_range, stored.size
+            ):
+                await self._count(clip_id)
+        except BaseException:
+            resp.stream = None  # never started, so it would not close the file itself
+            raise
+        finally:
+            if resp.stream is None:
+                stored.close()
+
+    def _respond(self, req, resp, clip, stored: StoredFile) -> streaming.ByteRange | None:
+        """Set status and headers, and the body stream when bytes are to be sent; return
+        the range served (None for the whole file)."""
+        size = stored.size
         etag = streaming.etag_for(clip.sha256)
         resp.accept_ranges = "bytes"
         resp.etag = etag
@@ -77,7 +96,7 @@ class ClipStream:
             clip.created_at,
         ):
             resp.status = falcon.HTTP_304
-            return
+            return None
 
         byte_range = None
         if streaming.range_applies(req.get_header("If-Range"), etag, clip.created_at):
@@ -94,23 +113,20 @@ class ClipStream:
             resp.content_range = (byte_range.start, byte_range.end, size)
             start, length = byte_range.start, byte_range.length
         resp.content_length = length
-
-        if req.method == "HEAD":
-            return
-        if streaming.counts_as_play(req.method, byte_range, size):
-            await self._count(clip_id)
-        resp.stream = self._body(req, clip.file_name, start, length)
+        if req.method != "HEAD":
+            resp.stream = self._body(req, stored, start, length)
+        return byte_range
 
     async def _count(self, clip_id: uuid.UUID) -> None:
         if await self.catalogue.record_play(clip_id) is not None:
             self.metrics.play()
 
-    async def _body(self, req, file_name: str, start: int, length: int):
+    async def _body(self, req, stored: StoredFile, start: int, length: int):
         disconnected: asyncio.Event | None = req.scope.get(DISCONNECT_EVENT)
         sent = 0
         self.metrics.stream_started()
         try:
-            async for chunk in self.catalogue.store.read_range(file_name, start, length):
+            async for chunk in stored.chunks(start, length):
                 if disconnected is not None and disconnected.is_set():
                     break
                 sent += len(chunk)
