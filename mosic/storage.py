@@ -9,9 +9,11 @@ that removes the partial file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +22,7 @@ INCOMING_DIR = ".incoming"
 # Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
 WRITE_BATCH_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
+STALE_INCOMING_S = 60 * 60
 
 
 class UploadTooLarge(Exception):
@@ -96,9 +99,6 @@ class MediaStore:
     def remove(self, file_name: str) -> None:
         self.path_for(file_name).unlink(missing_ok=True)
 
-    def exists(self, file_name: str) -> bool:
-        return self.path_for(file_name).is_file()
-
     def is_writable(self) -> bool:
         try:
             self.prepare()
@@ -109,14 +109,21 @@ class MediaStore:
         except OSError:
             return False
 
-    def clean_incoming(self) -> int:
-        """Remove partial uploads a crashed process left behind; returns how many."""
+    def clean_incoming(self, now: float | None = None) -> int:
+        """Remove partial uploads a crashed process left behind; returns how many.
+
+        Only files untouched for ``STALE_INCOMING_S``: replicas sharing the store may be
+        receiving uploads right now, and a live upload writes to its file continually.
+        """
         if not self.incoming_dir.is_dir():
             return 0
+        cutoff = (now if now is not None else time.time()) - STALE_INCOMING_S
         removed = 0
         for leftover in self.incoming_dir.glob("*.part"):
-            leftover.unlink(missing_ok=True)
-            removed += 1
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
         return removed
 
     async def open(self, file_name: str) -> StoredFile:

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 import falcon.testing
 import pytest
@@ -19,6 +20,7 @@ from mosic.app import create_app
 from mosic.database import make_sync_database
 from mosic.migrations import apply_pending, available, pending
 from mosic.settings import PostgresConfig, Settings
+from mosic.storage import STALE_INCOMING_S, MediaStore
 from tests.conftest import Api
 
 
@@ -228,3 +230,17 @@ async def test_sqlite_takes_concurrent_uploads_and_plays_without_locking_errors(
         stats = await api.get(f"/play/{target}/stats", key="k")
         assert stats.json["play_count"] == 150
         assert len(api.stored_files()) == 12
+
+
+def test_start_up_clears_only_stale_partial_uploads(tmp_path):
+    store = MediaStore(tmp_path / "media")
+    store.prepare()
+    stale = store.incoming_dir / "crashed.part"
+    live = store.incoming_dir / "receiving.part"
+    for path in (stale, live):
+        path.write_bytes(b"partial")
+    old = time.time() - STALE_INCOMING_S - 60
+    os.utime(stale, (old, old))
+    assert store.clean_incoming() == 1
+    assert not stale.exists()
+    assert live.exists()
