@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -387,3 +389,40 @@ def test_request_counter_adds_up_over_gunicorn_workers(tmp_path):
             assert sample(text, "mosic_request_latency_seconds_count", **labels) == (
                 REQUESTS_OVER_WORKERS
             )
+
+
+def worker_pids(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_a_dead_workers_counts_survive_and_its_gauges_go(tmp_path):
+    with mosic_serve(tmp_path / "data", "--workers", "2", **SERVE) as server:
+        for _ in range(REQUESTS_OVER_WORKERS):
+            assert server.get("/play").status_code == 200
+        labels = {"method": "GET", "route": "/play", "status": "200"}
+        before = worker_pids(server.proc.pid)
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            "gunicorn to replace the killed worker",
+            lambda: (
+                len(worker_pids(server.proc.pid) - before) == 1
+                and len(worker_pids(server.proc.pid)) == 2
+            ),
+            START_TIMEOUT_S,
+            server.log,
+        )
+        wait_for(
+            "the new worker to serve",
+            lambda: server.get("/readyz").status_code == 200,
+            START_TIMEOUT_S,
+            server.log,
+        )
+        text = server.metrics()
+        # Counters of the dead worker still count: requests it served were served.
+        assert sample(text, "mosic_total_api_requests_total", **labels) >= REQUESTS_OVER_WORKERS
+        # Live gauges count live workers only: two pools, not three.
+        capacity = sample(text, "mosic_database_pool_connections", state="capacity")
+        assert capacity == 2
