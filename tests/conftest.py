@@ -7,7 +7,6 @@ tests start themselves; it is never skipped.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mosic.migrations import apply_pending
 from mosic.settings import PostgresConfig, Settings, parse_database_url
 from tests.support.audio import make_clip
 from tests.support.forms import multipart
-from tests.support.postgres import throwaway_cluster
+from tests.support.postgres import configured_or_throwaway
 
 API_KEY = "test-key-0123456789"
 BACKENDS = ("sqlite", "postgresql")
@@ -29,11 +28,7 @@ BACKENDS = ("sqlite", "postgresql")
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    url = os.environ.get("MOSIC_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    with throwaway_cluster() as url:
+    with configured_or_throwaway() as url:
         yield url
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import webtest
 from tests.conftest import BACKENDS
 from tests.support.audio import make_clip, make_wav_of_size
 from tests.support.forms import multipart
+from tests.support.measure import RssSampler, metric, rss_kib
 from tests.support.server import mosic_serve, wait_for
 
 WORKERS = ("--workers", "2")
@@ -59,12 +58,6 @@ def media_files(server) -> list[Path]:
 
 def total(server) -> int:
     return int(server.get("/play").headers["X-Total-Count"])
-
-
-def sample(metrics: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.M)
-    assert match, name
-    return float(match.group(1))
 
 
 def test_upload_browse_listen_and_delete_over_http(server, web, tmp_path):
@@ -132,7 +125,7 @@ def test_concurrent_listeners_never_lose_a_play(server, tmp_path):
     statuses = asyncio.run(listen_all())
     assert statuses == [200] * listeners
     assert server.get(f"/play/{clip_id}/stats").json()["play_count"] == listeners
-    assert sample(server.metrics(), "mosic_plays_total") == listeners
+    assert metric(server.metrics(), "mosic_plays_total") == listeners
 
 
 def test_real_players_probe_and_seek_through_the_signed_link(server, tmp_path):
@@ -275,39 +268,12 @@ def test_a_listener_who_leaves_frees_the_stream(server, tmp_path):
     while received < 1024 * 1024:
         received += len(sock.recv(65536))
     wait_for(
-        "the stream to be active", lambda: sample(server.metrics(), "mosic_active_streams") == 1, 10
+        "the stream to be active", lambda: metric(server.metrics(), "mosic_active_streams") == 1, 10
     )
     sock.close()
-    wait_for("the stream to end", lambda: sample(server.metrics(), "mosic_active_streams") == 0, 10)
-    sent = sample(server.metrics(), "mosic_stream_bytes_total")
+    wait_for("the stream to end", lambda: metric(server.metrics(), "mosic_active_streams") == 0, 10)
+    sent = metric(server.metrics(), "mosic_stream_bytes_total")
     assert sent < 32 * 1024 * 1024, "the server kept reading after the listener left"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-class PeakRss:
-    """Samples a process' resident memory in a thread, keeping the peak."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, rss_kib(pid), threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_kib(self.pid))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_memory_stays_flat_uploading_and_streaming_500_mb(tmp_path):
@@ -315,9 +281,6 @@ def test_memory_stays_flat_uploading_and_streaming_500_mb(tmp_path):
     big = make_wav_of_size(tmp_path / "big.wav", size)
     # One process, so its resident memory is the whole server's.
     with mosic_serve(tmp_path / "data", MOSIC_MAX_UPLOAD_MB="600") as server:
-        baseline = rss_kib(server.proc.pid)
-        with PeakRss(server.proc.pid) as during_upload:
-            clip_id = server.upload(big, "audio/wav")["id"]
 
         async def listen() -> int:
             async with (
@@ -333,9 +296,13 @@ def test_memory_stays_flat_uploading_and_streaming_500_mb(tmp_path):
         async def listen_all() -> list[int]:
             return await asyncio.gather(*(listen() for _ in range(4)))
 
-        with PeakRss(server.proc.pid) as during_streams:
+        baseline = rss_kib(server.pid)
+        assert baseline, "no VmRSS"
+        # VmRSS every 20 ms through the upload and then the streams: the peak of both.
+        with RssSampler(server.pid) as rss:
+            clip_id = server.upload(big, "audio/wav")["id"]
             assert asyncio.run(listen_all()) == [size] * 4
-    growth_mib = (max(during_upload.peak, during_streams.peak) - baseline) / 1024
+    growth_mib = rss.peak_mib()[0] - baseline / 1024
     assert growth_mib < 64, f"server memory grew by {growth_mib:.0f} MiB for a 500 MiB file"
 
 

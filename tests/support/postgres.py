@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,6 +227,12 @@ def _main() -> None:
         print(f"max_connections={max_connections}")
         print(f"started in {ready - began:.2f}s")
     print(f"stopped and removed in {time.monotonic() - ready:.2f}s")
+
+
+def configured_or_throwaway() -> AbstractContextManager[str]:
+    """The database at ``MOSIC_TEST_DATABASE_URL`` when set, else a throwaway cluster."""
+    url = os.environ.get("MOSIC_TEST_DATABASE_URL")
+    return nullcontext(url) if url else throwaway_cluster()
 
 
 if __name__ == "__main__":

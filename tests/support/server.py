@@ -1,5 +1,7 @@
-"""Real processes for end-to-end tests: ``mosic serve`` (and anything else) run as a
-subprocess, waited on with bounded polls, and always stopped with its children."""
+"""Real processes for end-to-end tests and the benchmarks (bench/): ``mosic serve`` (and
+anything else) run as a subprocess, waited on with bounded polls, and always stopped with its
+children. No pytest here: a failure is an ``AssertionError``, which pytest reports as one and
+a benchmark lets end it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
@@ -52,8 +53,16 @@ def wait_for(what: str, check: Callable[[], object], timeout: float, log: Path |
         if result:
             return result
         time.sleep(POLL_S)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out after {timeout} s waiting for {what} ({last_error})\n{tail}")
+    end = tail(log) if log else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} ({last_error})\n{end}")
+
+
+def tail(log: Path, chars: int = 3000) -> str:
+    """The end of a process' log, for a failure message ("" if there is none)."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 @contextlib.contextmanager
@@ -91,7 +100,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def alive(proc: subprocess.Popen, log: Path) -> None:
     if proc.poll() is not None:
-        pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}:\n{tail(log)}")
 
 
 @dataclass
@@ -103,18 +112,30 @@ class Mosic:
     data_dir: Path
     api_key: str
 
+    @property
+    def pid(self) -> int:
+        """The server's process (under gunicorn, the arbiter; it leads the process group)."""
+        return self.proc.pid
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
     def get(self, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
         # A new connection per request (no shared client), so several workers share the load.
-        headers = {"X-API-Key": self.api_key} if key else {}
+        headers = self.headers if key else {}
         headers.update(kwargs.pop("headers", {}))
         return httpx.get(self.base + path, headers=headers, timeout=10, **kwargs)
+
+    def delete(self, path: str) -> httpx.Response:
+        return httpx.delete(self.base + path, headers=self.headers, timeout=10)
 
     def upload(self, path: Path, content_type: str) -> dict:
         """Upload a file as a client would, streamed from disk; the new clip."""
         with path.open("rb") as fh:
             resp = httpx.post(
                 self.base + "/play/upload",
-                headers={"X-API-Key": self.api_key},
+                headers=self.headers,
                 files={"file": (path.name, fh, content_type)},
                 timeout=300,
             )
@@ -128,6 +149,9 @@ class Mosic:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        return tail(self.log)
 
 
 @contextlib.contextmanager

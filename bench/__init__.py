@@ -1,0 +1,1 @@
+"""Benchmarks for Mosic: plain scripts, not tests. See bench/README.md."""
