@@ -54,6 +54,21 @@ class InvalidCursor(ValueError):
     pass
 
 
+class InvalidText(ValueError):
+    """A title or description a client sent that the catalogue cannot take."""
+
+
+def client_text(name: str, value: str, limit: int) -> str | None:
+    """A client's title or description, trimmed; None when blank. The same rules for JSON
+    bodies and upload forms."""
+    if "\x00" in value:
+        raise InvalidText(f"'{name}' must not contain NUL characters")
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidText(f"'{name}' must be at most {limit} characters, got {len(value)}")
+    return value or None
+
+
 def utcnow() -> dt.datetime:
     # Naive UTC in the database: the same on SQLite (text) and PostgreSQL (timestamp).
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -124,14 +124,13 @@ def _text(body: dict, name: str, limit: int, *, required: bool = False) -> str |
         return None
     if not isinstance(value, str):
         raise bad_request(f"'{name}' must be a string")
-    if "\x00" in value:
-        raise bad_request(f"'{name}' must not contain NUL characters")
-    value = value.strip()
-    if required and not value:
+    try:
+        value = cat.client_text(name, value, limit)
+    except cat.InvalidText as exc:
+        raise bad_request(str(exc)) from None
+    if required and value is None:
         raise bad_request(f"'{name}' must not be empty")
-    if len(value) > limit:
-        raise bad_request(f"'{name}' must be at most {limit} characters, got {len(value)}")
-    return value or None
+    return value
 
 
 def _duration(body: dict) -> float:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import falcon
 
-from mosic.catalogue import DESCRIPTION_MAX, UploadForm
+from mosic.catalogue import DESCRIPTION_MAX, InvalidText, UploadForm, client_text
 from mosic.models import TITLE_MAX
 from mosic.storage import IncomingFile, MediaStore
 
@@ -22,15 +22,6 @@ TEXT_FIELDS = {"title": TITLE_MAX, "description": DESCRIPTION_MAX}
 
 class BadUpload(ValueError):
     """The form is well-formed multipart but not an upload we can take."""
-
-
-def clean_text(name: str, value: str, limit: int) -> str | None:
-    if "\x00" in value:
-        raise BadUpload(f"'{name}' must not contain NUL characters")
-    value = value.strip()
-    if len(value) > limit:
-        raise BadUpload(f"'{name}' must be at most {limit} characters, got {len(value)}")
-    return value or None
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +47,10 @@ async def receive_upload(
                 text = await part.get_text()
                 if text is None:
                     raise BadUpload(f"'{part.name}' is not valid text in its declared charset")
-                value = clean_text(part.name, text, TEXT_FIELDS[part.name])
+                try:
+                    value = client_text(part.name, text, TEXT_FIELDS[part.name])
+                except InvalidText as exc:
+                    raise BadUpload(str(exc)) from None
                 setattr(form, part.name, value)
             else:
                 # Unknown fields are drained and ignored, as HTML forms may carry extras.
