@@ -120,8 +120,8 @@ async def _reference_batches(
 async def reference_postgres(url: str, clip_id: str) -> dict:
     import peewee_async
 
-    from mosic.catalogue import utcnow
-    from mosic.models import Clip
+    from mosic.core.catalogue import utcnow
+    from mosic.persistence.models import Clip
     from mosic.settings import parse_database_url
 
     pg = parse_database_url(url)
@@ -157,9 +157,9 @@ async def reference_postgres(url: str, clip_id: str) -> dict:
 async def reference_sqlite(path: Path, clip_id: str) -> dict:
     import aiosqlite
 
-    from mosic.catalogue import utcnow
-    from mosic.database import SQLITE_PRAGMAS
-    from mosic.models import Clip
+    from mosic.core.catalogue import utcnow
+    from mosic.persistence.database import SQLITE_PRAGMAS
+    from mosic.persistence.models import Clip
 
     key = Clip.id.db_value(uuid.UUID(clip_id))
     update = (

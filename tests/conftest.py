@@ -15,9 +15,10 @@ import psycopg2
 import pytest
 
 from mosic.app import create_app
-from mosic.database import make_sync_database
-from mosic.migrations import apply_pending
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.migrations import apply_pending
 from mosic.settings import PostgresConfig, Settings, parse_database_url
+from tests.support.asgi import StaysConnected
 from tests.support.audio import make_clip
 from tests.support.forms import multipart
 from tests.support.postgres import configured_or_throwaway
@@ -139,11 +140,7 @@ class Api:
 
 @pytest.fixture
 async def api(settings):
-    # The Falcon app without its disconnect watcher: Falcon's test client signals a
-    # disconnect as soon as a request is sent, which would cut every stream short.
-    # The end-to-end tests run the whole stack over real HTTP.
-    app = create_app(settings).app
-    async with falcon.testing.ASGIConductor(app) as conductor:
+    async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
         yield Api(conductor, settings)
 
 

@@ -234,7 +234,7 @@ def test_the_build_context_holds_what_the_builder_stage_installs(tmp_path):
                 (context / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / relative, context / relative)
                 copied.append(relative)
-    assert "pyproject.toml" in copied and "mosic/cli.py" in copied
+    assert "pyproject.toml" in copied and "mosic/cli/__init__.py" in copied
     leaked = [c for c in copied if c.startswith((".git/", ".env", "data/", "tests/", "helm/"))]
     assert not leaked, leaked
     assert not any("__pycache__" in c for c in copied)
@@ -260,7 +260,7 @@ def test_the_build_context_holds_what_the_builder_stage_installs(tmp_path):
     (wheel,) = wheels.glob("mosic-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        assert "mosic/openapi.json" in names
+        assert "mosic/api/openapi.json" in names
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "mosic = mosic.cli:main" in archive.read(entry_points).decode()
 

@@ -250,7 +250,7 @@ async def test_tampered_expired_and_other_clip_signatures_are_refused(api, song,
         assert resp.json["description"]
 
     expired_signer = api.settings.replace(signed_url_ttl=1)
-    from mosic.signing import Signer
+    from mosic.core.signing import Signer
 
     secret = (api.settings.data_dir / "signing_secret").read_text().strip()
     old = Signer(secret, expired_signer.signed_url_ttl).query(song["id"], now=0)

@@ -28,14 +28,15 @@ from falcon.inspect import inspect_routes
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from mosic import catalogue, clips, streaming
+from mosic.api import params
+from mosic.api.ops import load_openapi
 from mosic.app import create_app
-from mosic.database import make_sync_database
-from mosic.health import load_openapi
-from mosic.migrations import apply_pending
-from mosic.models import TAG_MAX, TITLE_MAX
+from mosic.core import catalogue, plays, text
+from mosic.core.signing import Signer
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.migrations import apply_pending
+from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
-from mosic.signing import Signer
 
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
@@ -422,12 +423,12 @@ def test_the_served_document_is_the_file(live, document):
     result = live.client.simulate_get("/openapi.json")
     assert result.status_code == 200
     assert result.json == document
-    source = Path(__file__).parents[1] / "mosic" / "openapi.json"
+    source = Path(__file__).parents[1] / "mosic" / "api" / "openapi.json"
     assert document == json.loads(source.read_text(encoding="utf-8"))
 
 
 def test_every_route_and_method_is_documented(live, document):
-    routes = app_operations(live.asgi.app)
+    routes = app_operations(live.asgi)
     assert routes, "inspect_routes found no routes"
     documented = documented_operations(document)
     assert sorted(routes - documented) == [], "routes missing from openapi.json"
@@ -506,19 +507,19 @@ def test_metadata_only_clips_are_nullable_where_the_schema_says(live, document):
 def test_documented_limits_are_the_codes_constants(document):
     components = document["components"]
     limit = components["parameters"]["Limit"]["schema"]
-    assert (limit["maximum"], limit["default"]) == (clips.LIMIT_MAX, 100)
+    assert (limit["maximum"], limit["default"]) == (params.LIMIT_MAX, 100)
     sort = components["parameters"]["Sort"]["schema"]
     assert set(sort["enum"]) == {s + f for f in catalogue.SORT_FIELDS for s in ("", "-")}
     assert sort["default"] == catalogue.DEFAULT_SORT
     new_clip = components["schemas"]["NewClip"]["properties"]
     assert new_clip["title"]["maxLength"] == TITLE_MAX
-    assert new_clip["description"]["maxLength"] == catalogue.DESCRIPTION_MAX
+    assert new_clip["description"]["maxLength"] == text.DESCRIPTION_MAX
     assert new_clip["artist"]["maxLength"] == new_clip["album"]["maxLength"] == TAG_MAX
-    assert new_clip["audio_url"]["maxLength"] == clips.URL_MAX
-    assert set(new_clip) == clips.JSON_CLIP_FIELDS
-    assert set(components["schemas"]["ClipChanges"]["properties"]) == clips.PATCH_FIELDS
+    assert new_clip["audio_url"]["maxLength"] == params.URL_MAX
+    assert set(new_clip) == params.JSON_CLIP_FIELDS
+    assert set(components["schemas"]["ClipChanges"]["properties"]) == params.PATCH_FIELDS
     stream = document["paths"]["/play/{clip_id}/stream"]["get"]["description"]
-    assert f"byte {streaming.PROBE_END_BEFORE}" in stream  # the probe rule's threshold
+    assert f"byte {plays.PROBE_END_BEFORE}" in stream  # the probe rule's threshold
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ import pytest
 
 from mosic import __version__
 from mosic.app import create_app
-from mosic.database import make_sync_database
-from mosic.migrations import apply_pending, available, pending
+from mosic.media.local import STALE_INCOMING_S, LocalStore
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.migrations import apply_pending, available, pending
 from mosic.settings import PostgresConfig, Settings
-from mosic.storage import STALE_INCOMING_S, MediaStore
 from tests.conftest import Api
 
 
@@ -43,7 +43,7 @@ async def test_healthz_touches_no_database(tmp_path):
         api_key="k",
         postgres=PostgresConfig(host="127.0.0.1", port=1, name="none"),
     )
-    async with falcon.testing.ASGIConductor(create_app(settings).app) as client:
+    async with falcon.testing.ASGIConductor(create_app(settings)) as client:
         health = await client.simulate_get("/healthz")
         assert health.status_code == 200
         assert health.json == {"status": "ok"}
@@ -72,7 +72,7 @@ async def test_a_key_is_generated_once_kept_0600_and_reused(tmp_path):
     settings = Settings(data_dir=tmp_path)
     key_file = tmp_path / "api_key"
     apply_pending(make_sync_database(settings))
-    async with falcon.testing.ASGIConductor(create_app(settings).app) as client:
+    async with falcon.testing.ASGIConductor(create_app(settings)) as client:
         key = key_file.read_text().strip()
         assert len(key) >= 40
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -86,7 +86,7 @@ async def test_a_key_is_generated_once_kept_0600_and_reused(tmp_path):
 
 def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
     # The printing itself is checked end to end, through `mosic serve`, in test_e2e.
-    from mosic.app import resolve_credentials
+    from mosic.persistence.secrets import resolve_credentials
 
     said = []
     first = resolve_credentials(
@@ -214,7 +214,7 @@ async def test_sqlite_takes_concurrent_uploads_and_plays_without_locking_errors(
     db = make_sync_database(settings)
     apply_pending(db)
     db.close()
-    async with falcon.testing.ASGIConductor(create_app(settings).app) as conductor:
+    async with falcon.testing.ASGIConductor(create_app(settings)) as conductor:
         api = Api(conductor, settings)
         files = [clip_file("mp3", seconds=0.5, freq=200 + 10 * i).read_bytes() for i in range(12)]
         uploads = await asyncio.gather(*(api.upload(data, key="k") for data in files))
@@ -230,8 +230,8 @@ async def test_sqlite_takes_concurrent_uploads_and_plays_without_locking_errors(
         assert len(api.stored_files()) == 12
 
 
-def test_start_up_clears_only_stale_partial_uploads(tmp_path):
-    store = MediaStore(tmp_path / "media")
+async def test_start_up_clears_only_stale_partial_uploads(tmp_path):
+    store = LocalStore(tmp_path / "media")
     store.prepare()
     stale = store.incoming_dir / "crashed.part"
     live = store.incoming_dir / "receiving.part"
@@ -239,6 +239,6 @@ def test_start_up_clears_only_stale_partial_uploads(tmp_path):
         path.write_bytes(b"partial")
     old = time.time() - STALE_INCOMING_S - 60
     os.utime(stale, (old, old))
-    assert store.clean_incoming() == 1
+    assert await store.sweep() == 1
     assert not stale.exists()
     assert live.exists()

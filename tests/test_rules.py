@@ -6,12 +6,11 @@ import datetime as dt
 
 import pytest
 
-from mosic.signing import BadSignature, ExpiredSignature, Signer
-from mosic.streaming import (
-    PROBE_END_BEFORE,
+from mosic.core.plays import PROBE_END_BEFORE, counts_as_play
+from mosic.core.signing import BadSignature, ExpiredSignature, Signer
+from mosic.media.ranges import (
     ByteRange,
     RangeNotSatisfiable,
-    counts_as_play,
     not_modified,
     parse_range,
     range_applies,

@@ -1,32 +1,33 @@
 """The catalogue: every read and write of clips, and the rules that go with them.
 
-Resources call these functions and shape the answers; nothing here knows about HTTP.
+Resources call these methods and shape the answers; nothing here knows about HTTP. The
+catalogue owns its database and media store: callers ask it, never them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import datetime as dt
-import json
 import logging
-import unicodedata
 import uuid
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import peewee
 from peewee import SQL, NodeList
 
-from mosic import audio
-from mosic.models import TAG_MAX, TITLE_MAX, Clip, search_text_for
-from mosic.storage import IncomingFile, MediaStore
+from mosic.core import audio
+from mosic.core.cursors import decode_cursor, encode_cursor
+from mosic.core.text import (
+    DESCRIPTION_MAX,
+    UNTITLED,
+    printable,
+    search_text_for,
+    title_from_filename,
+)
+from mosic.media.storage import Incoming, MediaStore, StoredMedia
+from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION_MAX = 5000
-UNTITLED = "Untitled"
 # Sort keys a client may ask for; "-" means descending. Each maps to a non-null column, and
 # the id breaks ties so pages never overlap or skip.
 SORT_FIELDS = {
@@ -36,8 +37,6 @@ SORT_FIELDS = {
     "duration": Clip.duration,
 }
 DEFAULT_SORT = "-created_at"
-# Numbers in a cursor must fit a 64-bit column, or the database refuses the query.
-CURSOR_NUMBER_MAX = 2**63 - 1
 
 
 class ClipNotFound(Exception):
@@ -48,25 +47,6 @@ class DuplicateClip(Exception):
     def __init__(self, existing_id: uuid.UUID) -> None:
         super().__init__(f"the same audio is already stored as clip {existing_id}")
         self.existing_id = existing_id
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-class InvalidText(ValueError):
-    """A title or description a client sent that the catalogue cannot take."""
-
-
-def client_text(name: str, value: str, limit: int) -> str | None:
-    """A client's title or description, trimmed; None when blank. The same rules for JSON
-    bodies and upload forms."""
-    if "\x00" in value:
-        raise InvalidText(f"'{name}' must not contain NUL characters")
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidText(f"'{name}' must be at most {limit} characters, got {len(value)}")
-    return value or None
 
 
 def utcnow() -> dt.datetime:
@@ -108,55 +88,20 @@ class UploadForm:
     description: str | None = None
 
 
-def printable(value: str | None, limit: int) -> str | None:
-    """Text from files and file names, made fit to store: control characters (NUL among
-    them, which PostgreSQL refuses) dropped, whitespace trimmed, length capped."""
-    if not value:
-        return None
-    kept = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-    return kept.strip()[:limit].strip() or None
-
-
-def title_from_filename(filename: str | None) -> str | None:
-    if not filename:
-        return None
-    # Clients send Windows paths too; only the last component names the song.
-    name = PurePosixPath(filename.replace("\\", "/")).name
-    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return printable(stem, TITLE_MAX)
-
-
-def encode_cursor(sort: str, clip: Clip) -> str:
-    value = getattr(clip, sort.lstrip("-"))
-    if isinstance(value, dt.datetime):
-        value = value.isoformat()
-    raw = json.dumps({"s": sort, "v": value, "id": str(clip.id)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: str) -> tuple[object, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        if data["s"] != sort:
-            raise InvalidCursor("the cursor belongs to a different sort order")
-        value = data["v"]
-        if sort.lstrip("-") == "created_at":
-            value = dt.datetime.fromisoformat(value)
-        elif sort.lstrip("-") == "title":
-            if not isinstance(value, str) or "\x00" in value:
-                raise InvalidCursor("the cursor is not one this server issued")
-        elif (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not -CURSOR_NUMBER_MAX <= value <= CURSOR_NUMBER_MAX
-        ):
-            raise InvalidCursor("the cursor is not one this server issued")
-        return value, uuid.UUID(data["id"])
-    except InvalidCursor:
-        raise
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("the cursor is not one this server issued") from None
+def new_clip_row(**fields) -> dict:
+    """The columns of a new clip: ``fields`` plus the id, counters, times and search text."""
+    now = utcnow()
+    row = {
+        "id": uuid.uuid4(),
+        "play_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    row["search_text"] = search_text_for(
+        row["title"], row.get("description"), row.get("artist"), row.get("album")
+    )
+    return row
 
 
 def _like_contains(column, needle: str):
@@ -165,12 +110,20 @@ def _like_contains(column, needle: str):
 
 
 class Catalogue:
-    def __init__(self, db, store: MediaStore) -> None:
-        self.db = db
-        self.store = store
+    def __init__(self, *, db, store: MediaStore) -> None:
+        self._db = db
+        self._store = store
+
+    async def ping(self) -> None:
+        """Raise unless the database answers (readiness)."""
+        await self._db.aio_execute_sql("SELECT 1")
+
+    async def store_problem(self) -> str | None:
+        """Why the media store cannot take writes now, or None (readiness)."""
+        return await self._store.problem()
 
     async def _one(self, query) -> Clip | None:
-        rows = await self.db.aio_execute(query.limit(1))
+        rows = await self._db.aio_execute(query.limit(1))
         return rows[0] if rows else None
 
     async def get(self, clip_id: uuid.UUID) -> Clip:
@@ -179,14 +132,18 @@ class Catalogue:
             raise ClipNotFound(clip_id)
         return clip
 
+    async def open_media(self, clip: Clip) -> StoredMedia:
+        """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
+        return await self._store.open(clip.file_name)
+
     async def count(self) -> int:
-        return await Clip.select().aio_count(self.db)
+        return await Clip.select().aio_count(self._db)
 
     async def list(self, query: ListQuery) -> Page:
         base = Clip.select()
         if query.q:
             base = base.where(_like_contains(Clip.search_text, query.q.casefold()))
-        total = await base.aio_count(self.db)
+        total = await base.aio_count(self._db)
 
         column = SORT_FIELDS[query.sort_field]
         order = (column.desc(), Clip.id.desc()) if query.descending else (column, Clip.id)
@@ -199,7 +156,7 @@ class Catalogue:
             rows_query = rows_query.where(key < after if query.descending else key > after)
         if query.offset:
             rows_query = rows_query.offset(query.offset)
-        rows = await self.db.aio_execute(rows_query.limit(query.limit + 1))
+        rows = await self._db.aio_execute(rows_query.limit(query.limit + 1))
         page = Page(clips=list(rows[: query.limit]), total=total)
         if len(rows) > query.limit:
             if query.offset is not None:
@@ -218,70 +175,38 @@ class Catalogue:
         artist: str | None = None,
         album: str | None = None,
     ) -> Clip:
-        now = utcnow()
-        clip = Clip(
-            id=uuid.uuid4(),
+        """Register a metadata-only clip: its audio lives at ``audio_url``."""
+        row = new_clip_row(
             title=title,
             description=description,
             duration=duration,
             artist=artist,
             album=album,
             external_url=audio_url,
-            search_text=search_text_for(title, description, artist, album),
-            play_count=0,
-            created_at=now,
-            updated_at=now,
         )
-        await self.db.aio_execute(Clip.insert(**clip.__data__).returning(Clip.id))
-        return clip
+        await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
+        return Clip(**row)
 
-    async def add_upload(self, incoming: IncomingFile, form: UploadForm) -> Clip:
+    async def receive(self, limit: int) -> Incoming:
+        """Start receiving an upload into the media store."""
+        return await self._store.receive(limit)
+
+    async def add_upload(self, incoming: Incoming, form: UploadForm) -> Clip:
         """Turn a fully received file into a clip, or raise and leave nothing behind.
 
-        The caller owns ``incoming`` and discards it afterwards if it is still there; once the
-        row commits, the file has been moved to its final name.
+        The caller owns ``incoming`` and discards it afterwards; once the row commits, the
+        file has been published under its final name.
         """
-        info = await asyncio.to_thread(audio.probe, incoming.path)
+        info = await incoming.inspect(audio.probe)
         existing = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
         if existing is not None:
             raise DuplicateClip(existing.id)
-
-        title = (
-            form.title
-            or printable(info.title, TITLE_MAX)
-            or title_from_filename(form.filename)
-            or UNTITLED
-        )
-        description = (
-            form.description
-            if form.description is not None
-            else printable(info.comment, DESCRIPTION_MAX)
-        )
-        artist = printable(info.artist, TAG_MAX)
-        album = printable(info.album, TAG_MAX)
-        now = utcnow()
-        file_name = incoming.sha256 + info.extension
-        clip = Clip(
-            id=uuid.uuid4(),
-            title=title,
-            description=description,
-            duration=info.duration,
-            artist=artist,
-            album=album,
-            content_type=info.content_type,
-            size=incoming.size,
-            sha256=incoming.sha256,
-            file_name=file_name,
-            search_text=search_text_for(title, description, artist, album),
-            play_count=0,
-            created_at=now,
-            updated_at=now,
-        )
+        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info))
         published = False
         try:
-            async with self.db.aio_atomic():
-                await self.db.aio_execute(Clip.insert(**clip.__data__).returning(Clip.id))
-                self.store.publish(incoming, file_name)
+            async with self._db.aio_atomic():
+                await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
+                await self._store.publish(incoming, row["file_name"])
                 published = True
         except peewee.IntegrityError:
             # An identical upload committed between our check and our insert.
@@ -290,10 +215,10 @@ class Catalogue:
                 raise
             raise DuplicateClip(winner.id) from None
         except BaseException:
-            if published:
-                self.store.remove(file_name)
+            if published:  # the commit failed after the file was moved into place
+                await self._store.remove(row["file_name"])
             raise
-        return clip
+        return Clip(**row)
 
     async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> Clip:
         clip = await self.get(clip_id)
@@ -303,7 +228,7 @@ class Catalogue:
             setattr(clip, name, value)
         clip.updated_at = utcnow()
         clip.search_text = search_text_for(clip.title, clip.description, clip.artist, clip.album)
-        updated = await self.db.aio_execute(
+        updated = await self._db.aio_execute(
             Clip.update(
                 title=clip.title,
                 description=clip.description,
@@ -319,24 +244,56 @@ class Catalogue:
         """Delete the row and its file. The file goes inside the transaction: an identical
         upload racing us waits on the row's unique hash until we commit, so it can never
         publish its file only to have us remove it."""
-        async with self.db.aio_atomic():
-            rows = await self.db.aio_execute(
+        async with self._db.aio_atomic():
+            rows = await self._db.aio_execute(
                 Clip.delete().where(Clip.id == clip_id).returning(Clip.file_name)
             )
             if not rows:
                 raise ClipNotFound(clip_id)
             if rows[0].file_name:
-                self.store.remove(rows[0].file_name)
+                await self._store.remove(rows[0].file_name)
 
     async def record_play(self, clip_id: uuid.UUID) -> int | None:
         """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.
 
-        Returns the new count, or None when the clip is gone.
+        Returns the new count, or None when the clip is gone. Count through
+        ``mosic.core.plays.PlayRecorder``, which also keeps the metric.
         """
-        rows = await self.db.aio_execute(
+        rows = await self._db.aio_execute(
             Clip.update(play_count=Clip.play_count + 1, last_played_at=utcnow())
             .where(Clip.id == clip_id)
             .returning(Clip.play_count)
         )
         rows = list(rows)
         return rows[0].play_count if rows else None
+
+
+def _upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:
+    """Title and description (form fields win over tags, tags over the file name) and tags."""
+    title = (
+        form.title
+        or printable(info.title, TITLE_MAX)
+        or title_from_filename(form.filename)
+        or UNTITLED
+    )
+    description = (
+        form.description
+        if form.description is not None
+        else printable(info.comment, DESCRIPTION_MAX)
+    )
+    return {
+        "title": title,
+        "description": description,
+        "duration": info.duration,
+        "artist": printable(info.artist, TAG_MAX),
+        "album": printable(info.album, TAG_MAX),
+    }
+
+
+def _file_fields(incoming: Incoming, info: audio.AudioInfo) -> dict:
+    return {
+        "content_type": info.content_type,
+        "size": incoming.size,
+        "sha256": incoming.sha256,
+        "file_name": incoming.sha256 + info.extension,
+    }

@@ -1,14 +1,14 @@
 """Audio metadata: is this audio, how long is it, what do its tags say.
 
-mutagen identifies the format from the bytes (we never pass it the client's file name, so
-a text file called ``song.mp3`` is still a text file). Blocking: call it from a thread.
+mutagen identifies the format from the bytes (it never sees the client's file name, so a text
+file called ``song.mp3`` is still a text file). Blocking: storage runs it in a thread.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 import mutagen
 from mutagen.aac import AAC
@@ -56,9 +56,10 @@ class AudioInfo:
     comment: str | None = None
 
 
-def probe(path: Path) -> AudioInfo:
+def probe(fileobj: BinaryIO) -> AudioInfo:
+    """Read a seekable binary file; raises ``NotAudio`` when it is not audio we serve."""
     try:
-        audio = mutagen.File(path, options=_OPTIONS)
+        audio = mutagen.File(fileobj, options=_OPTIONS)
     except (mutagen.MutagenError, ValueError, OverflowError, EOFError) as exc:
         raise NotAudio(f"the file could not be read as audio: {exc}") from None
     if audio is None:

@@ -105,7 +105,8 @@ class SqliteDatabase(peewee_async.SqliteDatabase):
 
 
 def make_database(settings: Settings) -> peewee_async.AioDatabase:
-    """The async database the service uses; its pool opens in ``open_database``."""
+    """The async database the service uses. Its pool opens lazily, in the event loop of the
+    first query (the app's lifespan connects it when a worker starts)."""
     pg = settings.postgres
     if pg is not None:
         return peewee_async.PostgresqlDatabase(
@@ -139,11 +140,12 @@ def make_sync_database(settings: Settings) -> peewee.Database:
     )
 
 
-def pool_stats(db: peewee_async.AioDatabase) -> tuple[int, int]:
-    """(connections in use, pool capacity) for metrics and readiness."""
-    pool = getattr(db.pool_backend, "pool", None)
+def pool_usage(db: peewee_async.AioDatabase) -> tuple[int, int]:
+    """(connections in use, pool capacity), for the pool gauge in ``/metrics``."""
+    pool = db.pool_backend.pool
     if pool is None:
         return 0, 0
     if isinstance(pool, SqlitePool):
         return pool.in_use, pool.size
-    return len(pool._used), pool.maxsize  # aiopg keeps no public counter of busy connections
+    # aiopg's pool: ``size`` counts open connections, ``freesize`` the idle ones.
+    return pool.size - pool.freesize, pool.maxsize

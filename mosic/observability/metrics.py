@@ -8,11 +8,8 @@ worker's files.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import time
-from collections.abc import Callable
+from enum import StrEnum
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,12 +21,20 @@ from prometheus_client import (
     multiprocess,
 )
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-UNMATCHED_ROUTE = "unmatched"
-_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+from mosic.observability import MULTIPROC_ENV
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UPLOAD_OUTCOMES = ("created", "duplicate", "not_audio", "too_large", "invalid", "failed")
+# Database error kinds (exception class names) pre-created, so dashboards see zeroes.
+DATABASE_ERROR_KINDS = ("OperationalError", "InterfaceError")
+
+
+class UploadOutcome(StrEnum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    NOT_AUDIO = "not_audio"
+    TOO_LARGE = "too_large"
+    INVALID = "invalid"
+    FAILED = "failed"
 
 
 def multiprocess_enabled() -> bool:
@@ -85,9 +90,9 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        for kind in ("OperationalError", "InterfaceError"):
+        for kind in DATABASE_ERROR_KINDS:
             self.db_errors.labels(kind)
-        for outcome in UPLOAD_OUTCOMES:
+        for outcome in UploadOutcome:
             # Pre-create so dashboards see zeroes rather than "no data".
             self.uploads.labels(outcome)
             self.upload_bytes.labels(outcome)
@@ -107,7 +112,7 @@ class Metrics:
         self.active_streams.dec()
         self.stream_bytes.inc(sent_bytes)
 
-    def upload(self, outcome: str, size: int) -> None:
+    def upload(self, outcome: UploadOutcome, size: int) -> None:
         self.uploads.labels(outcome).inc()
         self.upload_bytes.labels(outcome).inc(size)
 
@@ -128,37 +133,3 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-@functools.lru_cache(maxsize=64)
-def route_label(uri_template: str | None) -> str:
-    """``/play/{clip_id:uuid}/stream`` -> ``/play/{clip_id}/stream``: the template, never a
-    raw path, and without Falcon's converter syntax."""
-    if not uri_template:
-        return UNMATCHED_ROUTE
-    return _CONVERTER.sub(r"{\1}", uri_template)
-
-
-class RequestMetrics:
-    """Falcon middleware: latency and count of every request, by route template, and the
-    database pool's use after each one (cheap: a few attribute reads)."""
-
-    def __init__(self, metrics: Metrics, pool: Callable[[], tuple[int, int]]) -> None:
-        self.metrics = metrics
-        self.pool = pool
-
-    async def process_startup(self, scope, event) -> None:
-        self.metrics.set_pool(*self.pool())
-
-    async def process_request(self, req, resp) -> None:
-        req.context.started = time.perf_counter()
-
-    async def process_response(self, req, resp, resource, req_succeeded) -> None:
-        started = req.context.get("started")
-        if started is None:
-            return
-        # Methods come from clients: an unbounded label set unless folded.
-        method = req.method if req.method in KNOWN_METHODS else "OTHER"
-        elapsed = time.perf_counter() - started
-        self.metrics.request(method, route_label(req.uri_template), str(resp.status_code), elapsed)
-        self.metrics.set_pool(*self.pool())

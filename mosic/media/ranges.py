@@ -1,4 +1,4 @@
-"""How to serve a clip's bytes: Range, conditional requests, and what counts as a play.
+"""Which bytes to send: Range requests and conditional requests (RFC 9110).
 
 Pure functions of header values and sizes, so every rule is tested without HTTP.
 """
@@ -9,10 +9,6 @@ import datetime as dt
 import email.utils
 import re
 from dataclasses import dataclass
-
-# A range that starts at 0 and ends before this byte, without covering the whole file, is a
-# probe (Safari asks for bytes=0-1 before it decides to play), not a listen.
-PROBE_END_BEFORE = 65535
 
 _RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
@@ -29,9 +25,6 @@ class ByteRange:
     @property
     def length(self) -> int:
         return self.end - self.start + 1
-
-    def content_range(self, size: int) -> str:
-        return f"bytes {self.start}-{self.end}/{size}"
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
@@ -68,18 +61,6 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable()
     end = min(int(last), size - 1) if last else size - 1
     return ByteRange(start, end)
-
-
-def counts_as_play(method: str, byte_range: ByteRange | None, size: int) -> bool:
-    """One listen counts once: a GET from byte 0 that is not a probe."""
-    if method != "GET":
-        return False
-    if byte_range is None:
-        return True
-    if byte_range.start != 0:
-        return False  # a seek within a listen already counted
-    covers_whole_file = byte_range.end >= size - 1
-    return covers_whole_file or byte_range.end >= PROBE_END_BEFORE
 
 
 def etag_for(sha256: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from mosic.logs import logging_config
+from mosic.observability.logs import logging_config
 from mosic.settings import Settings
 
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"

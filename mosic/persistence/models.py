@@ -2,7 +2,7 @@
 
 Models are not bound to a database here: the store passes its own database to every query,
 so two apps (SQLite and PostgreSQL, say) can live in one process without rebinding anything.
-The schema itself is created and changed only by ``mosic.migrations``.
+The schema itself is created and changed only by ``mosic.persistence.migrations``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,3 @@ class Clip(AioModel):
     @property
     def is_external(self) -> bool:
         return self.file_name is None
-
-
-def search_text_for(*values: str | None) -> str:
-    return "\n".join(v.casefold() for v in values if v)

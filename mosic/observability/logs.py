@@ -13,8 +13,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    # Fields an access-log record may carry (see mosic.access).
-    EXTRA_FIELDS = ("method", "route", "path", "status", "duration_ms", "bytes", "client")
+    # Fields an access-log record may carry (see mosic.observability.access_log).
+    EXTRA_FIELDS = ("method", "route", "status", "duration_ms", "bytes", "client")
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

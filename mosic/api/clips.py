@@ -1,0 +1,117 @@
+"""REST resources for the clip catalogue: ``/play``, ``/play/upload``, ``/play/{id}``, stats.
+
+Each responder parses the request, calls the catalogue, and shapes the answer. Who may call
+them is declared with the routes (``mosic.app``), not here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import falcon
+
+from mosic.api import params
+from mosic.api.errors import bad_request
+from mosic.api.shapes import clip_json, next_link, stats_json
+from mosic.api.uploads import Uploads
+from mosic.core.catalogue import Catalogue
+from mosic.core.cursors import InvalidCursor
+from mosic.core.signing import Signer
+from mosic.core.text import DESCRIPTION_MAX
+from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
+
+MULTIPART = "multipart/form-data"
+
+
+def created(resp, clip: Clip, signer: Signer) -> None:
+    resp.status = falcon.HTTP_201
+    resp.location = f"/play/{clip.id}"
+    resp.media = clip_json(clip, signer)
+
+
+class ClipCollection:
+    """``/play``"""
+
+    def __init__(self, *, catalogue: Catalogue, signer: Signer, uploads: Uploads) -> None:
+        self._catalogue = catalogue
+        self._signer = signer
+        self._uploads = uploads
+
+    async def on_get(self, req, resp) -> None:
+        query = params.list_query(req)
+        try:
+            page = await self._catalogue.list(query)
+        except InvalidCursor as exc:
+            raise bad_request(f"'cursor': {exc}") from None
+        resp.media = [clip_json(clip, self._signer) for clip in page.clips]
+        resp.set_header("X-Total-Count", str(page.total))
+        link = next_link(req.path, query, page)
+        if link:
+            resp.set_header("Link", link)
+
+    async def on_post(self, req, resp) -> None:
+        if (req.content_type or "").startswith(MULTIPART):
+            created(resp, await self._uploads.add(req), self._signer)
+            return
+        body = await params.json_object(req, params.JSON_CLIP_FIELDS)
+        clip = await self._catalogue.add_external(
+            title=params.text_field(body, "title", TITLE_MAX, required=True),
+            description=params.text_field(body, "description", DESCRIPTION_MAX),
+            duration=params.duration_field(body),
+            audio_url=params.audio_url_field(body),
+            artist=params.text_field(body, "artist", TAG_MAX),
+            album=params.text_field(body, "album", TAG_MAX),
+        )
+        created(resp, clip, self._signer)
+
+
+class ClipUpload:
+    """``/play/upload``"""
+
+    def __init__(self, *, signer: Signer, uploads: Uploads) -> None:
+        self._signer = signer
+        self._uploads = uploads
+
+    async def on_post(self, req, resp) -> None:
+        if not (req.content_type or "").startswith(MULTIPART):
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported media type",
+                description="send multipart/form-data with a 'file' part",
+            )
+        created(resp, await self._uploads.add(req), self._signer)
+
+
+class ClipItem:
+    """``/play/{clip_id}``"""
+
+    def __init__(self, *, catalogue: Catalogue, signer: Signer) -> None:
+        self._catalogue = catalogue
+        self._signer = signer
+
+    async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
+        resp.media = clip_json(await self._catalogue.get(clip_id), self._signer)
+
+    async def on_patch(self, req, resp, clip_id: uuid.UUID) -> None:
+        body = await params.json_object(req, params.PATCH_FIELDS)
+        changes = {}
+        if "title" in body:
+            changes["title"] = params.text_field(body, "title", TITLE_MAX, required=True)
+        if "description" in body:
+            changes["description"] = params.text_field(body, "description", DESCRIPTION_MAX)
+        clip = await self._catalogue.update(clip_id, changes)
+        resp.media = clip_json(clip, self._signer)
+
+    async def on_delete(self, req, resp, clip_id: uuid.UUID) -> None:
+        await self._catalogue.delete(clip_id)
+        resp.status = falcon.HTTP_204
+
+
+class ClipStats:
+    """``/play/{clip_id}/stats``"""
+
+    def __init__(self, *, catalogue: Catalogue, signer: Signer) -> None:
+        self._catalogue = catalogue
+        self._signer = signer
+
+    async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
+        resp.media = stats_json(await self._catalogue.get(clip_id), self._signer)

@@ -1,0 +1,67 @@
+"""Domain errors turned into HTTP answers: the one place exceptions become status codes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import falcon
+import peewee
+
+from mosic.core.catalogue import ClipNotFound
+from mosic.observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_S = 5
+
+
+def bad_request(description: str) -> falcon.HTTPBadRequest:
+    return falcon.HTTPBadRequest(title="Invalid request", description=description)
+
+
+def too_large(limit: int) -> falcon.HTTPContentTooLarge:
+    return falcon.HTTPContentTooLarge(
+        title="Upload too large",
+        description=f"uploads are limited to {limit // (1024 * 1024)} MB (MOSIC_MAX_UPLOAD_MB)",
+    )
+
+
+class DuplicateUpload(falcon.HTTPConflict):
+    def __init__(self, existing_id: uuid.UUID) -> None:
+        super().__init__(
+            title="Duplicate audio",
+            description=f"the same audio is already stored as clip {existing_id}",
+            headers={"Location": f"/play/{existing_id}"},
+        )
+        self.existing_id = str(existing_id)
+
+    def to_dict(self, obj_type=dict):
+        body = super().to_dict(obj_type)
+        body["existing_id"] = self.existing_id
+        return body
+
+
+def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
+    async def clip_not_found(req, resp, ex, params):
+        raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
+
+    async def no_route(req, resp, ex, params):
+        if req.path.startswith("/play/"):
+            raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
+        raise falcon.HTTPNotFound(
+            title="Not found", description="no such path; the API is described at /openapi.json"
+        )
+
+    async def database_error(req, resp, ex, params):
+        metrics.database_error(type(ex).__name__)
+        log.error("database error on %s %s: %s", req.method, req.path, ex)
+        raise falcon.HTTPServiceUnavailable(
+            title="Database unavailable",
+            description="the database did not answer; try again shortly",
+            retry_after=DATABASE_RETRY_AFTER_S,
+        )
+
+    app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
+    app.add_error_handler(peewee.OperationalError, database_error)
+    app.add_error_handler(peewee.InterfaceError, database_error)

@@ -1,0 +1,167 @@
+"""Falcon middleware, and the app class: lifespan, request metrics, access log, the
+metrics-port guard, and the disconnect watch that lets a stream stop for a listener who left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+import time
+from collections.abc import Callable
+
+import falcon
+import falcon.asgi
+
+from mosic.observability.access_log import AccessLog
+from mosic.observability.metrics import Metrics
+
+DISCONNECT_EVENT = "mosic.disconnected"
+UNMATCHED_ROUTE = "unmatched"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+
+
+@functools.lru_cache(maxsize=64)
+def route_label(uri_template: str | None) -> str:
+    """``/play/{clip_id:uuid}/stream`` -> ``/play/{clip_id}/stream``: the template, never a
+    raw path, and without Falcon's converter syntax."""
+    if not uri_template:
+        return UNMATCHED_ROUTE
+    return _CONVERTER.sub(r"{\1}", uri_template)
+
+
+class DatabaseLifespan:
+    """Opens the pool when a worker starts and closes it when it stops: a pool belongs to
+    the event loop that opened it, so it must be opened inside the server's loop."""
+
+    def __init__(self, db) -> None:
+        self._db = db
+
+    async def process_startup(self, scope, event) -> None:
+        await self._db.aio_connect()
+
+    async def process_shutdown(self, scope, event) -> None:
+        await self._db.aio_close()
+
+
+class RequestMetrics:
+    """Latency and count of every request, by route template, and the database pool's use
+    after each one (cheap: a few attribute reads)."""
+
+    def __init__(self, *, metrics: Metrics, pool_usage: Callable[[], tuple[int, int]]) -> None:
+        self._metrics = metrics
+        self._pool_usage = pool_usage
+
+    async def process_startup(self, scope, event) -> None:
+        self._metrics.set_pool(*self._pool_usage())
+
+    async def process_request(self, req, resp) -> None:
+        req.context.started = time.perf_counter()
+
+    async def process_response(self, req, resp, resource, req_succeeded) -> None:
+        started = req.context.get("started")
+        if started is None:
+            return
+        # Methods come from clients: an unbounded label set unless folded.
+        method = req.method if req.method in KNOWN_METHODS else "OTHER"
+        elapsed = time.perf_counter() - started
+        self._metrics.request(method, route_label(req.uri_template), str(resp.status_code), elapsed)
+        self._metrics.set_pool(*self._pool_usage())
+
+
+class AccessLogging:
+    """One access-log line per request. A streamed response is logged when its stream ends,
+    with the bytes really sent and the whole duration, so a listener who left early shows."""
+
+    def __init__(self, access_log: AccessLog) -> None:
+        self._log = access_log
+
+    async def process_request(self, req, resp) -> None:
+        req.context.access_started = time.perf_counter()
+
+    async def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if not self._log.enabled():
+            return
+        started = req.context.get("access_started", time.perf_counter())
+        if resp.stream is not None:
+            resp.stream = self._logged_stream(resp.stream, req, resp.status_code, started)
+            return
+        length = resp.headers.get("content-length")
+        # Rendering is cached by Falcon, so the body is not serialised twice.
+        size = int(length) if length and length.isdigit() else len(await resp.render_body() or b"")
+        self._write(req, resp.status_code, started, size)
+
+    async def _logged_stream(self, stream, req, status: int, started: float):
+        sent = 0
+        try:
+            async for chunk in stream:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            self._write(req, status, started, sent)
+
+    def _write(self, req, status: int, started: float, size: int | None) -> None:
+        self._log.write(
+            method=req.method,
+            route=route_label(req.uri_template),
+            status=status,
+            started=started,
+            size=size,
+            client=(req.scope.get("client") or ("-",))[0],
+        )
+
+
+class MetricsPortGuard:
+    """On the separate metrics port (``MOSIC_METRICS_PORT``) only probes and metrics answer,
+    so a scraper given that port never reaches the API."""
+
+    ALLOWED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+
+    async def process_request(self, req, resp) -> None:
+        server = req.scope.get("server") or (None, None)
+        if server[1] == self._port and req.path not in self.ALLOWED:
+            raise falcon.HTTPNotFound(
+                title="Not found", description="this port serves /metrics only"
+            )
+
+
+class DisconnectAwareApp(falcon.asgi.App):
+    """Falcon's ASGI app, telling a running stream when its listener has gone.
+
+    Servers turn ``send`` into a no-op after a disconnect, so without this a stream would keep
+    reading its file to the end for nobody. Once the response has started (the request body
+    is consumed by then in every Mosic route), a task waits for ``http.disconnect`` and sets
+    the event that ``scope[DISCONNECT_EVENT]`` holds.
+    """
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        disconnected = asyncio.Event()
+        scope[DISCONNECT_EVENT] = disconnected
+        watcher: asyncio.Task | None = None
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+
+        async def send_and_watch(message) -> None:
+            nonlocal watcher
+            await send(message)
+            if watcher is None and message["type"] == "http.response.start":
+                watcher = asyncio.create_task(watch())
+
+        try:
+            await super().__call__(scope, receive, send_and_watch)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher

@@ -1,0 +1,114 @@
+"""Reading requests: query parameters and JSON bodies, each checked with a 400 that names
+what was wrong."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+import falcon
+
+from mosic.api.errors import bad_request
+from mosic.core import catalogue
+from mosic.core.catalogue import ListQuery
+from mosic.core.text import InvalidText, client_text
+from mosic.persistence.models import TITLE_MAX
+
+LIMIT_MAX = 500
+DEFAULT_LIMIT = 100
+# Deep enough for any catalogue, small enough for every database's integer type.
+OFFSET_MAX = 1_000_000_000
+URL_MAX = 2000
+QUERY_MAX = TITLE_MAX * 5
+JSON_CLIP_FIELDS = {"title", "description", "duration", "audio_url", "artist", "album"}
+PATCH_FIELDS = {"title", "description"}
+
+
+def int_param(req, name: str, minimum: int, maximum: int | None = None) -> int | None:
+    raw = req.get_param(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
+        raise bad_request(f"'{name}' must be {bound}, got {value}")
+    return value
+
+
+def list_query(req) -> ListQuery:
+    limit = int_param(req, "limit", 1, LIMIT_MAX)
+    offset = int_param(req, "offset", 0, OFFSET_MAX)
+    cursor = req.get_param("cursor")
+    if offset is not None and cursor is not None:
+        raise bad_request("use either 'offset' or 'cursor', not both")
+    sort = req.get_param("sort") or catalogue.DEFAULT_SORT
+    if sort.lstrip("-") not in catalogue.SORT_FIELDS or sort.count("-") > 1:
+        allowed = ", ".join(f"{f}, -{f}" for f in catalogue.SORT_FIELDS)
+        raise bad_request(f"'sort' must be one of {allowed}; got {sort!r}")
+    q = req.get_param("q")
+    if q is not None and len(q) > QUERY_MAX:
+        raise bad_request("'q' is too long")
+    if q is not None and "\x00" in q:
+        raise bad_request("'q' must not contain NUL characters")
+    return ListQuery(
+        limit=limit or DEFAULT_LIMIT, offset=offset, cursor=cursor, q=q or None, sort=sort
+    )
+
+
+async def json_object(req, allowed: set[str]) -> dict:
+    if not (req.content_type or "").lower().startswith("application/json"):
+        raise falcon.HTTPUnsupportedMediaType(
+            title="Unsupported media type",
+            description="send application/json (or multipart/form-data to upload a file)",
+        )
+    body = await req.get_media()
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad_request(
+            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    return body
+
+
+def text_field(body: dict, name: str, limit: int, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_request(f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string")
+    try:
+        value = client_text(name, value, limit)
+    except InvalidText as exc:
+        raise bad_request(str(exc)) from None
+    if required and value is None:
+        raise bad_request(f"'{name}' must not be empty")
+    return value
+
+
+def duration_field(body: dict) -> float:
+    value = body.get("duration")
+    if value is None:
+        raise bad_request("'duration' is required")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise bad_request("'duration' must be a number of seconds")
+    if value < 0:
+        raise bad_request("'duration' must not be negative")
+    return float(value)
+
+
+def audio_url_field(body: dict) -> str:
+    url = text_field(body, "audio_url", URL_MAX, required=True)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad_request("'audio_url' is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise bad_request("'audio_url' must be an absolute http(s) URL")
+    return url

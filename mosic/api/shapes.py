@@ -1,0 +1,53 @@
+"""How clips look to REST clients: the clip object, stats, and the next-page link."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from mosic.core.catalogue import ListQuery, Page
+from mosic.core.signing import Signer
+from mosic.persistence.models import Clip
+
+
+def iso(moment) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
+
+
+def clip_json(clip: Clip, signer: Signer) -> dict:
+    stream_path = f"/play/{clip.id}/stream"
+    return {
+        "id": str(clip.id),
+        "title": clip.title,
+        "description": clip.description,
+        "duration": clip.duration,
+        "artist": clip.artist,
+        "album": clip.album,
+        "content_type": clip.content_type,
+        "size": clip.size,
+        "audio_url": clip.external_url or stream_path,
+        "stream_url": f"{stream_path}?{signer.query(str(clip.id))}",
+        "play_count": clip.play_count,
+        "created_at": iso(clip.created_at),
+    }
+
+
+def stats_json(clip: Clip, signer: Signer) -> dict:
+    return {
+        "song_id": str(clip.id),
+        "play_count": clip.play_count,
+        "last_played_at": iso(clip.last_played_at),
+        **clip_json(clip, signer),
+    }
+
+
+def next_link(path: str, query: ListQuery, page: Page) -> str | None:
+    params = {"limit": query.limit, "sort": query.sort}
+    if query.q:
+        params["q"] = query.q
+    if page.next_offset is not None:
+        params["offset"] = page.next_offset
+    elif page.next_cursor is not None:
+        params["cursor"] = page.next_cursor
+    else:
+        return None
+    return f'<{path}?{urlencode(params)}>; rel="next"'

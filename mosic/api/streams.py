@@ -1,0 +1,141 @@
+"""``GET``/``HEAD /play/{clip_id}/stream``: the audio itself, with seeking.
+
+``send_media`` is the one place that turns stored media into an HTTP answer (Range,
+validators, chunked body); which bytes to send is decided by ``mosic.media.ranges``, and
+whether the request is a listen by ``mosic.core.plays``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import uuid
+from dataclasses import dataclass
+
+import falcon
+
+from mosic.api.middleware import DISCONNECT_EVENT
+from mosic.core.catalogue import Catalogue
+from mosic.core.plays import PlayRecorder, counts_as_play
+from mosic.media import ranges
+from mosic.media.storage import MediaMissing, StoredMedia
+from mosic.observability.metrics import Metrics
+
+# A redirect's target has a size we do not know; any range end is "before the end".
+UNKNOWN_SIZE = sys.maxsize
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str
+    last_modified: dt.datetime
+    content_type: str
+
+
+class ClipStream:
+    def __init__(self, *, catalogue: Catalogue, plays: PlayRecorder, metrics: Metrics) -> None:
+        self._catalogue = catalogue
+        self._plays = plays
+        self._metrics = metrics
+
+    async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
+        await self._serve(req, resp, clip_id)
+
+    async def on_head(self, req, resp, clip_id: uuid.UUID) -> None:
+        await self._serve(req, resp, clip_id)
+
+    async def _serve(self, req, resp, clip_id: uuid.UUID) -> None:
+        clip = await self._catalogue.get(clip_id)
+        if clip.is_external:
+            await self._redirect(req, resp, clip_id, clip.external_url)
+            return
+        try:
+            # Opened before anything is decided or counted: a file that vanished is a 404,
+            # never a counted play with a broken body.
+            media = await self._catalogue.open_media(clip)
+        except MediaMissing:
+            raise falcon.HTTPNotFound(
+                title="Audio missing",
+                description="the clip exists but its audio file is gone from the media store",
+            ) from None
+        validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
+        try:
+            byte_range = send_media(req, resp, media, validators, self._metrics)
+            if resp.stream is not None and counts_as_play(req.method, byte_range, media.size):
+                await self._plays.record(clip_id)
+        except BaseException:
+            resp.stream = None  # never started, so it would not close the media itself
+            raise
+        finally:
+            if resp.stream is None:
+                await media.close()
+
+    async def _redirect(self, req, resp, clip_id: uuid.UUID, url: str) -> None:
+        resp.status = falcon.HTTP_307
+        resp.location = url
+        # The player follows the redirect with the same Range, so the same rule applies;
+        # the size is unknown, so only a plain GET or a long range from 0 counts.
+        try:
+            asked = ranges.parse_range(req.get_header("Range"), UNKNOWN_SIZE)
+        except ranges.RangeNotSatisfiable:
+            return
+        if counts_as_play(req.method, asked, UNKNOWN_SIZE):
+            await self._plays.record(clip_id)
+
+
+def send_media(
+    req, resp, media: StoredMedia, validators: Validators, metrics: Metrics
+) -> ranges.ByteRange | None:
+    """Set status and headers, and the body stream when bytes are to be sent; return the
+    range served (None for the whole file). The body closes ``media`` when it ends."""
+    size = media.size
+    resp.accept_ranges = "bytes"
+    resp.etag = validators.etag
+    resp.set_header("Last-Modified", ranges.http_date(validators.last_modified))
+    resp.content_type = validators.content_type
+    # Signed links are per listener; shared caches must not keep them.
+    resp.cache_control = ["private", "max-age=0", "must-revalidate"]
+
+    if ranges.not_modified(
+        req.get_header("If-None-Match"),
+        req.get_header("If-Modified-Since"),
+        validators.etag,
+        validators.last_modified,
+    ):
+        resp.status = falcon.HTTP_304
+        return None
+
+    byte_range = None
+    if ranges.range_applies(req.get_header("If-Range"), validators.etag, validators.last_modified):
+        try:
+            byte_range = ranges.parse_range(req.get_header("Range"), size)
+        except ranges.RangeNotSatisfiable:
+            raise falcon.HTTPRangeNotSatisfiable(
+                size, description=f"the clip has {size} bytes"
+            ) from None
+
+    start, length = 0, size
+    if byte_range is not None:
+        resp.status = falcon.HTTP_206
+        resp.content_range = (byte_range.start, byte_range.end, size)
+        start, length = byte_range.start, byte_range.length
+    resp.content_length = length
+    if req.method != "HEAD":
+        resp.stream = _body(req.scope.get(DISCONNECT_EVENT), media, start, length, metrics)
+    return byte_range
+
+
+async def _body(
+    disconnected: asyncio.Event | None, media: StoredMedia, start: int, length: int, metrics
+):
+    sent = 0
+    metrics.stream_started()
+    try:
+        async for chunk in media.chunks(start, length):
+            if disconnected is not None and disconnected.is_set():
+                break
+            sent += len(chunk)
+            yield chunk
+    finally:
+        metrics.stream_finished(sent)

@@ -1,0 +1,79 @@
+"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``--version``).
+
+Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
+need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mosic import __version__
+from mosic.settings import Settings, SettingsError, check_port, load_settings
+
+log = logging.getLogger("mosic")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mosic", description="Mosic: a minimalist, fast, async audio streaming backend."
+    )
+    parser.add_argument("--version", action="version", version=f"mosic {__version__}")
+    parser.add_argument(
+        "--env-file", default=".env", help="settings file to read if it exists (default: ./.env)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="apply pending migrations, then serve the API")
+    serve.add_argument("--host", help="address to listen on (MOSIC_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (MOSIC_PORT, default 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes; more than 1 runs gunicorn (MOSIC_WORKERS)"
+    )
+    commands.add_parser("migrate", help="apply pending schema migrations and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+        if args.command == "serve":
+            overrides = {
+                k: getattr(args, k)
+                for k in ("host", "port", "workers")
+                if getattr(args, k) is not None
+            }
+            check_port("--port", overrides.get("port", settings.port))
+            if overrides.get("workers", 1) < 1:
+                raise SettingsError("--workers must be at least 1")
+            settings = settings.replace(**overrides)
+    except SettingsError as exc:
+        print(f"mosic: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    from mosic.observability.logs import configure_logging
+
+    configure_logging(settings)
+    if args.command == "migrate":
+        return migrate(settings)
+    from mosic.cli.serve import serve
+
+    return serve(settings)
+
+
+def migrate(settings: Settings) -> int:
+    from mosic.persistence.database import make_sync_database
+    from mosic.persistence.migrations import apply_pending
+
+    log.info("database: %s", settings.describe_database())
+    db = make_sync_database(settings)
+    try:
+        applied = apply_pending(db)
+    except Exception as exc:  # the operator needs one clear line, not a traceback
+        log.error("migration failed on %s: %s", settings.describe_database(), exc)
+        return 1
+    finally:
+        db.close()
+    log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+    return 0

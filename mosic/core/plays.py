@@ -1,0 +1,48 @@
+"""What counts as a play, and the one place a play is counted.
+
+One listen counts once: a GET from byte 0 that is not a probe. Seeks, HEAD, 304s and failed
+requests never count. Every API family (REST streams now, Subsonic scrobbles later) counts
+through ``PlayRecorder``, so the database counter and ``mosic_plays_total`` always agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from mosic.media.ranges import ByteRange
+
+if TYPE_CHECKING:
+    from mosic.core.catalogue import Catalogue
+    from mosic.observability.metrics import Metrics
+
+# A range that starts at 0 and ends before this byte, without covering the whole file, is a
+# probe (Safari asks for bytes=0-1 before it decides to play), not a listen.
+PROBE_END_BEFORE = 65535
+
+
+def counts_as_play(method: str, byte_range: ByteRange | None, size: int) -> bool:
+    """Whether a stream request is a listen: a GET from byte 0 that is not a probe."""
+    if method != "GET":
+        return False
+    if byte_range is None:
+        return True
+    if byte_range.start != 0:
+        return False  # a seek within a listen already counted
+    covers_whole_file = byte_range.end >= size - 1
+    return covers_whole_file or byte_range.end >= PROBE_END_BEFORE
+
+
+class PlayRecorder:
+    """Counts a play in the catalogue (one atomic statement) and in the metrics."""
+
+    def __init__(self, *, catalogue: Catalogue, metrics: Metrics) -> None:
+        self._catalogue = catalogue
+        self._metrics = metrics
+
+    async def record(self, clip_id: uuid.UUID) -> int | None:
+        """Count one play; returns the new count, or None when the clip is gone."""
+        count = await self._catalogue.record_play(clip_id)
+        if count is not None:
+            self._metrics.play()
+        return count

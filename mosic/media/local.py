@@ -1,0 +1,188 @@
+"""The local media store: audio files in a directory (``MOSIC_MEDIA_ROOT``).
+
+Uploads land in ``<root>/.incoming`` under a random name while they arrive (same file system,
+so publishing is an atomic rename), hashed as they are written. A file is published under its
+content hash only once its catalogue row is being committed; anything that goes wrong before
+that removes the partial file. Every file operation runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from mosic.media.storage import MediaMissing, UploadTooLarge
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+INCOMING_DIR = ".incoming"
+# Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
+WRITE_BATCH_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 256 * 1024
+STALE_INCOMING_S = 60 * 60
+
+
+class LocalIncoming:
+    """A file being received into ``.incoming``."""
+
+    def __init__(self, path: Path, fh: BinaryIO, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self.size = 0
+        self.published = False
+        self._fh = fh
+        self._hash = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise UploadTooLarge(self.limit)
+        self._hash.update(chunk)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= WRITE_BATCH_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._pending:
+            data, self._pending, self._pending_size = b"".join(self._pending), [], 0
+            await asyncio.to_thread(self._fh.write, data)
+
+    async def finish(self) -> None:
+        await self._flush()
+        await asyncio.to_thread(self._fh.close)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    async def inspect(self, reader: Callable[[BinaryIO], T]) -> T:
+        def run() -> T:
+            with open(self.path, "rb") as fh:
+                return reader(fh)
+
+        return await asyncio.to_thread(run)
+
+    async def discard(self) -> None:
+        def drop() -> None:
+            self._fh.close()
+            if not self.published:
+                self.path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(drop)
+
+
+class LocalMedia:
+    """An open stored file."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh = fh
+        self.size = size
+
+    async def chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
+        fd = self._fh.fileno()
+        try:
+            position, end = start, start + length
+            while position < end:
+                chunk = await asyncio.to_thread(
+                    os.pread, fd, min(READ_CHUNK_BYTES, end - position), position
+                )
+                if not chunk:
+                    break
+                position += len(chunk)
+                yield chunk
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        # Closing a regular file never blocks on the network or a disk queue.
+        self._fh.close()
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.incoming_dir = self.root / INCOMING_DIR
+
+    def prepare(self) -> None:
+        """Create the directories (at start-up, before the event loop runs)."""
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        # Names are always our own "<sha256><ext>"; sharding keeps directories small.
+        return self.root / name[:2] / name
+
+    async def receive(self, limit: int) -> LocalIncoming:
+        def create() -> LocalIncoming:
+            self.prepare()
+            path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
+            return LocalIncoming(path, open(path, "xb"), limit)  # noqa: SIM115 - it closes it
+
+        return await asyncio.to_thread(create)
+
+    async def publish(self, incoming: LocalIncoming, name: str) -> None:
+        target = self._path(name)
+
+        def move() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(incoming.path, target)
+            incoming.published = True
+
+        await asyncio.to_thread(move)
+
+    async def open(self, name: str) -> LocalMedia:
+        def open_file() -> LocalMedia:
+            try:
+                fh = open(self._path(name), "rb")  # noqa: SIM115 - LocalMedia closes it
+            except FileNotFoundError:
+                raise MediaMissing(name) from None
+            return LocalMedia(fh, os.fstat(fh.fileno()).st_size)
+
+        return await asyncio.to_thread(open_file)
+
+    async def remove(self, name: str) -> None:
+        await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
+
+    async def problem(self) -> str | None:
+        return await asyncio.to_thread(self._write_problem)
+
+    def _write_problem(self) -> str | None:
+        try:
+            self.prepare()
+            probe = self.incoming_dir / f"ready-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return None
+        except OSError as exc:
+            log.warning("readiness: media store %s is not writable: %s", self.root, exc)
+            return "media store is not writable"
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Remove partial uploads a crashed process left behind; returns how many.
+
+        Only files untouched for ``STALE_INCOMING_S``: replicas sharing the store may be
+        receiving uploads right now, and a live upload writes to its file continually.
+        """
+        return await asyncio.to_thread(self._sweep, now if now is not None else time.time())
+
+    def _sweep(self, now: float) -> int:
+        if not self.incoming_dir.is_dir():
+            return 0
+        cutoff = now - STALE_INCOMING_S
+        removed = 0
+        for leftover in self.incoming_dir.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+        return removed

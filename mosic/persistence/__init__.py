@@ -1,0 +1,1 @@
+"""Persistence: database connections and pools, the models, migrations, kept secrets."""
