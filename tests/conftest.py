@@ -15,11 +15,10 @@ import psycopg2
 import pytest
 
 from mosic.app import create_app
-from mosic.persistence.database import make_sync_database
-from mosic.persistence.migrations import apply_pending
 from mosic.settings import PostgresConfig, Settings, parse_database_url
 from tests.support.asgi import StaysConnected
 from tests.support.audio import make_clip
+from tests.support.database import migrate
 from tests.support.forms import multipart
 from tests.support.postgres import configured_or_throwaway
 
@@ -40,12 +39,7 @@ def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overr
 
 def reset_database(settings: Settings) -> None:
     """Apply migrations and empty the catalogue, so each test starts from nothing."""
-    db = make_sync_database(settings)
-    try:
-        apply_pending(db)
-        db.execute_sql("DELETE FROM clip")
-    finally:
-        db.close()
+    migrate(settings, then="DELETE FROM clip")
 
 
 @pytest.fixture

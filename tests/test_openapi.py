@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
@@ -33,10 +31,11 @@ from mosic.api.ops import load_openapi
 from mosic.app import create_app
 from mosic.core import catalogue, plays, text
 from mosic.core.signing import Signer
-from mosic.persistence.database import make_sync_database
-from mosic.persistence.migrations import apply_pending
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
+from tests.support.audio import wav_bytes
+from tests.support.database import migrate
+from tests.support.forms import multipart
 
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
@@ -51,28 +50,10 @@ UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 # -- building requests -----------------------------------------------------------------------
 
 
-def wav_bytes(seed: int, frames: int = 4000) -> bytes:
-    """A real (tiny) WAV file; different seeds give different bytes, so no upload duplicates."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(bytes([seed % 256, seed // 256 % 256]) * frames)
-    return buffer.getvalue()
-
-
-def multipart(**parts: bytes | tuple[str, bytes]) -> bytes:
-    """A multipart/form-data body: ``name=b"text"`` or ``name=("file name", b"bytes")``."""
-    body = b""
-    for name, value in parts.items():
-        disposition = f'form-data; name="{name}"'
-        if isinstance(value, tuple):
-            filename, value = value
-            disposition += f'; filename="{filename}"'
-        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        body += value + b"\r\n"
-    return body + f"--{BOUNDARY}--\r\n".encode()
+def form(fields: dict[str, str] | None = None, file: tuple[str, bytes] | None = None) -> bytes:
+    """A multipart/form-data body with ``BOUNDARY``: text ``fields`` and one ``file`` part."""
+    files = {"file": (*file, "application/octet-stream")} if file else None
+    return multipart(fields, files, boundary=BOUNDARY)[0]
 
 
 def new_clip_json(title: str = "Morning Birds") -> dict:
@@ -82,14 +63,6 @@ def new_clip_json(title: str = "Morning Birds") -> dict:
 def split_url(url: str) -> tuple[str, str]:
     path, _, query = url.partition("?")
     return path, query
-
-
-def migrate(settings: Settings) -> None:
-    db = make_sync_database(settings)
-    try:
-        apply_pending(db)
-    finally:
-        db.close()
 
 
 def build_app(data_dir: Path, *, migrated: bool = True):
@@ -186,7 +159,7 @@ class Live:
     def upload(self, data: bytes) -> dict:
         result = self.client.simulate_post(
             "/play/upload",
-            body=multipart(file=("take.wav", data), title=b"A take"),
+            body=form({"title": "A take"}, ("take.wav", data)),
             headers={**KEY, **MULTIPART},
         )
         assert result.status_code == 201, result.text
@@ -238,11 +211,11 @@ def unready(tmp_path_factory) -> falcon.testing.TestClient:
 
 # Upload bodies (``form=``), built per request from the live app's state.
 FORMS: dict[str, Callable[[Live], bytes]] = {
-    "fresh": lambda c: multipart(file=("take.wav", c.fresh_wav()), description=b"take two"),
-    "duplicate": lambda c: multipart(file=("again.wav", c.wav)),
-    "too large": lambda c: multipart(file=("big.wav", wav_bytes(3, frames=2**19 * MAX_UPLOAD_MB))),
-    "not audio": lambda c: multipart(file=("song.mp3", b"not audio at all")),
-    "no file": lambda c: multipart(title=b"no file here"),
+    "fresh": lambda c: form({"description": "take two"}, ("take.wav", c.fresh_wav())),
+    "duplicate": lambda c: form(file=("again.wav", c.wav)),
+    "too large": lambda c: form(file=("big.wav", wav_bytes(3, frames=2**19 * MAX_UPLOAD_MB))),
+    "not audio": lambda c: form(file=("song.mp3", b"not audio at all")),
+    "no file": lambda c: form({"title": "no file here"}),
     "garbage": lambda c: b"garbage",
 }
 

@@ -25,6 +25,7 @@ about +0.07 s for mp3 and +0.05 s for m4a.
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import struct
@@ -194,3 +195,15 @@ def _write_tags(path: Path, fmt: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             audio.tags[key.upper()] = [value]
         audio.save()
+
+
+def wav_bytes(seed: int, frames: int = 4000) -> bytes:
+    """A real (tiny) WAV file in memory; different seeds give different bytes, so uploads of
+    them never duplicate each other."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(bytes([seed % 256, seed // 256 % 256]) * frames)
+    return buffer.getvalue()

@@ -1,7 +1,7 @@
 """The clip catalogue.
 
 The model is frozen here as it was when this migration was written, so later changes to
-``mosic.models`` never rewrite history.
+``mosic.persistence.models`` never rewrite history.
 """
 
 import uuid

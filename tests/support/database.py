@@ -1,0 +1,18 @@
+"""Schema set-up for tests: migrate a database the way ``mosic migrate`` does."""
+
+from __future__ import annotations
+
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.migrations import apply_pending
+from mosic.settings import Settings
+
+
+def migrate(settings: Settings, *, then: str | None = None) -> None:
+    """Apply pending migrations, then run the SQL statement ``then`` if given."""
+    db = make_sync_database(settings)
+    try:
+        apply_pending(db)
+        if then:
+            db.execute_sql(then)
+    finally:
+        db.close()
