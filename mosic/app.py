@@ -34,6 +34,7 @@ from mosic.observability.metrics import Metrics
 from mosic.persistence.database import make_database, pool_usage
 from mosic.persistence.secrets import Credentials, resolve_credentials
 from mosic.settings import Settings
+from mosic.web.pages import Asset, WebAsset, WebPage, load_assets
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Services:
     signer: Signer
     metrics: Metrics
     access_log: AccessLog
+    web_assets: dict[str, Asset]
 
     @classmethod
     def build(cls, settings: Settings, credentials: Credentials | None = None) -> Services:
@@ -68,6 +70,7 @@ class Services:
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
             metrics=metrics,
             access_log=AccessLog(),
+            web_assets=load_assets(),
         )
 
 
@@ -113,6 +116,9 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ("/readyz", Ready(catalogue=s.catalogue), None),
         ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),
         ("/openapi.json", OpenApi(), None),
+        # The page and its files are public: they hold no data; the page asks for a key.
+        ("/", WebPage(assets=s.web_assets), None),
+        ("/web/{name}", WebAsset(assets=s.web_assets), None),
     ]
     for template, resource, guard in routes:
         app.add_route(template, resource)

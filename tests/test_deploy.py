@@ -261,6 +261,8 @@ def test_the_build_context_holds_what_the_builder_stage_installs(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert "mosic/api/openapi.json" in names
+        web = {f"mosic/web/static/{p.name}" for p in (REPO / "mosic/web/static").iterdir()}
+        assert web and web <= names, "the web player's files must ship in the package"
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "mosic = mosic.cli:main" in archive.read(entry_points).decode()
 

@@ -243,6 +243,7 @@ class Case:
     form: str | None = None
     link: str | None = None
     app: str = "live"  # "live", "broken" (no tables) or "unready" (media not writable)
+    file: str = "player.js"  # the {name} of a web player file
 
     @property
     def method(self) -> str:
@@ -274,7 +275,8 @@ class Case:
         headers = {name: value.format(**values) for name, value in self.headers.items()}
         if self.key and self.link is None:
             headers.update(KEY)
-        kwargs: dict = {"path": self.path.replace("{clip_id}", clip_id), "query_string": query}
+        path = self.path.replace("{clip_id}", clip_id).replace("{name}", self.file)
+        kwargs: dict = {"path": path, "query_string": query}
         if self.json is not None:
             kwargs["json"] = self.json
         if self.body is not None:
@@ -381,6 +383,13 @@ CASES: list[Case] = [
     Case("metrics", "GET /metrics", 200, key=False),
     Case("metrics, database down", "GET /metrics", 200, key=False, app="broken"),
     Case("openapi", "GET /openapi.json", 200, key=False),
+    Case("web player", "GET /", 200, key=False),
+    Case("web player, cached", "GET /", 304, key=False, headers={"If-None-Match": "*"}),
+    Case("player script", "GET /web/{name}", 200, key=False),
+    Case("player style", "GET /web/{name}", 200, key=False, file="player.css"),
+    Case("player icon", "GET /web/{name}", 200, key=False, file="icon.svg"),
+    Case("player file, cached", "GET /web/{name}", 304, key=False, headers={"If-None-Match": "*"}),
+    Case("player file unknown", "GET /web/{name}", 404, key=False, file="nope.js"),
 ]
 
 

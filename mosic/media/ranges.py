@@ -92,13 +92,18 @@ def _weak_equal(a: str, b: str) -> bool:
     return a.removeprefix("W/") == b.removeprefix("W/")
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, as for 304s)."""
+    tags = _etags(if_none_match or "")
+    return "*" in tags or any(_weak_equal(tag, etag) for tag in tags)
+
+
 def not_modified(
     if_none_match: str | None, if_modified_since: str | None, etag: str, last_modified: dt.datetime
 ) -> bool:
     """True when a GET or HEAD should be answered 304 (RFC 9110 section 13.2.2)."""
     if if_none_match:
-        tags = _etags(if_none_match)
-        return "*" in tags or any(_weak_equal(tag, etag) for tag in tags)
+        return etag_matches(if_none_match, etag)
     since = _parse_http_date(if_modified_since)
     return since is not None and _seconds(last_modified) <= since
 

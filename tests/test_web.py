@@ -1,0 +1,469 @@
+"""The web player at ``/``: its headers without a browser, then a person's visit in Debian's
+headless Chromium (driven by selenium through Debian's chromedriver) against a real
+``mosic serve``: sign in, list, search, page, upload through the file input, play, seek by
+clicking the seek bar and by keyboard, and exactly one play counted, with no console error
+and no Content-Security-Policy violation on the way."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import wave
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import falcon.testing
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
+
+from mosic.app import create_app
+from mosic.settings import Settings
+from tests.support.audio import make_clip, make_wav_of_size
+from tests.support.server import mosic_serve
+
+# Debian's packages (as .ci/run installs them), or a Chrome and chromedriver found on PATH.
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+assert CHROMIUM and CHROMEDRIVER, "install Debian's chromium and chromium-driver packages"
+# As root, in a container, with no network but loopback: nothing that phones home.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,860",
+)
+WAIT_S = 30
+PAGE_SIZE = 20  # player.js
+UPLOAD_BYTES = 12_000_000
+# Set to a path to keep the screenshot (docs/web-player.png in the repository is one).
+SCREENSHOT_ENV = "MOSIC_WEB_SCREENSHOT"
+# Recorded from before the page's own script runs (DevTools injects it; CSP does not apply).
+WATCH = """
+window.__violations = [];
+window.__errors = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.__errors.push(String(e.reason)));
+"""
+
+
+# -- without a browser: the headers ----------------------------------------------------------
+
+
+class Page(HTMLParser):
+    """What a page loads and anything inline that a strict CSP would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.inline: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.inline += [f"{tag} {name}" for name in attrs if name == "style" or name[:2] == "on"]
+        if tag == "style":
+            self.inline.append("style element")
+        if tag == "script" and "src" not in attrs:
+            self.inline.append("script element")
+        for name in ("src", "href"):
+            if tag in ("script", "link", "img") and attrs.get(name):
+                self.loads.append(attrs[name])
+
+
+@pytest.fixture
+def client(tmp_path) -> falcon.testing.TestClient:
+    settings = Settings(data_dir=tmp_path / "data", api_key="k", signing_secret="s")
+    return falcon.testing.TestClient(create_app(settings))
+
+
+def csp(headers) -> dict[str, str]:
+    policy = headers["Content-Security-Policy"]
+    return {d.split()[0]: d.split(" ", 1)[1] for d in (p.strip() for p in policy.split(";")) if d}
+
+
+def test_the_page_and_its_files_carry_a_strict_policy_and_validators(client):
+    page = client.simulate_get("/")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = Page()
+    html.feed(page.text)
+    assert html.inline == [], "inline script or style would need 'unsafe-inline'"
+    assert sorted(set(html.loads)) == ["/web/icon.svg", "/web/player.css", "/web/player.js"]
+
+    expected = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+    for path in ["/", *sorted(set(html.loads))]:
+        result = client.simulate_get(path)
+        assert result.status_code == 200, path
+        if path != "/":
+            assert result.headers["Content-Type"].startswith(expected[Path(path).suffix])
+        policy = csp(result.headers)
+        assert policy["default-src"] == "'none'"
+        for directive in ("script-src", "style-src", "media-src", "connect-src", "img-src"):
+            assert policy[directive] == "'self'", directive  # no 'unsafe-inline', no other host
+        assert policy["frame-ancestors"] == policy["base-uri"] == "'none'"
+        assert result.headers["X-Content-Type-Options"] == "nosniff"
+        assert result.headers["Cache-Control"] == "no-cache"
+        etag = result.headers["ETag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+        again = client.simulate_get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["ETag"] == etag
+        other = client.simulate_get(path, headers={"If-None-Match": '"other"'})
+        assert other.status_code == 200 and other.content == result.content
+
+
+def test_an_unknown_player_file_is_a_json_404(client):
+    for path in ("/web/nope.js", "/web/..%2Fpages.py", "/web/index.htm"):
+        result = client.simulate_get(path)
+        assert result.status_code == 404, path
+        assert result.json["title"] == "Not found"
+
+
+# -- in a browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser(tmp_path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(driver, what: str, check, timeout: float = WAIT_S):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: check())
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting for {what}; console: {console(driver)}") from None
+
+
+def console(driver) -> list[dict]:
+    """Console messages since the last call (Chromium's log is read once)."""
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+
+
+def named(driver, css: str, name: str) -> WebElement:
+    """The visible element matching ``css`` whose accessible name (as a screen reader gets
+    it, computed by Chromium) is ``name``."""
+    found = [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.accessible_name == name]
+    assert len(found) == 1, f"{len(found)} {css} named {name!r}"
+    return found[0]
+
+
+def click(driver, element: WebElement) -> None:
+    """Click as a person would: scrolled to the middle first, clear of the fixed player bar
+    (WebDriver scrolls only until the element is somewhere in the window)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def play_buttons(driver) -> list[str] | None:
+    """The titles on the Play buttons, as a screen reader reads them (None mid-render)."""
+    try:
+        names = [e.accessible_name for e in driver.find_elements(By.CSS_SELECTOR, "#clips button")]
+    except StaleElementReferenceException:
+        return None
+    return [n.removeprefix("Play ") for n in names]
+
+
+def audio_time(driver) -> float:
+    return driver.execute_script("return document.querySelector('audio').currentTime")
+
+
+def stream_requests(server) -> int:
+    """Stream GETs answered with bytes (counted by Mosic when each response starts)."""
+    pattern = r'mosic_total_api_requests_total\{method="GET",route="/play/\{clip_id\}/stream",'
+    found = re.findall(pattern + r'status="20[06]"\} (\S+)', server.metrics())
+    return int(sum(float(value) for value in found))
+
+
+def seed(server, tmp_path) -> None:
+    songs = [
+        ("Morning Birds", "Field Recordings", "Dawn", 6.0, 440),
+        ("Harbour at Night", "Field Recordings", "Dusk", 8.0, 330),
+        ("Slow Piano Study", "A. Pianist", "Études", 5.0, 523),
+    ]
+    for title, artist, album, seconds, freq in songs:
+        path = make_clip(
+            tmp_path / f"{freq}.mp3", "mp3", seconds=seconds, freq=freq,
+            title=title, artist=artist, album=album,
+        )  # fmt: skip
+        server.upload(path, "audio/mpeg")
+    external = {"title": "Radio Elsewhere", "duration": 60, "audio_url": "https://x.test/a.mp3"}
+    response = httpx.post(server.base + "/play", json=external, headers=server.headers)
+    assert response.status_code == 201, response.text
+
+
+def sign_in(driver, server) -> None:
+    driver.get(server.base + "/")
+    key = wait(driver, "the key prompt", lambda: named(driver, "input", "API key"))
+    assert key.get_attribute("type") == "password"
+    assert key == driver.switch_to.active_element  # focused: type at once
+    key.send_keys(server.api_key, Keys.ENTER)
+
+
+def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp_path):
+    with mosic_serve(tmp_path / "data") as server:
+        seed(server, tmp_path)
+        sign_in(browser, server)
+        wait(browser, "the list", lambda: len(play_buttons(browser) or ()) == 4)
+        assert play_buttons(browser) == [
+            "Radio Elsewhere", "Slow Piano Study", "Harbour at Night", "Morning Birds",
+        ]  # fmt: skip
+        assert browser.find_element(By.ID, "summary").text == "1–4 of 4 clips"
+        # Not playable here (the policy allows media from Mosic only), and says so.
+        assert not named(browser, "button", "Play Radio Elsewhere").is_enabled()
+        assert "Hosted elsewhere" in browser.find_element(By.CSS_SELECTOR, "#clips li").text
+
+        search = named(browser, "input", "Search")
+        assert search.get_attribute("type") == "search"
+        search.send_keys("field")
+        wait(browser, "the search", lambda: len(play_buttons(browser) or ()) == 2)
+        assert play_buttons(browser) == ["Harbour at Night", "Morning Birds"]
+        search.clear()
+        search.send_keys(Keys.ENTER)
+        wait(browser, "the whole list", lambda: len(play_buttons(browser) or ()) == 4)
+
+        # Long enough (12 MB, 2 min 16 s) that Chromium has not fetched the middle by the
+        # time it seeks there, so the seek is a Range request from the middle.
+        uploaded = make_wav_of_size(tmp_path / "River Long Take.wav", UPLOAD_BYTES)
+        upload = named(browser, "input", "Upload")
+        assert upload.get_attribute("type") == "file"
+        upload.send_keys(str(uploaded))
+        wait(browser, "the upload", lambda: "River Long Take" in (play_buttons(browser) or ()))
+        assert browser.find_element(By.ID, "status").text == "Uploaded River Long Take."
+        [clip] = [c for c in server.get("/play").json() if c["title"] == "River Long Take"]
+        assert clip["size"] == uploaded.stat().st_size
+        plays = browser.find_element(By.CSS_SELECTOR, f'[data-plays-for="{clip["id"]}"]')
+        assert plays.text == "0 plays"
+
+        listen_and_seek(browser, server, clip, plays)
+        keep_screenshot(browser, tmp_path)
+        page_through(browser, server)
+        browser.refresh()  # the key is remembered: straight to the list
+        wait(browser, "the list again", lambda: len(play_buttons(browser) or ()) == PAGE_SIZE)
+        assert not browser.find_element(By.ID, "sign-in").is_displayed()
+
+        assert_clean(browser)
+
+
+def assert_clean(browser) -> None:
+    """No console error or warning, no policy violation, no uncaught error; and proof that
+    each of those watches sees what it is there for."""
+    assert console(browser) == []
+    assert browser.execute_script("return window.__violations") == []
+    assert browser.execute_script("return window.__errors") == []
+    browser.execute_script("console.error('seen'); document.body.setAttribute('style', 'x')")
+    wait(browser, "a violation", lambda: browser.execute_script("return window.__violations"))
+    assert any("seen" in entry["message"] for entry in console(browser))
+
+
+def listen_and_seek(browser, server, clip: dict, plays: WebElement) -> None:
+    click(browser, named(browser, "button", f"Play {clip['title']}"))
+    wait(browser, "playback", lambda: audio_time(browser) > 1.0)
+    wait(browser, "the count", lambda: plays.text == "1 play")
+    seek = named(browser, "[role=slider]", "Seek")
+    duration = clip["duration"]
+    assert seek.get_attribute("aria-valuemax") == str(round(duration))
+    assert audio_time(browser) < duration / 4
+
+    # A click at the middle of the bar (selenium's offsets are from the centre).
+    ActionChains(browser).move_to_element_with_offset(seek, 0, 0).click().perform()
+    landed = audio_time(browser)
+    assert abs(landed - duration / 2) < duration * 0.02, (landed, duration)
+    wait(browser, "playback after the seek", lambda: audio_time(browser) > landed + 1.0)
+    assert abs(float(seek.get_attribute("aria-valuenow")) - audio_time(browser)) <= 1.5
+
+    # The keyboard: the slider takes the focus, and each arrow moves 5 s (playback goes on
+    # meanwhile, hence the second of slack).
+    before_keys = audio_time(browser)
+    seek.send_keys(Keys.ARROW_LEFT)
+    after_left = audio_time(browser)
+    assert before_keys - 5 <= after_left <= before_keys - 5 + 1, (before_keys, after_left)
+    seek.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    after_right = audio_time(browser)
+    assert after_left + 10 <= after_right <= after_left + 10 + 1, (after_left, after_right)
+    wait(browser, "playback after the keys", lambda: audio_time(browser) > after_right + 1)
+
+    stats = server.get(f"/play/{clip['id']}/stats").json()
+    assert stats["play_count"] == 1, "the seeks must not count"
+    assert plays.text == "1 play"
+    served = stream_requests(server)
+    assert served >= 2, f"{served} stream request(s): the seek was not a new Range request"
+    assert re.search(r"^mosic_plays_total 1\.0$", server.metrics(), re.M), "one play in all"
+
+
+def keep_screenshot(browser, tmp_path) -> None:
+    shot = tmp_path / "web-player.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get(SCREENSHOT_ENV):
+        shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
+
+
+def page_through(browser, server) -> None:
+    for n in range(PAGE_SIZE):
+        clip = {"title": f"Station {n:02}", "duration": 30, "audio_url": f"https://x.test/{n}"}
+        response = httpx.post(server.base + "/play", json=clip, headers=server.headers)
+        assert response.status_code == 201, response.text
+    total = PAGE_SIZE + 5
+    named(browser, "input", "Search").send_keys(Keys.ENTER)
+    summary = browser.find_element(By.ID, "summary")
+    wait(browser, "a full page", lambda: summary.text == f"1–{PAGE_SIZE} of {total} clips")
+    first_page = play_buttons(browser)
+    click(browser, named(browser, "button", "Next page"))
+    wait(browser, "the next page", lambda: summary.text == f"21–{total} of {total} clips")
+    assert len(play_buttons(browser)) == 5
+    assert not set(play_buttons(browser)) & set(first_page)
+    assert not named(browser, "button", "Next page").is_enabled()
+    click(browser, named(browser, "button", "Previous page"))
+    wait(browser, "the first page again", lambda: play_buttons(browser) == first_page)
+
+
+# -- the seek bar drawn from peaks, and a file dropped on the page ---------------------------
+
+# Until the server gives clips a ``waveform_url`` (issue 12's waveform endpoint), the page is
+# handed one here, with peaks the test computes from the very file it dropped, in the
+# audiowaveform JSON v2 format the endpoint serves. Clips that already have one are left alone.
+PEAKS_STANDIN = """
+(() => {
+  const realFetch = window.fetch.bind(window);
+  const given = new Set();
+  window.fetch = async (input, init) => {
+    const url = new URL(typeof input === "string" ? input : input.url, location.href);
+    const wave = /^\\/play\\/([^/]+)\\/waveform$/.exec(url.pathname);
+    if (wave && given.has(wave[1])) {
+      return new Response(JSON.stringify(window.__peaks),
+                          {headers: {"Content-Type": "application/json"}});
+    }
+    const resp = await realFetch(input, init);
+    if (url.pathname !== "/play" || !resp.ok) return resp;
+    const clips = await resp.json();
+    for (const clip of clips) {
+      if (clip.waveform_url === undefined && clip.audio_url.startsWith("/")) {
+        clip.waveform_url = `/play/${clip.id}/waveform`;
+        given.add(clip.id);
+      }
+    }
+    return new Response(JSON.stringify(clips), {status: resp.status, headers: resp.headers});
+  };
+})();
+"""
+DROP = """
+const [b64, name] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const files = new DataTransfer();
+files.items.add(new File([bytes], name, {type: "audio/wav"}));
+for (const type of ["dragenter", "dragover", "drop"]) {
+  document.body.dispatchEvent(
+    new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: files}));
+}
+"""
+COLUMN_HEIGHTS = """
+const canvas = document.getElementById("wave");
+const {width, height} = canvas;
+const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+const heights = [];
+for (let x = 0; x < width; x++) {
+  let n = 0;
+  for (let y = 0; y < height; y++) if (pixels[4 * (y * width + x) + 3] > 0) n++;
+  heights.push(n);
+}
+return [height, heights];
+"""
+
+
+def silent_then_loud(path: Path, seconds: float) -> Path:
+    """A WAV tone that is silent for its first half and at full scale in its second (ffmpeg's
+    sine source is at 1/8 of full scale), 16-bit mono at 22.05 kHz."""
+    half = seconds / 2
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", f"sine=frequency=440:duration={seconds},volume='if(lt(t,{half}),0,8)':eval=frame",
+            "-ac", "1", "-ar", "22050", "-c:a", "pcm_s16le", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def audiowaveform_json(path: Path, points: int) -> dict:
+    """The file's peaks as audiowaveform JSON v2, 8 bits, one channel."""
+    with wave.open(str(path)) as pcm:
+        rate, frames = pcm.getframerate(), pcm.getnframes()
+        samples = struct.unpack(f"<{frames}h", pcm.readframes(frames))
+    per_point = frames // points
+    data = []
+    for i in range(points):
+        chunk = samples[i * per_point : (i + 1) * per_point]
+        data += [max(-128, min(chunk) >> 8), min(127, max(chunk) >> 8)]
+    return {
+        "version": 2, "channels": 1, "sample_rate": rate, "samples_per_pixel": per_point,
+        "bits": 8, "length": points, "data": data,
+    }  # fmt: skip
+
+
+def drawn_peaks(browser) -> tuple[int, list[int]] | None:
+    """The seek bar's height and the height drawn in each column, once the peaks are drawn
+    (the plain track shown until they arrive is an eighth of the bar high)."""
+    height, columns = browser.execute_script(COLUMN_HEIGHTS)
+    return (height, columns) if columns[-1] > height / 2 else None
+
+
+def test_a_dropped_file_uploads_and_its_seek_bar_shows_its_waveform(browser, tmp_path):
+    song = silent_then_loud(tmp_path / "half-silent.wav", 10.0)
+    peaks = audiowaveform_json(song, 400)
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": f"window.__peaks = {json.dumps(peaks)};\n{PEAKS_STANDIN}"},
+    )
+    with mosic_serve(tmp_path / "data") as server:
+        sign_in(browser, server)
+        summary = browser.find_element(By.ID, "summary")
+        wait(browser, "the empty list", lambda: summary.text == "No clips.")
+        browser.execute_script(DROP, base64.b64encode(song.read_bytes()).decode(), song.name)
+        wait(browser, "the upload", lambda: play_buttons(browser) == ["half-silent"])
+        bar = browser.find_element(By.CSS_SELECTOR, "progress[aria-label='Upload progress']")
+        assert bar.get_property("value") == 100 and not bar.is_displayed()  # done, put away
+        [clip] = server.get("/play").json()
+        assert clip["size"] == song.stat().st_size
+
+        click(browser, named(browser, "button", "Play half-silent"))
+        wait(browser, "playback", lambda: audio_time(browser) > 0.2)
+        height, columns = wait(browser, "the waveform", lambda: drawn_peaks(browser))
+        quiet, loud = columns[: len(columns) * 2 // 5], columns[len(columns) * 3 // 5 :]
+        assert max(quiet) <= 2, "the silent half draws as a line"
+        assert min(loud) >= height * 0.8, "the loud half fills the bar"
+        assert_clean(browser)
