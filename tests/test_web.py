@@ -251,6 +251,7 @@ def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp
 
         search = named(browser, "input", "Search")
         assert search.get_attribute("type") == "search"
+        assert search == browser.switch_to.active_element  # the focus moved on from the key
         search.send_keys("field")
         wait(browser, "the search", lambda: len(play_buttons(browser) or ()) == 2)
         assert play_buttons(browser) == ["Harbour at Night", "Morning Birds"]

@@ -19,7 +19,6 @@
     key: null,
     page: null, // {url, start}: the page on screen
     back: [], // the pages before it
-    clips: new Map(), // id -> clip object, for what is on screen and playing
     current: null, // the clip in the <audio> element
     peaks: null, // its waveform, once fetched
     relinked: false, // whether the current clip's expired link was renewed once already
@@ -124,8 +123,6 @@
   function renderList(clips) {
     const list = $("clips");
     list.replaceChildren(...clips.map(clipItem));
-    state.clips = new Map(clips.map((clip) => [clip.id, clip]));
-    if (state.current) state.clips.set(state.current.id, state.current);
     markCurrent();
   }
 
@@ -473,7 +470,9 @@
     $("key-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const key = $("api-key").value.trim();
-      if (key) useKey(key);
+      if (!key) return;
+      useKey(key);
+      $("search").focus(); // the field that had the focus is gone: keep the keyboard's place
     });
     $("forget").addEventListener("click", () => askForKey());
     $("search-form").addEventListener("submit", (event) => {
