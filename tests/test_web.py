@@ -23,6 +23,7 @@ from pathlib import Path
 import falcon.testing
 import httpx
 import pytest
+from axe_selenium_python import Axe
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -233,7 +234,17 @@ def sign_in(driver, server) -> None:
     key = wait(driver, "the key prompt", lambda: named(driver, "input", "API key"))
     assert key.get_attribute("type") == "password"
     assert key == driver.switch_to.active_element  # focused: type at once
+    assert accessibility_problems(driver) == []
     key.send_keys(server.api_key, Keys.ENTER)
+
+
+def accessibility_problems(driver) -> list[str]:
+    """What axe-core (the accessibility engine, bundled by axe-selenium-python) finds wrong
+    with the page as it is now: names, roles, ARIA, contrast, landmarks, and so on."""
+    axe = Axe(driver)
+    axe.inject()
+    violations = axe.run()["violations"]
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations]
 
 
 def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp_path):
@@ -273,6 +284,7 @@ def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp
         assert plays.text == "0 plays"
 
         listen_and_seek(browser, server, clip, plays)
+        assert accessibility_problems(browser) == []  # the list, the player and its seek bar
         keep_screenshot(browser, tmp_path)
         page_through(browser, server)
         browser.refresh()  # the key is remembered: straight to the list
