@@ -1,0 +1,298 @@
+"""Load generators and process placement for the suite: wrk (with a generated Lua script for
+the API-key header and a rotation of paths), a raw-socket asyncio client that opens thousands
+of connections at once (for exact play counts), CPU pinning with ``taskset`` and py-spy
+profiles of a running server. Every load is bounded in time and in count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVER_CPU = 0  # the server under test (Mosic, nginx, the ceiling, supysonic)
+CLIENT_CPU = 1  # wrk, the raw client, PostgreSQL
+
+
+# -- placement ------------------------------------------------------------------------------
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def pin(pids: list[int], cpu: int) -> None:
+    """Pin every thread of these processes to one CPU (new threads and children inherit it)."""
+    if not can_pin():
+        return
+    for pid in pids:
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", str(cpu), str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+
+
+def pinned(command: list[str], cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if can_pin() else command
+
+
+# -- wrk ------------------------------------------------------------------------------------
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% #paths) + 1], headers)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests":%%d,"duration_us":%%d,"bytes":%%d,"connect":%%d,"read":%%d,' ..
+    '"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,' ..
+    '"max_us":%%d,"mean_us":%%f}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    nbytes: int
+    errors: dict
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def mib_s(self) -> float:
+        return self.nbytes / 2**20 / self.seconds if self.seconds else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal here
+
+
+def wrk(
+    base: str,
+    paths: list[str],
+    *,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    threads: int = 1,
+    scratch: Path,
+    timeout_s: int = 10,
+) -> WrkResult:
+    """Run wrk against ``base`` for ``seconds`` over ``connections``, rotating ``paths``."""
+    script = scratch / f"wrk-{time.monotonic_ns()}.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "paths": ", ".join(_lua_string(p) for p in paths),
+            "headers": ", ".join(
+                f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
+            ),
+        }
+    )
+    command = pinned(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={timeout_s}s",
+            "-s",
+            str(script),
+            base,
+        ],
+        CLIENT_CPU,
+    )
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False
+    )
+    script.unlink(missing_ok=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    data = json.loads(line.split(" ", 1)[1])
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        nbytes=data["bytes"],
+        errors={k: data[k] for k in ("connect", "read", "write", "status", "timeout") if data[k]},
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+    )
+
+
+# -- many connections at once ---------------------------------------------------------------
+async def _one_get(host: str, port: int, request: bytes, expect: int, timeout: float) -> str:
+    """One request on a connection of its own; the outcome as a label ("ok" or why not)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TimeoutError, OSError) as exc:
+        return f"connect {type(exc).__name__}"
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        status = int(head.split(b" ", 2)[1])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = 0
+        while length is None or body < length:
+            chunk = await asyncio.wait_for(reader.read(256 * 1024), timeout)
+            if not chunk:
+                break
+            body += len(chunk)
+        if status != 200:
+            return f"HTTP {status}"
+        if body != expect:
+            return f"short body {body}/{expect}"
+        return "ok"
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        return type(exc).__name__
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def _many_gets(
+    host: str, port: int, path: str, headers: dict, n: int, expect: int, timeout: float
+) -> tuple[float, Counter]:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    began = time.perf_counter()
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(_one_get(host, port, request, expect, timeout) for _ in range(n))),
+        timeout * 3,
+    )
+    return time.perf_counter() - began, Counter(outcomes)
+
+
+def concurrent_gets(
+    base: str, path: str, headers: dict, n: int, expect: int, timeout: float = 60
+) -> tuple[float, Counter]:
+    """``n`` GETs at once, each on its own connection (so ``n`` connections are open together):
+    (seconds until the last one finished, outcome counts)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.run(_many_gets(host, int(port), path, headers, n, expect, timeout))
+    return asyncio.run(_many_gets(host, int(port), path, headers, n, expect, timeout))
+
+
+# -- profiles -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
+    """Sample ``pid`` with py-spy (collapsed stacks, with line numbers off, idle threads
+    skipped) while the block runs, into ``out``; nothing when ``out`` is None or py-spy is
+    missing."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if out is None or not Path(binary).exists():
+        yield
+        return
+    command = [
+        binary,
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--rate",
+        "250",
+        "--duration",
+        str(max(1, round(seconds))),
+        "--output",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        pinned(command, CLIENT_CPU), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        try:
+            proc.wait(timeout=seconds + 20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def summarise_profile(raw: Path, top: int = 30) -> str:
+    """A text summary of py-spy's collapsed stacks: the functions where samples were taken
+    (self) and the functions on the stack (inclusive), as percentages of all samples."""
+    own: Counter = Counter()
+    inclusive: Counter = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")[1:] if stack.startswith("process ") else stack.split(";")
+        frames = [f for f in frames if not f.startswith("process ") and not f.startswith("thread ")]
+        if not frames:
+            continue
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    if not total:
+        return "no samples\n"
+
+    def table(counter: Counter) -> list[str]:
+        return [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(top)]
+
+    lines = [f"{total} samples (250 Hz, idle excluded)", "", f"top {top} by self time:"]
+    lines += table(own)
+    lines += ["", f"top {top} by inclusive time (on the stack):"]
+    lines += table(inclusive)
+    return "\n".join(lines) + "\n"
