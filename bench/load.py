@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -266,33 +267,57 @@ def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
             proc.wait()
 
 
+_LINE = re.compile(r":\d+\)$")
+_FILE = re.compile(r"\((.*?)(?::\d+)?\)$")
+
+
+def _package(frame: str) -> str:
+    """Where a frame's code lives: a site-packages distribution, a mosic module, or the
+    standard library module."""
+    match = _FILE.search(frame)
+    path = match.group(1) if match else frame
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/mosic/" in path:
+        return "mosic/" + path.rsplit("/mosic/", 1)[1]
+    if "/lib/python3" in path:
+        return "stdlib " + path.rsplit("/", 1)[-1]
+    return path
+
+
 def summarise_profile(raw: Path, top: int = 30) -> str:
     """A text summary of py-spy's collapsed stacks: the functions where samples were taken
-    (self) and the functions on the stack (inclusive), as percentages of all samples."""
+    (self), the functions on the stack (inclusive) and self time by package, as percentages
+    of all samples."""
     own: Counter = Counter()
     inclusive: Counter = Counter()
+    packages: Counter = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = stack.split(";")[1:] if stack.startswith("process ") else stack.split(";")
-        frames = [f for f in frames if not f.startswith("process ") and not f.startswith("thread ")]
+        frames = [
+            _LINE.sub(")", f) for f in stack.split(";") if not f.startswith(("process ", "thread "))
+        ]
         if not frames:
             continue
         total += n
         own[frames[-1]] += n
+        packages[_package(frames[-1])] += n
         for frame in set(frames):
             inclusive[frame] += n
     if not total:
         return "no samples\n"
 
-    def table(counter: Counter) -> list[str]:
-        return [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(top)]
+    def table(counter: Counter, rows: int = top) -> list[str]:
+        return [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(rows)]
 
-    lines = [f"{total} samples (250 Hz, idle excluded)", "", f"top {top} by self time:"]
+    lines = [f"{total} samples (250 Hz, idle excluded)", "", "self time by package/module:"]
+    lines += table(packages, 20)
+    lines += ["", f"top {top} functions by self time:"]
     lines += table(own)
-    lines += ["", f"top {top} by inclusive time (on the stack):"]
+    lines += ["", f"top {top} functions by inclusive time (on the stack):"]
     lines += table(inclusive)
     return "\n".join(lines) + "\n"
