@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -231,9 +232,9 @@ def concurrent_gets(
 # -- profiles -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
-    """Sample ``pid`` with py-spy (collapsed stacks, with line numbers off, idle threads
-    skipped) while the block runs, into ``out``; nothing when ``out`` is None or py-spy is
-    missing."""
+    """Sample ``pid`` with py-spy (collapsed stacks with line numbers, idle threads skipped)
+    while the block runs, at most ``seconds``, into ``out``; nothing when ``out`` is None or
+    py-spy is missing. SIGINT makes py-spy write what it has and stop."""
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if out is None or not Path(binary).exists():
         yield
@@ -254,12 +255,14 @@ def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
         str(out),
     ]
     proc = subprocess.Popen(
-        pinned(command, CLIENT_CPU), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(command, CLIENT_CPU), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         time.sleep(0.3)
         yield
     finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=seconds + 20)
         except subprocess.TimeoutExpired:
@@ -283,6 +286,49 @@ def _package(frame: str) -> str:
     if "/lib/python3" in path:
         return "stdlib " + path.rsplit("/", 1)[-1]
     return path
+
+
+# Where request time goes, by the frames on the stack (a sample counts in every category whose
+# pattern its stack matches, so categories overlap; indented ones are parts of the one above).
+CATEGORIES = {
+    "responder (falcon do_before: auth hook + resource)": r"do_before \(falcon",
+    "  Catalogue.get (SELECT one clip)": r"Catalogue\.get",
+    "  Catalogue.list (COUNT + SELECT page)": r"Catalogue\.list",
+    "  Catalogue.record_play (UPDATE ... RETURNING)": r"record_play",
+    "SQL text built by peewee per query (Context.sql)": r"Context\.sql \(peewee",
+    "driver execute + fetch (aiopg Cursor.execute/fetch*)": r"Cursor\.(execute|fetchall|fetchone) ",
+    "rows -> peewee Model objects (fetch_models)": r"fetch_models",
+    "pool acquire/release (aiopg pool.py)": r"aiopg/pool\.py",
+    "clip_json (dict per clip)": r"clip_json",
+    "  iso() timestamps (strftime)": r"iso \(mosic/clips",
+    "  Signer.query (HMAC per clip)": r"Signer\.query",
+    "  str(UUID)": r"UUID\.__str__",
+    "JSON encoding (json.dumps)": r"dumps \(json",
+    "access log middleware (mosic/access.py, includes stream body for streams)": r"access\.py",
+    "  logging emit (Logger.info)": r"Logger\.info",
+    "request metrics (RequestMetrics + prometheus_client)": r"RequestMetrics|prometheus_client",
+    "uvicorn send (httptools_impl RequestResponseCycle.send)": r"RequestResponseCycle\.send",
+    "thread hops on the loop (to_thread, executor submit)": r"to_thread|ThreadPoolExecutor\.submit",
+    "worker threads (the thread pool: pread, file open/close)": r"Thread\._bootstrap",
+}
+
+
+def breakdown(raw: Path) -> str:
+    """The share of samples whose stack matches each of ``CATEGORIES``."""
+    patterns = {name: re.compile(p) for name, p in CATEGORIES.items()}
+    hits = dict.fromkeys(CATEGORIES, 0)
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for name, pattern in patterns.items():
+            if pattern.search(stack):
+                hits[name] += int(count)
+    lines = ["where the time goes (share of samples with this on the stack):"]
+    lines += [f"{100 * n / total:6.1f}%  {name}" for name, n in hits.items() if n and total]
+    return "\n".join(lines) + "\n"
 
 
 def summarise_profile(raw: Path, top: int = 30) -> str:
@@ -314,7 +360,8 @@ def summarise_profile(raw: Path, top: int = 30) -> str:
     def table(counter: Counter, rows: int = top) -> list[str]:
         return [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(rows)]
 
-    lines = [f"{total} samples (250 Hz, idle excluded)", "", "self time by package/module:"]
+    lines = [f"{total} samples (250 Hz, idle excluded)", "", breakdown(raw)]
+    lines += ["self time by package/module:"]
     lines += table(packages, 20)
     lines += ["", f"top {top} functions by self time:"]
     lines += table(own)

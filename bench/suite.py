@@ -373,6 +373,7 @@ def run(plan: Plan, root: Path, profile: bool) -> tuple[list[Row], dict]:
             )
             for name in ("stats", "clip", "list500"):
                 runner.profile(name, server.pid, server.base, reads[name], API_CONNECTIONS, key)
+            profile_upload(server, root, plan)
 
     # Play counts on SQLite: a server of its own.
     with mosic_server(root / "mosic-sqlite") as lite:
@@ -502,6 +503,27 @@ def run(plan: Plan, root: Path, profile: bool) -> tuple[list[Row], dict]:
         )
     )
     return rows, {"figures": R, **extra}
+
+
+def profile_upload(server: Mosic, root: Path, plan: Plan) -> None:
+    """py-spy while one big WAV is uploaded (as long as the memory figure's upload)."""
+    from tests.support.audio import make_wav_of_size
+
+    wav = make_wav_of_size(root / "profile-upload.wav", plan.big_upload_mb * MiB)
+    raw = root / "upload.raw"
+    with py_spy(server.pid, raw, 60):
+        response, seconds = upload_streamed(server, wav, "audio/wav", timeout=600)
+    wav.unlink()
+    if response.status_code == 201:
+        server.delete(f"/play/{response.json()['id']}")
+    if raw.exists():
+        head = (
+            f"# upload: py-spy record of the mosic serve process during one streamed "
+            f"{plan.big_upload_mb} MiB upload ({mb_per_s(plan.big_upload_mb * MiB, seconds):,.0f}"
+            f" MiB/s while sampled)\n"
+        )
+        (PROFILES / "upload.txt").write_text(head + summarise_profile(raw))
+        shutil.copyfile(raw, PROFILES / "upload.collapsed")
 
 
 def _fresh_clip(root: Path, tag: str) -> Path:
