@@ -313,19 +313,29 @@ CATEGORIES = {
 }
 
 
+# A thread-pool worker waiting for work (``work_queue.get`` in concurrent/futures/thread.py)
+# blocks on a lock that py-spy does not always see as idle: such samples are left out.
+_IDLE_WORKER = re.compile(r"_worker \(concurrent/futures/thread\.py:\d+\)$")
+
+
+def _stacks(raw: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of py-spy's collapsed output, without idle pool workers."""
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit() and not _IDLE_WORKER.search(stack):
+            yield stack, int(count)
+
+
 def breakdown(raw: Path) -> str:
     """The share of samples whose stack matches each of ``CATEGORIES``."""
     patterns = {name: re.compile(p) for name, p in CATEGORIES.items()}
     hits = dict.fromkeys(CATEGORIES, 0)
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        total += int(count)
+    for stack, count in _stacks(raw):
+        total += count
         for name, pattern in patterns.items():
             if pattern.search(stack):
-                hits[name] += int(count)
+                hits[name] += count
     lines = ["where the time goes (share of samples with this on the stack):"]
     lines += [f"{100 * n / total:6.1f}%  {name}" for name, n in hits.items() if n and total]
     return "\n".join(lines) + "\n"
@@ -339,11 +349,7 @@ def summarise_profile(raw: Path, top: int = 30) -> str:
     inclusive: Counter = Counter()
     packages: Counter = Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in _stacks(raw):
         frames = [
             _LINE.sub(")", f) for f in stack.split(";") if not f.startswith(("process ", "thread "))
         ]
@@ -360,7 +366,8 @@ def summarise_profile(raw: Path, top: int = 30) -> str:
     def table(counter: Counter, rows: int = top) -> list[str]:
         return [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(rows)]
 
-    lines = [f"{total} samples (250 Hz, idle excluded)", "", breakdown(raw)]
+    lines = [f"{total} samples (250 Hz; idle threads and idle pool workers excluded)", ""]
+    lines += [breakdown(raw)]
     lines += ["self time by package/module:"]
     lines += table(packages, 20)
     lines += ["", f"top {top} functions by self time:"]

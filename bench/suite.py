@@ -206,12 +206,14 @@ class Runner:
         slow: bool = False,
     ) -> WrkResult:
         """Warm up, then one measured wrk run; kept under ``name``. ``slow``: responses may
-        take seconds (500-row lists), so the load lasts at least 5 s with a 30 s timeout."""
+        take seconds (500-row lists), so the load lasts at least 5 s with a 30 s timeout, and
+        the warm-up uses one connection: 64 requests queued by a warm-up at a server that
+        answers one at a time would still be draining through the whole measured run."""
         seconds = max(self.plan.seconds, 5) if slow else self.plan.seconds
         wrk(
             base,
             paths,
-            connections=connections,
+            connections=1 if slow else connections,
             seconds=self.plan.warmup,
             headers=headers,
             scratch=self.scratch,
