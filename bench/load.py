@@ -30,21 +30,6 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            pids.append(int(entry))
-    return pids
-
-
 def pin(pids: list[int], cpu: int) -> None:
     """Pin every thread of these processes to one CPU (new threads and children inherit it)."""
     if not can_pin():
@@ -231,10 +216,11 @@ def concurrent_gets(
 
 # -- profiles -------------------------------------------------------------------------------
 @contextlib.contextmanager
-def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
+def py_spy(pid: int, out: Path | None, seconds: float, native: bool = False) -> Iterator[None]:
     """Sample ``pid`` with py-spy (collapsed stacks with line numbers, idle threads skipped)
     while the block runs, at most ``seconds``, into ``out``; nothing when ``out`` is None or
-    py-spy is missing. SIGINT makes py-spy write what it has and stop."""
+    py-spy is missing. ``native``: C frames too (uvloop, psycopg2, the interpreter). SIGINT
+    makes py-spy write what it has and stop."""
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if out is None or not Path(binary).exists():
         yield
@@ -246,13 +232,14 @@ def py_spy(pid: int, out: Path | None, seconds: float) -> Iterator[None]:
         str(pid),
         "--format",
         "raw",
-        "--nonblocking",
         "--rate",
         "250",
         "--duration",
         str(max(1, round(seconds))),
         "--output",
         str(out),
+        # Native stacks need the process paused while sampled; Python-only ones do not.
+        *(["--native"] if native else ["--nonblocking"]),
     ]
     proc = subprocess.Popen(
         pinned(command, CLIENT_CPU), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -314,15 +301,23 @@ CATEGORIES = {
 
 
 # A thread-pool worker waiting for work (``work_queue.get`` in concurrent/futures/thread.py)
-# blocks on a lock that py-spy does not always see as idle: such samples are left out.
-_IDLE_WORKER = re.compile(r"_worker \(concurrent/futures/thread\.py:\d+\)$")
+# blocks on a lock that py-spy does not always see as idle. Such a stack has no Python frame
+# after ``_worker`` (a busy one goes on into ``_WorkItem.run``); with --native, only C frames
+# (the lock wait in libc) follow it. These samples are left out.
+_WORKER = "_worker (concurrent/futures/thread.py:"
+
+
+def _idle_worker(stack: str) -> bool:
+    _, found, tail = stack.partition(_WORKER)
+    after = tail.split(";")[1:]  # the frames called from _worker
+    return bool(found) and not any(".py:" in frame for frame in after)
 
 
 def _stacks(raw: Path) -> Iterator[tuple[str, int]]:
     """(stack, samples) of py-spy's collapsed output, without idle pool workers."""
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit() and not _IDLE_WORKER.search(stack):
+        if stack and count.isdigit() and not _idle_worker(stack):
             yield stack, int(count)
 
 

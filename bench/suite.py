@@ -23,7 +23,7 @@ import signal
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench.common import (
@@ -31,6 +31,7 @@ from bench.common import (
     MiB,
     Row,
     format_table,
+    group_pids,
     log,
     mb_per_s,
     mosic_server,
@@ -44,7 +45,6 @@ from bench.load import (
     WrkResult,
     can_pin,
     concurrent_gets,
-    group_pids,
     pin,
     py_spy,
     summarise_profile,
@@ -81,20 +81,11 @@ FULL = Plan(
     upload_mb=50,
     upload_rounds=3,
 )
-QUICK = Plan(
-    clips=200,
-    seconds=2,
-    warmup=1,
-    plays=2000,
-    stream_file_mb=100,
-    big_upload_mb=200,
-    upload_mb=50,
-    upload_rounds=1,
-)
+# The same steps, shorter loads and smaller files.
+QUICK = replace(FULL, clips=200, seconds=2, stream_file_mb=100, big_upload_mb=200, upload_rounds=1)
 STREAM_CONNECTIONS = 16
 API_CONNECTIONS = 64
 MEMORY_CLIENTS = 200
-FIVE_MIB = 5 * MiB
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -167,14 +158,17 @@ def pin_server(pid: int) -> None:
 
 
 def pin_postgres(url: str) -> None:
-    """PostgreSQL beside the client (CPU 1): its postmaster and so every backend forked later."""
+    """PostgreSQL beside the client (CPU 1): its postmaster and so every backend forked later.
+    Only the throwaway cluster: a database given in MOSIC_TEST_DATABASE_URL is left alone."""
     import psycopg2
 
+    if os.environ.get("MOSIC_TEST_DATABASE_URL"):
+        return
     with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
-        backend = cur.fetchone()[0]
-        with open(f"/proc/{backend}/status") as fh:
-            ppid = next(int(ln.split()[1]) for ln in fh if ln.startswith("PPid:"))
+        ppid = _parent(cur.fetchone()[0])
+    if ppid is None:
+        return
     pin(
         [ppid, *[int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == ppid]],
         CLIENT_CPU,
@@ -191,9 +185,10 @@ def _parent(pid: int) -> int | None:
 
 # -- measuring ------------------------------------------------------------------------------
 class Runner:
-    def __init__(self, plan: Plan, scratch: Path) -> None:
+    def __init__(self, plan: Plan, scratch: Path, native: bool = False) -> None:
         self.plan = plan
         self.scratch = scratch
+        self.native = native  # profiles with C frames, written as NAME-native.*
         self.results: dict[str, dict] = {}
 
     def load(
@@ -239,7 +234,7 @@ class Runner:
     ) -> None:
         raw = self.scratch / f"{name}.raw"
         seconds = max(self.plan.seconds, 5)
-        with py_spy(pid, raw, seconds):
+        with py_spy(pid, raw, seconds, self.native):
             result = wrk(
                 base,
                 paths,
@@ -256,9 +251,10 @@ class Runner:
             f"# {name}: py-spy record of the mosic serve process under wrk -c{connections}"
             f" ({result.rps:,.0f} req/s while sampled, {result.mib_s:,.0f} MiB/s)\n"
         )
-        (PROFILES / f"{name}.txt").write_text(head + summarise_profile(raw))
-        shutil.copyfile(raw, PROFILES / f"{name}.collapsed")
-        log(f"profile {name}: written to {PROFILES / (name + '.txt')}")
+        stem = f"{name}-native" if self.native else name
+        (PROFILES / f"{stem}.txt").write_text(head + summarise_profile(raw))
+        shutil.copyfile(raw, PROFILES / f"{stem}.collapsed")
+        log(f"profile {name}: written to {PROFILES / (stem + '.txt')}")
 
 
 def ratio(ours: float, reference: float) -> str:
@@ -277,8 +273,8 @@ def latency(result: dict) -> str:
 
 
 # -- the run --------------------------------------------------------------------------------
-def run(plan: Plan, root: Path, profile: bool) -> tuple[list[Row], dict]:
-    runner = Runner(plan, root)
+def run(plan: Plan, root: Path, profile: bool, native: bool = False) -> tuple[list[Row], dict]:
+    runner = Runner(plan, root, native)
     R = runner.results
     rows: list[Row] = []
     extra: dict = {}
@@ -375,7 +371,7 @@ def run(plan: Plan, root: Path, profile: bool) -> tuple[list[Row], dict]:
             )
             for name in ("stats", "clip", "list500"):
                 runner.profile(name, server.pid, server.base, reads[name], API_CONNECTIONS, key)
-            profile_upload(server, root, plan)
+            profile_upload(server, root, plan, runner.native)
 
     # Play counts on SQLite: a server of its own.
     with mosic_server(root / "mosic-sqlite") as lite:
@@ -507,13 +503,13 @@ def run(plan: Plan, root: Path, profile: bool) -> tuple[list[Row], dict]:
     return rows, {"figures": R, **extra}
 
 
-def profile_upload(server: Mosic, root: Path, plan: Plan) -> None:
+def profile_upload(server: Mosic, root: Path, plan: Plan, native: bool) -> None:
     """py-spy while one big WAV is uploaded (as long as the memory figure's upload)."""
     from tests.support.audio import make_wav_of_size
 
     wav = make_wav_of_size(root / "profile-upload.wav", plan.big_upload_mb * MiB)
     raw = root / "upload.raw"
-    with py_spy(server.pid, raw, 60):
+    with py_spy(server.pid, raw, 60, native):
         response, seconds = upload_streamed(server, wav, "audio/wav", timeout=600)
     wav.unlink()
     if response.status_code == 201:
@@ -524,8 +520,9 @@ def profile_upload(server: Mosic, root: Path, plan: Plan) -> None:
             f"{plan.big_upload_mb} MiB upload ({mb_per_s(plan.big_upload_mb * MiB, seconds):,.0f}"
             f" MiB/s while sampled)\n"
         )
-        (PROFILES / "upload.txt").write_text(head + summarise_profile(raw))
-        shutil.copyfile(raw, PROFILES / "upload.collapsed")
+        stem = "upload-native" if native else "upload"
+        (PROFILES / f"{stem}.txt").write_text(head + summarise_profile(raw))
+        shutil.copyfile(raw, PROFILES / f"{stem}.collapsed")
 
 
 def _fresh_clip(root: Path, tag: str) -> Path:
@@ -649,6 +646,11 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also record py-spy profiles into bench/profiles/"
     )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="profile with C frames too (py-spy --native), into bench/profiles/NAME-native.*",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args()
@@ -663,7 +665,7 @@ def main() -> int:
     load_before = os.getloadavg()
     began = time.monotonic()
     with temp_dir("mosic-bench-") as root:
-        rows, data = run(plan, root, args.profile)
+        rows, data = run(plan, root, args.profile or args.native, args.native)
     elapsed = time.monotonic() - began
     load_after = os.getloadavg()
     pinning = f"server CPU {SERVER_CPU}, client and PostgreSQL CPU {CLIENT_CPU}"
