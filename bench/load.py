@@ -353,7 +353,7 @@ def summarise_profile(raw: Path, top: int = 30) -> str:
         total += n
         own[frames[-1]] += n
         packages[_package(frames[-1])] += n
-        for frame in set(frames):
+        for frame in dict.fromkeys(frames):  # each once, in a stable order
             inclusive[frame] += n
     if not total:
         return "no samples\n"
