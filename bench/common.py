@@ -164,11 +164,9 @@ def upload_streamed(
 
 
 # -- processes ------------------------------------------------------------------------------
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds used so far by the live processes of a process group (a
-    server started by ``mosic_server`` and, under gunicorn, its workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _group_stats(pgid: int) -> Iterator[tuple[int, list[str]]]:
+    """(pid, /proc/<pid>/stat fields after the command name) of each live process in a
+    process group."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -178,9 +176,21 @@ def group_cpu_seconds(pgid: int) -> float:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields[2] is the pgrp; utime, stime are 11 and 12
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+        if int(fields[2]) == pgid:  # fields[2] is the pgrp
+            yield int(entry), fields
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group (a server and, under gunicorn, its workers)."""
+    return [pid for pid, _ in _group_stats(pgid)]
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of a process group (a
+    server started by ``mosic_server`` and, under gunicorn, its workers)."""
+    # utime and stime are fields 11 and 12 after the command name.
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in _group_stats(pgid))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:

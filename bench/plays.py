@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import statistics
 import sys
@@ -117,66 +118,62 @@ async def _reference_batches(
     return await _batches(play_many, count, judge)
 
 
+# Plain SQL, with no Mosic import, so the reference survives any reshaping of the package:
+# the statement Mosic's play counting runs, on the ``clip`` table its migrations create.
+UPDATE_PLAY = (
+    "UPDATE clip SET play_count = play_count + 1, last_played_at = {p} "
+    "WHERE id = {p} RETURNING play_count"
+)
+SELECT_COUNT = "SELECT play_count FROM clip WHERE id = {p}"
+# What Mosic sets on each SQLite connection (WAL, so readers never wait for the writer).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 async def reference_postgres(url: str, clip_id: str) -> dict:
-    import peewee_async
+    import aiopg
 
-    from mosic.core.catalogue import utcnow
-    from mosic.persistence.models import Clip
-    from mosic.settings import parse_database_url
+    key = uuid.UUID(clip_id).hex
+    update, select = UPDATE_PLAY.format(p="%s"), SELECT_COUNT.format(p="%s")
+    async with aiopg.create_pool(url, minsize=1, maxsize=REFERENCE_POOL_SIZE) as pool:
 
-    pg = parse_database_url(url)
-    db = peewee_async.PostgresqlDatabase(
-        pg.name,
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=pg.password,
-        pool_params={"minsize": 1, "maxsize": REFERENCE_POOL_SIZE},
-    )
-    cid = uuid.UUID(clip_id)
+        async def one(sql: str, *args) -> int:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(sql, args)
+                return (await cur.fetchone())[0]
 
-    async def play() -> int:
-        rows = await db.aio_execute(
-            Clip.update(play_count=Clip.play_count + 1, last_played_at=utcnow())
-            .where(Clip.id == cid)
-            .returning(Clip.play_count)
-        )
-        return list(rows)[0].play_count
+        async def play() -> int:
+            return await one(update, _utcnow(), key)
 
-    async def count() -> int:
-        rows = await db.aio_execute(Clip.select(Clip.play_count).where(Clip.id == cid))
-        return rows[0].play_count
+        async def count() -> int:
+            return await one(select, key)
 
-    await db.aio_connect()
-    try:
         return await _reference_batches(play, count)
-    finally:
-        await db.aio_close()
 
 
 async def reference_sqlite(path: Path, clip_id: str) -> dict:
     import aiosqlite
 
-    from mosic.core.catalogue import utcnow
-    from mosic.persistence.database import SQLITE_PRAGMAS
-    from mosic.persistence.models import Clip
-
-    key = Clip.id.db_value(uuid.UUID(clip_id))
-    update = (
-        "UPDATE clip SET play_count = play_count + 1, last_played_at = ? "
-        "WHERE id = ? RETURNING play_count"
-    )
+    key = uuid.UUID(clip_id).hex  # peewee's UUIDField stores the hex form on SQLite
+    update, select = UPDATE_PLAY.format(p="?"), SELECT_COUNT.format(p="?")
     conn = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         for pragma in SQLITE_PRAGMAS:
             await conn.execute(pragma)
 
         async def play() -> int:
-            async with conn.execute(update, (utcnow().isoformat(" "), key)) as cursor:
+            async with conn.execute(update, (_utcnow().isoformat(" "), key)) as cursor:
                 return (await cursor.fetchone())[0]
 
         async def count() -> int:
-            async with conn.execute("SELECT play_count FROM clip WHERE id = ?", (key,)) as cur:
+            async with conn.execute(select, (key,)) as cur:
                 return (await cur.fetchone())[0]
 
         return await _reference_batches(play, count)
