@@ -194,11 +194,16 @@ def test_the_image_answers_its_probes(mosic):
 
 
 def test_every_process_in_the_container_runs_as_the_unprivileged_user(mosic):
-    table = podman("top", mosic.name, "huser", "args").stdout.strip().splitlines()
-    rows = [line.split(None, 1) for line in table[1:]]
+    table = podman("top", mosic.name, "hpid", "user", "args").stdout.strip().splitlines()
+    rows = [line.split(None, 2) for line in table[1:]]
     assert len(rows) >= 3, table  # gunicorn's arbiter and two workers
-    assert {user for user, _ in rows} == {str(IMAGE_UID)}, table
-    assert any("gunicorn" in args or "mosic" in args for _, args in rows), table
+    assert {user for _, user, _ in rows} == {"mosic"}, table
+    assert any("mosic" in args for _, _, args in rows), table
+    for pid, _, args in rows:
+        # The host's view of each process: real, effective, saved and file-system uid.
+        status = Path(f"/proc/{pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+        assert uids == [str(IMAGE_UID)] * 4, f"{args}: {uids}"
 
 
 def test_a_real_upload_stream_and_scrape_through_the_published_port(mosic, clip):
