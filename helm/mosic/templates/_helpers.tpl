@@ -204,7 +204,7 @@ Arguments: (list given existingData key).
 {{- if and (eq (toString $pdb.maxUnavailable) "") (eq (toString $pdb.minAvailable) "") }}
 {{- fail "podDisruptionBudget: set maxUnavailable (e.g. 1) or minAvailable" }}
 {{- end }}
-{{- if and (kindIs "float64" $pdb.minAvailable) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) }}
+{{- if and (regexMatch "^[0-9]+$" (toString $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) }}
 {{- fail (printf "podDisruptionBudget.minAvailable=%d with replicaCount=%d lets no pod be evicted, so no node could be drained: use maxUnavailable: 1, or raise replicaCount" (int $pdb.minAvailable) (int .Values.replicaCount)) }}
 {{- end }}
 {{- end }}
