@@ -3,6 +3,8 @@
 #   docker build -t mosic .
 #   docker run -p 8000:8000 -v mosic:/data mosic
 #
+# .ci/appliance builds this file with podman and runs the image that way (tests/test_appliance.py).
+#
 # With nothing else configured the container keeps its SQLite database, its media and a
 # generated API key (printed once to the log) in the /data volume. Set MOSIC_DB_HOST & co. to
 # use PostgreSQL instead (see compose.yaml and the Helm chart in helm/mosic).
@@ -28,8 +30,9 @@ LABEL org.opencontainers.image.title="Mosic" \
       org.opencontainers.image.licenses="MIT"
 
 # A fixed numeric id (10001; the Helm chart's runAsUser), so Kubernetes' runAsNonRoot can verify
-# it and a bind-mounted directory can be chowned to it. Its home is not /data: gunicorn keeps
-# its control socket in ~/.gunicorn, which has no business in the shared data volume.
+# it and a bind-mounted directory can be chowned to it. Its home is not /data, so nothing that
+# writes under $HOME lands in the shared data volume (gunicorn's control socket, which would,
+# is turned off in mosic/gunicorn.py).
 RUN groupadd --system --gid 10001 mosic \
     && useradd --system --uid 10001 --gid mosic --home-dir /home/mosic --create-home \
        --shell /usr/sbin/nologin mosic \
@@ -39,7 +42,8 @@ RUN groupadd --system --gid 10001 mosic \
 COPY --from=builder /opt/venv /opt/venv
 
 # MOSIC_WORKERS > 1 makes `mosic serve` run gunicorn with uvicorn workers.
-# The bytecode was compiled at install time; the root filesystem may be read-only.
+# The bytecode was compiled at install time; the root filesystem may be read-only as long as
+# /tmp is writable (gunicorn's worker files and the multiprocess metrics live there).
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

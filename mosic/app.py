@@ -94,7 +94,12 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         guards,
     ]
     if services.settings.metrics_port:
-        middleware.append(MetricsPortGuard(services.settings.metrics_port))
+        middleware.append(
+            MetricsPortGuard(
+                services.settings.metrics_port,
+                metrics_on_api_port=services.settings.metrics_on_api_port,
+            )
+        )
     return middleware
 
 

@@ -7,6 +7,8 @@ so tests build one directly and pass it to ``create_app``.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -17,6 +19,10 @@ PREFIX = "MOSIC_"
 DEFAULT_SIGNED_URL_TTL = 6 * 60 * 60
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# environs (expand_vars) replaces ${NAME} and ${NAME:-default} in values: the same pattern.
+REFERENCE = re.compile(r"(?<!\\)\$\{([A-Za-z0-9_]+)(?::-[^}:]*)?\}")
+# Secret settings may name a file instead (Docker and Compose secrets): MOSIC_API_KEY_FILE.
+FILE_SUFFIX = "_FILE"
 
 
 class SettingsError(ValueError):
@@ -52,6 +58,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_port: int | None = None
+    # With a separate metrics port, False keeps /metrics off the API port (the Ingress's).
+    metrics_on_api_port: bool = True
 
     def __post_init__(self) -> None:
         # Paths are resolved once so a later chdir (gunicorn does one) cannot move the data.
@@ -104,12 +112,55 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
     env = Env(expand_vars=True)
     if env_file is not None and Path(env_file).is_file():
         env.read_env(str(Path(env_file).resolve()), recurse=False)
+    _refuse_self_references(os.environ)
     try:
         with env.prefixed(PREFIX):
             settings = _read(env)
     except EnvError as exc:
         raise SettingsError(str(exc).splitlines()[0]) from None
     return settings
+
+
+def _refuse_self_references(environ) -> None:
+    """A value that refers back to its own variable, directly or through others, is an error.
+
+    environs would recurse until Python gives up; a Compose tool that passes
+    ``${MOSIC_API_KEY:-}`` through literally produces exactly that.
+    """
+    for name in sorted(n for n in environ if n.startswith(PREFIX)):
+        chain = _reference_cycle(environ, name, [name])
+        if chain:
+            raise SettingsError(
+                f"{name} refers to itself ({' -> '.join(chain)}): its value is a ${{...}} "
+                "reference that was never expanded; set a real value or leave it unset"
+            )
+
+
+def _reference_cycle(environ, name: str, path: list[str]) -> list[str] | None:
+    for ref in REFERENCE.findall(environ.get(name, "")):
+        if ref in path:
+            return [*path, ref] if ref == path[0] else None
+        found = _reference_cycle(environ, ref, [*path, ref])
+        if found:
+            return found
+    return None
+
+
+def _secret(name: str, value: str | None, file_name: str | None) -> str | None:
+    """A secret from ``MOSIC_<name>`` or from the file ``MOSIC_<name>_FILE`` names."""
+    if not file_name:
+        return value or None
+    if value:
+        raise SettingsError(f"set {PREFIX}{name} or {PREFIX}{name}{FILE_SUFFIX}, not both")
+    try:
+        text = Path(file_name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(
+            f"{PREFIX}{name}{FILE_SUFFIX}: cannot read {file_name}: {reason}"
+        ) from None
+    # Secret files usually end with a newline that is not part of the secret.
+    return text.rstrip("\r\n") or None
 
 
 def _positive(name: str, value: int, *, minimum: int = 1) -> int:
@@ -132,7 +183,11 @@ def _log_level(value: str) -> str:
 
 
 def _read(env: Env) -> Settings:
-    url = env.str("DATABASE_URL_OVERRIDE", None)
+    url = _secret(
+        "DATABASE_URL_OVERRIDE",
+        env.str("DATABASE_URL_OVERRIDE", None),
+        env.str("DATABASE_URL_OVERRIDE_FILE", None),
+    )
     host = env.str("DB_HOST", None)
     postgres = None
     if url:
@@ -143,7 +198,9 @@ def _read(env: Env) -> Settings:
             port=env.int("DB_PORT", 5432),
             name=env.str("DB_NAME", "mosic"),
             user=env.str("DB_USER", "mosic"),
-            password=env.str("DB_PASSWORD", None),
+            password=_secret(
+                "DB_PASSWORD", env.str("DB_PASSWORD", None), env.str("DB_PASSWORD_FILE", None)
+            ),
         )
     log_format = env.str("LOG_FORMAT", "text").lower()
     if log_format not in LOG_FORMATS:
@@ -154,8 +211,12 @@ def _read(env: Env) -> Settings:
         media_root=env.path("MEDIA_ROOT", None),
         postgres=postgres,
         db_pool_size=_positive("DB_POOL_SIZE", env.int("DB_POOL_SIZE", 10)),
-        api_key=env.str("API_KEY", None) or None,
-        signing_secret=env.str("SIGNING_SECRET", None) or None,
+        api_key=_secret("API_KEY", env.str("API_KEY", None), env.str("API_KEY_FILE", None)),
+        signing_secret=_secret(
+            "SIGNING_SECRET",
+            env.str("SIGNING_SECRET", None),
+            env.str("SIGNING_SECRET_FILE", None),
+        ),
         signed_url_ttl=_positive(
             "SIGNED_URL_TTL", env.int("SIGNED_URL_TTL", DEFAULT_SIGNED_URL_TTL)
         ),
@@ -168,4 +229,5 @@ def _read(env: Env) -> Settings:
         metrics_port=(
             check_port(f"{PREFIX}METRICS_PORT", metrics_port) if metrics_port is not None else None
         ),
+        metrics_on_api_port=env.bool("METRICS_ON_API_PORT", True),
     )

@@ -40,11 +40,17 @@ CHART = REPO / "helm/mosic"
 RELEASE = "mosic"
 NAMESPACE = "media"
 CONTAINER_PORT = 8000
+# The chart's default metrics.port: /metrics leaves the port the Ingress publishes.
+METRICS_PORT = 9100
+# gunicorn's graceful timeout (mosic/gunicorn.py): what a stop must give running streams.
+GUNICORN_GRACE_S = 30
 
 # Custom resources the Kubernetes schema cannot know; only their envelope is checked.
 CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("postgresql.cnpg.io/v1", "Cluster"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 }
 
 SERVER_START_TIMEOUT_S = 60
@@ -526,8 +532,27 @@ EXTERNAL_WITH_PASSWORD = {
     "persistence": {"enabled": False},
     "migrations": {"initContainer": False},
 }
+GATEWAY_AND_ALERTS = {
+    "nameOverride": "tunes",
+    "httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}]},
+    "networkPolicy": {
+        "httpFrom": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateways"}}}
+        ]
+    },
+    "metrics": {"prometheusRule": {"enabled": True}},
+    "podDisruptionBudget": {"enabled": True},
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule",
+        }
+    ],
+}
 RENDER_CASES = {
     "default": {},
+    "gateway-alerts-name-override": GATEWAY_AND_ALERTS,
     "production": production_values(),
     "cnpg-everything-on": EVERYTHING_ON,
     "external-password-no-persistence": EXTERNAL_WITH_PASSWORD,
@@ -704,7 +729,7 @@ def test_prometheus_finds_the_pods_and_grafana_the_dashboard(chart):
     docs = render(chart)
     annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(CONTAINER_PORT)
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
     assert not kinds(docs, "ServiceMonitor")
 
@@ -742,7 +767,9 @@ def test_production_values_run_three_replicas_on_shared_storage_and_external_pos
     assert monitor["spec"]["selector"]["matchLabels"].items() <= (
         service["metadata"]["labels"].items()
     )
-    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    # Scraped on the metrics port: the Ingress's port no longer serves /metrics.
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert "metrics" in [p["name"] for p in service["spec"]["ports"]]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
 
@@ -808,3 +835,334 @@ def test_readme_documents_every_value():
     assert not missing, f"helm/mosic/README.md does not document {missing}"
     stale = documented - set(value_paths(values))
     assert not stale, f"helm/mosic/README.md documents values that do not exist: {stale}"
+
+
+# ------------------------------------------------------------------------------ production review
+
+
+def mosic_service(docs: list[dict]) -> dict:
+    return next(
+        d
+        for d in kinds(docs, "Service")
+        if d["metadata"]["name"].startswith(RELEASE)
+        and d["spec"]["selector"].get("app.kubernetes.io/component") == "server"
+    )
+
+
+def chart_env(docs: list[dict]) -> dict[str, dict]:
+    return env_of(containers(one(docs, "Deployment"))["mosic"])
+
+
+def secret_data(docs: list[dict]) -> dict[str, str]:
+    return one(docs, "Secret")["data"]
+
+
+def test_rendering_without_a_cluster_makes_new_secrets_so_gitops_must_give_them(chart):
+    # What Argo CD does on every sync: render with no cluster to look the Secret up in.
+    assert secret_data(render(chart))["api-key"] != secret_data(render(chart))["api-key"]
+
+    gitops = {"generateSecrets": False}
+    with pytest.raises(
+        helm.HelmRenderError, match="generateSecrets=false: set auth.existingSecret"
+    ):
+        render(chart, gitops)
+    with pytest.raises(helm.HelmRenderError, match="postgresql.auth.existingSecret"):
+        render(chart, gitops | {"auth": {"existingSecret": "mosic-auth"}})
+
+    given = gitops | {
+        "auth": {"apiKey": "k" * 32, "signingSecret": "s" * 32},
+        "postgresql": {"auth": {"password": "p" * 24}},
+    }
+    first, second = secret_data(render(chart, given)), secret_data(render(chart, given))
+    assert first == second, "the same values render the same Secret on every sync"
+    existing = gitops | {
+        "auth": {"existingSecret": "mosic-auth"},
+        "postgresql": {"auth": {"existingSecret": "mosic-db"}},
+    }
+    assert not kinds(render(chart, existing), "Secret")
+    assert production_values()["generateSecrets"] is False
+    render(chart, production_values())  # every secret there comes from an existingSecret
+
+
+def test_metrics_leave_the_api_port_by_default(chart, monkeypatch):
+    from mosic.settings import load_settings
+
+    docs = render(chart, {"ingress": {"enabled": True, "className": "nginx"}})
+    env = chart_env(docs)
+    assert env["MOSIC_METRICS_PORT"]["value"] == str(METRICS_PORT)
+    assert env["MOSIC_METRICS_ON_API_PORT"]["value"] == "false"
+    service = mosic_service(docs)
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "http": 8000,
+        "metrics": METRICS_PORT,
+    }
+    backends = [
+        path["backend"]["service"]["port"]["name"]
+        for rule in one(docs, "Ingress")["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    assert backends == ["http"]
+
+    # Mosic reads the chart's values as the chart means them.
+    for name in [n for n in os.environ if n.startswith("MOSIC_")]:
+        monkeypatch.delenv(name)
+    for name, item in env.items():
+        if name.startswith("MOSIC_") and "value" in item:
+            monkeypatch.setenv(name, item["value"])
+    settings = load_settings(env_file=None)
+    assert settings.metrics_port == METRICS_PORT
+    assert settings.metrics_on_api_port is False
+
+    on = chart_env(render(chart, {"metrics": {"onApiPort": True}}))
+    assert on["MOSIC_METRICS_ON_API_PORT"]["value"] == "true"
+    same_port = chart_env(render(chart, {"metrics": {"port": ""}}))
+    assert "MOSIC_METRICS_PORT" not in same_port and "MOSIC_METRICS_ON_API_PORT" not in same_port
+
+
+def network_policies(docs: list[dict]) -> dict[str, dict]:
+    return {p["metadata"]["name"]: p["spec"] for p in kinds(docs, "NetworkPolicy")}
+
+
+def test_only_mosic_reaches_the_bundled_postgresql_and_only_prometheus_the_metrics(chart):
+    docs = render(chart)
+    mosic_pod = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pg_pod = one(docs, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    policies = network_policies(docs)
+
+    pg = policies[f"{RELEASE}-postgresql"]
+    assert pg["podSelector"]["matchLabels"].items() <= pg_pod.items()
+    assert not pg["podSelector"]["matchLabels"].items() <= mosic_pod.items()
+    (rule,) = pg["ingress"]
+    (peer,) = rule["from"]
+    assert peer["podSelector"]["matchLabels"].items() <= mosic_pod.items()
+    assert not peer["podSelector"]["matchLabels"].items() <= pg_pod.items()
+    assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]
+
+    server = policies[RELEASE]
+    assert server["podSelector"]["matchLabels"].items() <= mosic_pod.items()
+    by_port = {r["ports"][0]["port"]: r for r in server["ingress"]}
+    assert "from" not in by_port["http"], "the API is open to the Ingress controller and pods"
+    assert by_port["metrics"]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    ports = {p["name"] for p in containers(one(docs, "Deployment"))["mosic"]["ports"]}
+    assert set(by_port) <= ports, "named ports the container has"
+
+    # Restricted HTTP: the given peers, and the helm test pod that asks /readyz.
+    limited = render(chart, GATEWAY_AND_ALERTS)
+    http = {
+        r["ports"][0]["port"]: r for r in network_policies(limited)[f"{RELEASE}-tunes"]["ingress"]
+    }
+    peers = http["http"]["from"]
+    assert peers[0] == GATEWAY_AND_ALERTS["networkPolicy"]["httpFrom"][0]
+    (test_pod,) = kinds(limited, "Pod")
+    assert peers[1]["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items()
+    # No bundled database, no policy for it.
+    assert list(network_policies(render(chart, EXTERNAL_WITH_PASSWORD))) == [RELEASE]
+
+
+def test_a_terminating_pod_keeps_serving_while_it_leaves_the_endpoints(chart):
+    deployment = one(render(chart), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    server = containers(deployment)["mosic"]
+    command = server["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and int(command[1]) >= 5
+    assert pod["terminationGracePeriodSeconds"] >= int(command[1]) + GUNICORN_GRACE_S
+    with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds=30"):
+        render(chart, {"terminationGracePeriodSeconds": 30})
+    none = containers(one(render(chart, {"preStopSleepSeconds": 0}), "Deployment"))["mosic"]
+    assert "lifecycle" not in none
+
+
+def test_an_httproute_beside_the_ingress_with_stream_timeouts(chart):
+    docs = render(chart, GATEWAY_AND_ALERTS)
+    route = one(docs, "HTTPRoute")
+    service = mosic_service(docs)
+    assert route["spec"]["parentRefs"] == GATEWAY_AND_ALERTS["httpRoute"]["parentRefs"]
+    assert route["spec"]["hostnames"] == ["mosic.example.com"]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}
+    ]
+    assert rule["timeouts"] == {"request": "3600s", "backendRequest": "3600s"}
+    assert re.fullmatch(r"([0-9]{1,5}(h|m|s|ms)){1,4}", rule["timeouts"]["request"])
+    with pytest.raises(helm.HelmRenderError, match="httpRoute.parentRefs"):
+        render(chart, {"httpRoute": {"enabled": True}})
+
+
+def test_an_nginx_ingress_takes_uploads_of_max_upload_size_and_long_streams(chart):
+    values = {"ingress": {"enabled": True, "className": "nginx"}, "maxUploadMB": 500}
+    annotations = one(render(chart, values), "Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "501m"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
+    # The user's annotations win; other controllers get none of nginx's.
+    mine = {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60"}
+    values["ingress"]["annotations"] = mine
+    annotations = one(render(chart, values), "Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "60"
+    traefik = one(render(chart, {"ingress": {"enabled": True, "className": "traefik"}}), "Ingress")
+    assert "annotations" not in traefik["metadata"]
+
+
+def test_topology_spread_selects_the_pods_under_a_name_override(chart):
+    for values in (
+        production_values() | {"nameOverride": "tunes"},
+        production_values() | {"fullnameOverride": "radio"},
+        GATEWAY_AND_ALERTS,
+    ):
+        pod = one(render(chart, values), "Deployment")["spec"]["template"]
+        (constraint,) = pod["spec"]["topologySpreadConstraints"]
+        assert (
+            constraint["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        )
+    own = {"matchLabels": {"team": "audio"}}
+    given = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}]
+    given[0]["labelSelector"] = own
+    pod = one(render(chart, {"topologySpreadConstraints": given}), "Deployment")["spec"]["template"]
+    assert pod["spec"]["topologySpreadConstraints"][0]["labelSelector"] == own
+
+
+def test_the_disruption_budget_never_blocks_a_node_drain(chart):
+    single = one(render(chart, {"podDisruptionBudget": {"enabled": True}}), "PodDisruptionBudget")
+    assert single["spec"]["maxUnavailable"] == 1 and "minAvailable" not in single["spec"]
+    with pytest.raises(helm.HelmRenderError, match="no node could be drained"):
+        render(
+            chart,
+            {"podDisruptionBudget": {"enabled": True, "maxUnavailable": "", "minAvailable": 1}},
+        )
+    with pytest.raises(helm.HelmRenderError, match="not both"):
+        render(chart, {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}})
+    assert one(render(chart, production_values()), "PodDisruptionBudget")["spec"] == {
+        "minAvailable": 2,
+        "selector": {"matchLabels": mosic_service(render(chart))["spec"]["selector"]},
+    }
+
+
+DASHBOARD_VARIABLES = ("namespace", "job", "instance")
+
+
+def test_the_dashboard_tells_releases_apart_by_namespace_job_and_instance():
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for name in DASHBOARD_VARIABLES:
+        variable = variables[name]
+        assert variable["type"] == "query"
+        assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert variable["includeAll"] is True and variable["allValue"] == ".*"
+        assert f", {name})" in variable["query"]["query"]
+    selectors = 0
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            for metric, matchers in re.findall(r"\b(mosic_\w+)(\{[^}]*\})?", target["expr"]):
+                selectors += 1
+                for name in DASHBOARD_VARIABLES:
+                    assert f'{name}=~"${name}"' in matchers, f"{panel['title']}: {metric}"
+    assert selectors >= 20
+
+
+def test_the_prometheus_rule_alerts_on_errors_downtime_readiness_and_the_database(chart, tmp_path):
+    docs = render(chart, production_values())
+    rule = one(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (group,) = rule["spec"]["groups"]
+    names = [r["alert"] for r in group["rules"]]
+    assert names == ["MosicHighErrorRate", "MosicDown", "MosicNotReady", "MosicDatabaseErrors"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    check = subprocess.run(
+        [tool("promtool"), "check", "rules", str(rules)],
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # Ten minutes at 10% 5xx fires MosicHighErrorRate; a target down five minutes, MosicDown.
+    sel = f'job="mosic",namespace="{NAMESPACE}"'
+    cases = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'mosic_total_api_requests_total{{{sel},status="200"}}',
+                     "values": "0+90x30"},
+                    {"series": f'mosic_total_api_requests_total{{{sel},status="500"}}',
+                     "values": "0+10x30"},
+                    {"series": f'up{{{sel},instance="10.0.0.7:9100"}}', "values": "0x30"},
+                    {"series": f'mosic_database_errors_total{{{sel},kind="query"}}',
+                     "values": "0x30"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "20m",
+                        "alertname": "MosicHighErrorRate",
+                        "exp_alerts": [{
+                            "exp_labels": {"severity": "warning", "job": "mosic",
+                                           "namespace": NAMESPACE},
+                            "exp_annotations": {
+                                "summary": "Mosic answers more than 5% of requests with 5xx",
+                                "description": f"10% of requests in {NAMESPACE} failed over "
+                                "the last 5 minutes.",
+                            },
+                        }],
+                    },
+                    {
+                        "eval_time": "20m",
+                        "alertname": "MosicDown",
+                        "exp_alerts": [{
+                            "exp_labels": {"severity": "critical", "job": "mosic",
+                                           "namespace": NAMESPACE, "instance": "10.0.0.7:9100"},
+                            "exp_annotations": {
+                                "summary": "Prometheus cannot scrape a Mosic pod",
+                                "description": f"10.0.0.7:9100 in {NAMESPACE} has not answered "
+                                "/metrics for 5 minutes.",
+                            },
+                        }],
+                    },
+                    {"eval_time": "20m", "alertname": "MosicDatabaseErrors", "exp_alerts": []},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(yaml.safe_dump(cases))
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", str(tests)],
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def notes(chart, values: dict) -> str:
+    return chart.render(values, name=RELEASE, namespace=NAMESPACE)["mosic/templates/NOTES.txt"]
+
+
+def test_notes_point_at_the_ingress_or_the_gateway_instead_of_a_port_forward(chart):
+    ingress = notes(chart, {"ingress": {"enabled": True, "tls": [{"secretName": "t"}]}})
+    assert 'curl -H "X-API-Key: $MOSIC_API_KEY" https://mosic.example.com/play' in ingress
+    assert "127.0.0.1" not in ingress and "port-forward" not in ingress
+    plain = notes(chart, {"ingress": {"enabled": True}})
+    assert "http://mosic.example.com/play" in plain
+    gateway = notes(chart, GATEWAY_AND_ALERTS)
+    assert "https://mosic.example.com/play" in gateway and "port-forward" not in gateway
+    default = notes(chart, {})
+    assert "kubectl port-forward" in default and "http://127.0.0.1:8000/play" in default
+
+
+def test_compose_hardens_mosic_and_checks_postgres_over_tcp():
+    services = compose()["services"]
+    mosic = services["mosic"]
+    assert mosic["read_only"] is True and "/tmp" in mosic["tmpfs"]
+    assert mosic["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in mosic["security_opt"]
+    assert mosic["logging"]["options"]["max-size"] and mosic["logging"]["options"]["max-file"]
+    assert mosic["mem_limit"]
+    grace = int(re.fullmatch(r"(\d+)s", mosic["stop_grace_period"]).group(1))
+    assert grace > GUNICORN_GRACE_S, "Compose's 10 s default would cut gunicorn's drain"
+    pg = services["postgres"]
+    assert int(re.fullmatch(r"(\d+)s", pg["stop_grace_period"]).group(1)) > 10
+    check = " ".join(pg["healthcheck"]["test"])
+    assert "pg_isready" in check and "-h 127.0.0.1" in check, "TCP, not the Unix socket"

@@ -48,8 +48,18 @@ API_KEY = "observability-test-key-0123456789abcdef"
 SERVE = {"api_key": API_KEY, "metrics_port": True, "MOSIC_LOG_FORMAT": "json"}
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # What Grafana puts in place of its built-in variables when it sends a query.
-GRAFANA_VARIABLES = {"rate_interval": "30s", "interval": "15s", "range": "5m"}
-GRAFANA_VARIABLE = re.compile(r"\$\{?__(rate_interval|interval|range)\}?(?![A-Za-z0-9_])")
+# The dashboard's own variables (namespace, job, instance) as Grafana sends "All": ".*".
+GRAFANA_VARIABLES = {
+    "__rate_interval": "30s",
+    "__interval": "15s",
+    "__range": "5m",
+    "namespace": ".*",
+    "job": ".*",
+    "instance": ".*",
+}
+GRAFANA_VARIABLE = re.compile(
+    r"\$\{?(__rate_interval|__interval|__range|namespace|job|instance)\}?(?![A-Za-z0-9_])"
+)
 
 SCRAPE_TIMEOUT_S = 60
 # Samples Prometheus must take after a burst of traffic before rate() sees it.

@@ -115,18 +115,24 @@ class AccessLogging:
 
 class MetricsPortGuard:
     """On the separate metrics port (``MOSIC_METRICS_PORT``) only probes and metrics answer,
-    so a scraper given that port never reaches the API."""
+    so a scraper given that port never reaches the API; with ``metrics_on_api_port`` False the
+    API port no longer serves /metrics, so an Ingress in front of it does not publish them."""
 
     ALLOWED = frozenset({"/metrics", "/healthz", "/readyz"})
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, metrics_on_api_port: bool = True) -> None:
         self._port = port
+        self._metrics_on_api_port = metrics_on_api_port
 
     async def process_request(self, req, resp) -> None:
         server = req.scope.get("server") or (None, None)
         if server[1] == self._port and req.path not in self.ALLOWED:
             raise falcon.HTTPNotFound(
                 title="Not found", description="this port serves /metrics only"
+            )
+        if server[1] != self._port and req.path == "/metrics" and not self._metrics_on_api_port:
+            raise falcon.HTTPNotFound(
+                title="Not found", description="/metrics is served on the metrics port only"
             )
 
 

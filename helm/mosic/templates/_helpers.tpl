@@ -188,6 +188,29 @@ Arguments: (list given existingData key).
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if not .Values.generateSecrets }}
+{{- if and (not .Values.auth.existingSecret) (or (not .Values.auth.apiKey) (not .Values.auth.signingSecret)) }}
+{{- fail "generateSecrets=false: set auth.existingSecret (recommended), or both auth.apiKey and auth.signingSecret; a secret generated while rendering without a cluster (Argo CD, Flux) would change on every sync" }}
+{{- end }}
+{{- if and (eq $mode "postgresql") (not .Values.postgresql.auth.existingSecret) (not .Values.postgresql.auth.password) }}
+{{- fail "generateSecrets=false: set postgresql.auth.existingSecret (recommended) or postgresql.auth.password; a generated password would change on every sync while the database keeps the first one" }}
+{{- end }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if $pdb.enabled }}
+{{- if and (ne (toString $pdb.maxUnavailable) "") (ne (toString $pdb.minAvailable) "") }}
+{{- fail "podDisruptionBudget: set maxUnavailable or minAvailable, not both (set the other to \"\")" }}
+{{- end }}
+{{- if and (eq (toString $pdb.maxUnavailable) "") (eq (toString $pdb.minAvailable) "") }}
+{{- fail "podDisruptionBudget: set maxUnavailable (e.g. 1) or minAvailable" }}
+{{- end }}
+{{- if and (regexMatch "^[0-9]+$" (toString $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%d with replicaCount=%d lets no pod be evicted, so no node could be drained: use maxUnavailable: 1, or raise replicaCount" (int $pdb.minAvailable) (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) 30) }}
+{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus gunicorn's 30 s drain: streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
+{{- end }}
 {{- if and .Values.metrics.port (eq (int .Values.metrics.port) 8000) }}
 {{- fail "metrics.port must differ from the HTTP port 8000 (leave it empty to serve /metrics on the HTTP port)" }}
 {{- end }}
@@ -197,7 +220,7 @@ Arguments: (list given existingData key).
 
 {{/* The environment of both the migrate init container and the server. */}}
 {{- define "mosic.env" -}}
-# gunicorn keeps its control socket under $HOME; the root filesystem is read-only.
+# The root filesystem is read-only: anything a library writes under $HOME goes to /tmp.
 - name: HOME
   value: /tmp
 - name: MOSIC_DATA_DIR
@@ -217,6 +240,8 @@ Arguments: (list given existingData key).
 {{- if .Values.metrics.port }}
 - name: MOSIC_METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
+- name: MOSIC_METRICS_ON_API_PORT
+  value: {{ .Values.metrics.onApiPort | toString | quote }}
 {{- end }}
 - name: MOSIC_API_KEY
   valueFrom:
