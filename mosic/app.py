@@ -16,8 +16,8 @@ from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.errors import register_error_handlers
 from mosic.api.middleware import (
     AccessLogging,
-    DatabaseLifespan,
     DisconnectAwareApp,
+    Lifespan,
     MetricsPortGuard,
     RequestMetrics,
 )
@@ -29,6 +29,7 @@ from mosic.core.keys import KeyRing
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
 from mosic.media.local import LocalStore
+from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 from mosic.persistence.database import make_database, pool_usage
@@ -41,6 +42,7 @@ from mosic.web.pages import Asset, WebAsset, WebPage, load_assets
 class Services:
     settings: Settings
     db: object
+    store: MediaStore
     catalogue: Catalogue
     plays: PlayRecorder
     uploads: Uploads
@@ -54,13 +56,13 @@ class Services:
     def build(cls, settings: Settings, credentials: Credentials | None = None) -> Services:
         credentials = credentials or resolve_credentials(settings)
         db = make_database(settings)
-        store = LocalStore(settings.media_root)
-        store.prepare()
+        store = make_store(settings)
         catalogue = Catalogue(db=db, store=store)
         metrics = Metrics()
         return cls(
             settings=settings,
             db=db,
+            store=store,
             catalogue=catalogue,
             plays=PlayRecorder(catalogue=catalogue, metrics=metrics),
             uploads=Uploads(
@@ -72,6 +74,27 @@ class Services:
             access_log=AccessLog(),
             web_assets=load_assets(),
         )
+
+
+def make_store(settings: Settings) -> MediaStore:
+    """The media backend the settings choose: the local disk, or an S3 bucket."""
+    if settings.uses_s3:
+        from mosic.media.s3 import S3Store  # aiobotocore loads only where it is used
+
+        return S3Store(settings.s3)
+    store = LocalStore(settings.media_root)
+    store.prepare()
+    return store
+
+
+async def sweep_leftovers(settings: Settings) -> int:
+    """What crashed uploads left in the media store, removed (``mosic serve`` at start)."""
+    store = make_store(settings)
+    await store.start()
+    try:
+        return await store.sweep()
+    finally:
+        await store.close()
 
 
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
@@ -88,7 +111,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
 
 def _middleware(services: Services, guards: auth.Guards) -> list:
     middleware = [
-        DatabaseLifespan(services.db),
+        Lifespan(db=services.db, store=services.store),
         RequestMetrics(metrics=services.metrics, pool_usage=lambda: pool_usage(services.db)),
         AccessLogging(services.access_log),
         guards,
@@ -114,7 +137,12 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key),
         (
             "/play/{clip_id:uuid}/stream",
-            ClipStream(catalogue=s.catalogue, plays=s.plays, metrics=s.metrics),
+            ClipStream(
+                catalogue=s.catalogue,
+                plays=s.plays,
+                metrics=s.metrics,
+                link_ttl=s.settings.signed_url_ttl,
+            ),
             key_or_link,
         ),
         ("/healthz", Health(), None),

@@ -42,6 +42,32 @@ class PostgresConfig:
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.name}"
 
 
+STORAGE_KINDS = ("local", "s3")
+S3_ADDRESSING = ("path", "virtual")
+S3_STREAM_MODES = ("redirect", "proxy")
+DEFAULT_S3_HEARTBEAT_S = 30
+
+
+@dataclass(frozen=True)
+class S3Config:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    addressing: str = "virtual"
+    stream: str = "redirect"
+    # How often a replica says it is alive; partial uploads of one silent for three such
+    # periods are taken to be a crash's leftovers and removed.
+    heartbeat_s: int = DEFAULT_S3_HEARTBEAT_S
+
+    def describe(self) -> str:
+        # Never the keys: this string goes to the start-up log.
+        where = self.endpoint_url or "AWS"
+        return f"S3 bucket {self.bucket!r} prefix {self.prefix!r} at {where} ({self.stream})"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -60,8 +86,12 @@ class Settings:
     metrics_port: int | None = None
     # With a separate metrics port, False keeps /metrics off the API port (the Ingress's).
     metrics_on_api_port: bool = True
+    storage: str = "local"  # where media lives: "local" (MOSIC_MEDIA_ROOT) or "s3"
+    s3: S3Config | None = None  # the bucket, when one is configured
 
     def __post_init__(self) -> None:
+        if self.storage == "s3" and self.s3 is None:
+            raise SettingsError(f"{PREFIX}S3_BUCKET is required when {PREFIX}STORAGE=s3")
         # Paths are resolved once so a later chdir (gunicorn does one) cannot move the data.
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
@@ -74,6 +104,15 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.storage == "s3"
+
+    def describe_storage(self) -> str:
+        if self.uses_s3:
+            return f"media store: {self.s3.describe()}"
+        return f"media directory: {self.media_root}"
 
     def describe_database(self) -> str:
         if self.postgres is not None:
@@ -207,6 +246,8 @@ def _read(env: Env) -> Settings:
         raise SettingsError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     metrics_port = env.int("METRICS_PORT", None)
     return Settings(
+        storage=_choice("STORAGE", env.str("STORAGE", "local").lower(), STORAGE_KINDS),
+        s3=_s3(env),
         data_dir=env.path("DATA_DIR", Path("data")),
         media_root=env.path("MEDIA_ROOT", None),
         postgres=postgres,
@@ -230,4 +271,36 @@ def _read(env: Env) -> Settings:
             check_port(f"{PREFIX}METRICS_PORT", metrics_port) if metrics_port is not None else None
         ),
         metrics_on_api_port=env.bool("METRICS_ON_API_PORT", True),
+    )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SettingsError(f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _s3(env: Env) -> S3Config | None:
+    """The bucket, when one is named: the store with MOSIC_STORAGE=s3, or the other side of
+    ``mosic storage migrate``."""
+    bucket = env.str("S3_BUCKET", None)
+    if not bucket:
+        if env.str("STORAGE", "local").lower() == "s3":
+            raise SettingsError(f"{PREFIX}S3_BUCKET is required when {PREFIX}STORAGE=s3")
+        return None
+    endpoint = env.str("S3_ENDPOINT_URL", None) or None
+    addressing = env.str("S3_ADDRESSING", "path" if endpoint else "virtual").lower()
+    prefix = env.str("S3_PREFIX", "").strip("/")
+    return S3Config(
+        bucket=bucket,
+        prefix=f"{prefix}/" if prefix else "",
+        endpoint_url=endpoint,
+        region=env.str("S3_REGION", "us-east-1"),
+        access_key_id=env.str("S3_ACCESS_KEY_ID", None) or None,
+        secret_access_key=env.str("S3_SECRET_ACCESS_KEY", None) or None,
+        addressing=_choice("S3_ADDRESSING", addressing, S3_ADDRESSING),
+        stream=_choice("S3_STREAM", env.str("S3_STREAM", "redirect").lower(), S3_STREAM_MODES),
+        heartbeat_s=_positive(
+            "S3_HEARTBEAT_S", env.int("S3_HEARTBEAT_S", DEFAULT_S3_HEARTBEAT_S)
+        ),
     )

@@ -21,9 +21,12 @@ from tests.support.audio import make_clip
 from tests.support.database import migrate
 from tests.support.forms import multipart
 from tests.support.postgres import configured_or_throwaway
+from tests.support.s3 import rclone_s3
 
 API_KEY = "test-key-0123456789"
-BACKENDS = ("sqlite", "postgresql")
+# "s3": PostgreSQL, with media in a bucket of a real S3-compatible server (proxy mode).
+BACKENDS = ("sqlite", "postgresql", "s3")
+LOCAL_BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +35,14 @@ def postgres_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    with rclone_s3(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
 def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overrides) -> Settings:
-    postgres = parse_database_url(postgres_url) if backend == "postgresql" else None
+    postgres = parse_database_url(postgres_url) if backend in ("postgresql", "s3") else None
     return Settings(data_dir=data_dir, postgres=postgres, api_key=API_KEY, **overrides)
 
 
@@ -64,18 +73,38 @@ def backend(request) -> str:
 
 @pytest.fixture
 def settings(backend, tmp_path, request) -> Settings:
-    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
-    settings = settings_for(backend, tmp_path / "data", url)
+    url = request.getfixturevalue("postgres_url") if backend != "sqlite" else None
+    extra = {}
+    if backend == "s3":
+        bucket = f"mosic-{uuid.uuid4().hex[:12]}"
+        extra["s3"] = request.getfixturevalue("s3_server").new_bucket(bucket)
+        extra["storage"] = "s3"
+    settings = settings_for(backend, tmp_path / "data", url, **extra)
     reset_database(settings)
     return settings
+
+
+def media_dir(settings: Settings, request) -> Path:
+    """Where the store keeps files: the media root, or the bucket's folder on rclone's disk."""
+    if not settings.uses_s3:
+        return settings.media_root
+    return request.getfixturevalue("s3_server").media_dir(settings.s3)
 
 
 class Api:
     """The API as a client sees it: every call carries the key unless told otherwise."""
 
-    def __init__(self, conductor: falcon.testing.ASGIConductor, settings: Settings) -> None:
+    def __init__(
+        self,
+        conductor: falcon.testing.ASGIConductor,
+        settings: Settings,
+        media_dir: Path,
+        s3_server=None,
+    ) -> None:
         self.conductor = conductor
         self.settings = settings
+        self.media_dir = media_dir
+        self.s3_server = s3_server
 
     def _headers(self, headers, key):
         merged = {"X-API-Key": key} if key else {}
@@ -125,17 +154,32 @@ class Api:
         )
 
     def media_files(self) -> list[Path]:
-        """Every file in the media store: stored clips and partial uploads alike."""
-        return sorted(p for p in self.settings.media_root.rglob("*") if p.is_file())
+        """Every file in the media store: stored clips and partial uploads alike (not the
+        object store's heartbeats, which say which replicas are alive)."""
+        return sorted(
+            p for p in self.media_dir.rglob("*") if p.is_file() and ".instances" not in p.parts
+        )
 
     def stored_files(self) -> list[Path]:
         return [p for p in self.media_files() if ".incoming" not in p.parts]
 
+    def lose_stored_media(self) -> None:
+        """Make every stored file vanish behind Mosic's back (from the disk, or the bucket)."""
+        if self.s3_server is None:
+            for path in self.stored_files():
+                path.unlink()
+            return
+        client, config = self.s3_server.client(), self.settings.s3
+        for path in self.stored_files():
+            key = config.prefix + path.relative_to(self.media_dir).as_posix()
+            client.delete_object(Bucket=config.bucket, Key=key)
+
 
 @pytest.fixture
-async def api(settings):
+async def api(settings, request):
     async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
-        yield Api(conductor, settings)
+        s3 = request.getfixturevalue("s3_server") if settings.uses_s3 else None
+        yield Api(conductor, settings, media_dir(settings, request), s3)
 
 
 @pytest.fixture(scope="session")

@@ -261,8 +261,7 @@ async def test_tampered_expired_and_other_clip_signatures_are_refused(api, song,
 
 
 async def test_a_missing_audio_file_is_a_clear_404_not_a_crash(api, song):
-    for path in api.stored_files():
-        path.unlink()
+    api.lose_stored_media()
     resp = await api.get(stream(song))
     assert resp.status_code == 404
     assert "audio file is gone" in resp.json["description"]

@@ -21,7 +21,7 @@ from mosic.media.local import STALE_INCOMING_S, LocalStore
 from mosic.persistence.database import make_sync_database
 from mosic.persistence.migrations import apply_pending, available, pending
 from mosic.settings import PostgresConfig, Settings
-from tests.conftest import Api
+from tests.conftest import LOCAL_BACKENDS, Api
 
 
 def run_mosic(*args, env=None, cwd=None, timeout=60):
@@ -59,6 +59,7 @@ async def test_healthz_touches_no_database(tmp_path):
         assert "mosic_database_errors_total" in metrics.text
 
 
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS, indirect=True)
 async def test_readyz_reports_an_unwritable_media_store(api):
     assert (await api.get("/readyz", key=None)).json == {"status": "ok"}
     shutil.rmtree(api.settings.media_root)
@@ -215,7 +216,7 @@ async def test_sqlite_takes_concurrent_uploads_and_plays_without_locking_errors(
     apply_pending(db)
     db.close()
     async with falcon.testing.ASGIConductor(create_app(settings)) as conductor:
-        api = Api(conductor, settings)
+        api = Api(conductor, settings, settings.media_root)
         files = [clip_file("mp3", seconds=0.5, freq=200 + 10 * i).read_bytes() for i in range(12)]
         uploads = await asyncio.gather(*(api.upload(data, key="k") for data in files))
         assert [r.status_code for r in uploads] == [201] * 12, [r.text for r in uploads]

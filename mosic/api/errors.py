@@ -9,10 +9,12 @@ import falcon
 import peewee
 
 from mosic.core.catalogue import ClipNotFound
+from mosic.media.storage import StorageUnavailable
 from mosic.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
+STORAGE_RETRY_AFTER_S = 5
 
 
 def bad_request(description: str) -> falcon.HTTPBadRequest:
@@ -61,7 +63,16 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             retry_after=DATABASE_RETRY_AFTER_S,
         )
 
+    async def storage_unavailable(req, resp, ex, params):
+        metrics.storage_error()
+        raise falcon.HTTPServiceUnavailable(
+            title="Media store unavailable",
+            description=f"{ex}; try again shortly",
+            retry_after=STORAGE_RETRY_AFTER_S,
+        )
+
     app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(StorageUnavailable, storage_unavailable)
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
     app.add_error_handler(peewee.OperationalError, database_error)
     app.add_error_handler(peewee.InterfaceError, database_error)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import falcon
 import falcon.asgi
 
+from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 
@@ -32,17 +33,21 @@ def route_label(uri_template: str | None) -> str:
     return _CONVERTER.sub(r"{\1}", uri_template)
 
 
-class DatabaseLifespan:
-    """Opens the pool when a worker starts and closes it when it stops: a pool belongs to
-    the event loop that opened it, so it must be opened inside the server's loop."""
+class Lifespan:
+    """Opens the database pool and the media store's client when a worker starts, and closes
+    them when it stops: both belong to the event loop that opened them, so they must be
+    opened inside the server's loop."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, *, db, store: MediaStore) -> None:
         self._db = db
+        self._store = store
 
     async def process_startup(self, scope, event) -> None:
         await self._db.aio_connect()
+        await self._store.start()
 
     async def process_shutdown(self, scope, event) -> None:
+        await self._store.close()
         await self._db.aio_close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -34,10 +35,21 @@ class Validators:
 
 
 class ClipStream:
-    def __init__(self, *, catalogue: Catalogue, plays: PlayRecorder, metrics: Metrics) -> None:
+    def __init__(
+        self, *, catalogue: Catalogue, plays: PlayRecorder, metrics: Metrics, link_ttl: int
+    ) -> None:
         self._catalogue = catalogue
         self._plays = plays
         self._metrics = metrics
+        self._link_ttl = link_ttl
+
+    def _link_lifetime(self, req) -> int:
+        """How long a presigned URL may live: as long as the signed link that asked for it
+        (verified by the guard before we get here), else as long as a new signed link."""
+        expires = req.get_param("expires")
+        if expires is None:
+            return self._link_ttl
+        return max(1, int(expires) - int(time.time()))
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
         await self._serve(req, resp, clip_id)
@@ -61,8 +73,14 @@ class ClipStream:
             ) from None
         validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
         try:
-            byte_range = send_media(req, resp, media, validators, self._metrics)
-            if resp.stream is not None and counts_as_play(req.method, byte_range, media.size):
+            url = await media.direct_url(self._link_lifetime(req))
+            if url is not None:
+                byte_range = redirect_media(req, resp, media, validators, url)
+                sending = resp.status == falcon.HTTP_307
+            else:
+                byte_range = send_media(req, resp, media, validators, self._metrics)
+                sending = resp.stream is not None
+            if sending and counts_as_play(req.method, byte_range, media.size):
                 await self._plays.record(clip_id)
         except BaseException:
             resp.stream = None  # never started, so it would not close the media itself
@@ -84,19 +102,14 @@ class ClipStream:
             await self._plays.record(clip_id)
 
 
-def send_media(
-    req, resp, media: StoredMedia, validators: Validators, metrics: Metrics
-) -> ranges.ByteRange | None:
-    """Set status and headers, and the body stream when bytes are to be sent; return the
-    range served (None for the whole file). The body closes ``media`` when it ends."""
-    size = media.size
+def _headers(req, resp, size: int, validators: Validators) -> bool:
+    """Set the headers every answer carries; True when the answer is a 304."""
     resp.accept_ranges = "bytes"
     resp.etag = validators.etag
     resp.set_header("Last-Modified", ranges.http_date(validators.last_modified))
     resp.content_type = validators.content_type
     # Signed links are per listener; shared caches must not keep them.
     resp.cache_control = ["private", "max-age=0", "must-revalidate"]
-
     if ranges.not_modified(
         req.get_header("If-None-Match"),
         req.get_header("If-Modified-Since"),
@@ -104,17 +117,31 @@ def send_media(
         validators.last_modified,
     ):
         resp.status = falcon.HTTP_304
+        return True
+    return False
+
+
+def _asked_range(req, size: int, validators: Validators) -> ranges.ByteRange | None:
+    if not ranges.range_applies(
+        req.get_header("If-Range"), validators.etag, validators.last_modified
+    ):
         return None
+    try:
+        return ranges.parse_range(req.get_header("Range"), size)
+    except ranges.RangeNotSatisfiable:
+        description = f"the clip has {size} bytes"
+        raise falcon.HTTPRangeNotSatisfiable(size, description=description) from None
 
-    byte_range = None
-    if ranges.range_applies(req.get_header("If-Range"), validators.etag, validators.last_modified):
-        try:
-            byte_range = ranges.parse_range(req.get_header("Range"), size)
-        except ranges.RangeNotSatisfiable:
-            raise falcon.HTTPRangeNotSatisfiable(
-                size, description=f"the clip has {size} bytes"
-            ) from None
 
+def send_media(
+    req, resp, media: StoredMedia, validators: Validators, metrics: Metrics
+) -> ranges.ByteRange | None:
+    """Set status and headers, and the body stream when bytes are to be sent; return the
+    range served (None for the whole file). The body closes ``media`` when it ends."""
+    size = media.size
+    if _headers(req, resp, size, validators):
+        return None
+    byte_range = _asked_range(req, size, validators)
     start, length = 0, size
     if byte_range is not None:
         resp.status = falcon.HTTP_206
@@ -123,6 +150,22 @@ def send_media(
     resp.content_length = length
     if req.method != "HEAD":
         resp.stream = _body(req.scope.get(DISCONNECT_EVENT), media, start, length, metrics)
+    return byte_range
+
+
+def redirect_media(
+    req, resp, media: StoredMedia, validators: Validators, url: str
+) -> ranges.ByteRange | None:
+    """As ``send_media``, but a GET that would get bytes is sent to ``url`` (307) to fetch
+    them itself, with its Range; HEAD and 304 are answered here. Returns the range asked."""
+    if _headers(req, resp, media.size, validators):
+        return None
+    byte_range = _asked_range(req, media.size, validators)
+    if req.method == "HEAD":
+        resp.content_length = media.size
+        return byte_range
+    resp.status = falcon.HTTP_307
+    resp.location = url
     return byte_range
 
 

@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="worker processes; more than 1 runs gunicorn (MOSIC_WORKERS)"
     )
     commands.add_parser("migrate", help="apply pending schema migrations and exit")
+    storage = commands.add_parser("storage", help="work on the media store")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True)
+    copy = storage_commands.add_parser(
+        "migrate",
+        help="copy every clip's audio to the S3 bucket (--to s3) or back to MOSIC_MEDIA_ROOT "
+        "(--to local), verifying each file's SHA-256",
+    )
+    copy.add_argument("--to", choices=("s3", "local"), required=True)
+    copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
     return parser
 
 
@@ -57,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "storage":
+        code = migrate(settings)
+        if code:
+            return code
+        from mosic.cli.storage import migrate_storage
+
+        return migrate_storage(settings, args.to, max(args.jobs, 1))
     from mosic.cli.serve import serve
 
     return serve(settings)

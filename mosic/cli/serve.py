@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from mosic.cli import migrate
+from mosic.media.storage import StorageUnavailable
 from mosic.observability import MULTIPROC_ENV
 from mosic.settings import Settings
 
@@ -52,12 +53,16 @@ def _serve(settings: Settings) -> int:
     code = migrate(settings)
     if code:
         return code
-    from mosic.media.local import LocalStore
+    from mosic.app import sweep_leftovers
     from mosic.persistence.secrets import resolve_credentials
 
     credentials = resolve_credentials(settings, announce=announce_api_key)
-    asyncio.run(LocalStore(settings.media_root).sweep())
-    log.info("media directory: %s", settings.media_root)
+    try:
+        swept = asyncio.run(sweep_leftovers(settings))
+    except StorageUnavailable as exc:  # readiness reports it; serving may still start
+        log.warning("%s: %s", settings.describe_storage(), exc)
+    else:
+        log.info("%s (%d leftover partial uploads removed)", settings.describe_storage(), swept)
     log.info(
         "listening on http://%s:%d with %d worker(s)",
         settings.host,

@@ -88,6 +88,15 @@ class UploadForm:
     description: str | None = None
 
 
+@dataclass(frozen=True)
+class StoredEntry:
+    """A stored file as the catalogue knows it: its name, content hash and size."""
+
+    file_name: str
+    sha256: str
+    size: int
+
+
 def new_clip_row(**fields) -> dict:
     """The columns of a new clip: ``fields`` plus the id, counters, times and search text."""
     now = utcnow()
@@ -135,6 +144,14 @@ class Catalogue:
     async def open_media(self, clip: Clip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
         return await self._store.open(clip.file_name)
+
+    async def stored_entries(self) -> list[StoredEntry]:
+        """Every stored file the catalogue refers to (for copying a library elsewhere)."""
+        query = Clip.select(Clip.file_name, Clip.sha256, Clip.size).where(
+            Clip.file_name.is_null(False)
+        )
+        rows = await self._db.aio_execute(query.order_by(Clip.created_at).tuples())
+        return [StoredEntry(*row) for row in rows]
 
     async def count(self) -> int:
         return await Clip.select().aio_count(self._db)

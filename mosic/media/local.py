@@ -108,6 +108,9 @@ class LocalMedia:
         # Closing a regular file never blocks on the network or a disk queue.
         self._fh.close()
 
+    async def direct_url(self, expires_in: int) -> None:
+        return None  # a local file has no address of its own
+
 
 class LocalStore:
     def __init__(self, root: Path) -> None:
@@ -117,6 +120,12 @@ class LocalStore:
     def prepare(self) -> None:
         """Create the directories (at start-up, before the event loop runs)."""
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
+
+    async def start(self) -> None:
+        pass  # nothing to connect to
+
+    async def close(self) -> None:
+        pass
 
     def _path(self, name: str) -> Path:
         # Names are always our own "<sha256><ext>"; sharding keeps directories small.

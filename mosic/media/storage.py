@@ -28,6 +28,10 @@ class MediaMissing(Exception):
     """No stored media has this name (it was removed, or never arrived)."""
 
 
+class StorageUnavailable(Exception):
+    """The store cannot be reached or did not answer; the request may be tried again."""
+
+
 class Incoming(Protocol):
     """An upload being received: hashed and size-checked as it is written."""
 
@@ -61,8 +65,17 @@ class StoredMedia(Protocol):
 
     async def close(self) -> None: ...
 
+    async def direct_url(self, expires_in: int) -> str | None:
+        """A URL the client may fetch the bytes from itself for ``expires_in`` seconds (an
+        object store's presigned GET), or None when the bytes must pass through Mosic."""
+
 
 class MediaStore(Protocol):
+    async def start(self) -> None:
+        """Connect, inside the event loop that will use the store."""
+
+    async def close(self) -> None: ...
+
     async def receive(self, limit: int) -> Incoming:
         """Start receiving an upload of at most ``limit`` bytes."""
 

@@ -83,6 +83,11 @@ class Metrics:
         self.db_errors = Counter(
             "mosic_database_errors", "Database operations that failed.", ["kind"], registry=r
         )
+        self.storage_errors = Counter(
+            "mosic_storage_errors",
+            "Media store operations that failed because the store was unavailable.",
+            registry=r,
+        )
         self.db_pool = Gauge(
             "mosic_database_pool_connections",
             "Database pool connections by state, over all workers.",
@@ -118,6 +123,9 @@ class Metrics:
 
     def database_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()
+
+    def storage_error(self) -> None:
+        self.storage_errors.inc()
 
     def set_catalogue_size(self, clips: int) -> None:
         self.clips.set(clips)

@@ -1,0 +1,159 @@
+"""``mosic storage migrate --to s3|local``: copy every clip's audio between the local media
+directory and the S3 bucket, verifying each copy's SHA-256 against the catalogue.
+
+It goes through the storage interface on both sides (the same receive/publish path as an
+upload), so a copy is published only once its hash is right, and a failed copy leaves
+nothing. Media already at the destination with the right hash is left alone, so a migration
+that stopped halfway is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from mosic.core.catalogue import Catalogue, StoredEntry
+from mosic.media.local import LocalStore
+from mosic.media.s3 import S3Store
+from mosic.media.storage import MediaMissing, MediaStore, StorageUnavailable
+from mosic.persistence.database import make_database
+from mosic.settings import Settings
+
+log = logging.getLogger("mosic")
+DEFAULT_JOBS = 4
+
+
+class HashMismatch(Exception):
+    pass
+
+
+@dataclass
+class Tally:
+    copied: int = 0
+    present: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def migrate_storage(settings: Settings, to: str, jobs: int = DEFAULT_JOBS) -> int:
+    if settings.s3 is None:
+        print("mosic: invalid setting: MOSIC_S3_BUCKET (and MOSIC_S3_*) name the bucket to "
+              "migrate to or from", file=sys.stderr)  # fmt: skip
+        return 2
+    local, bucket = LocalStore(settings.media_root), S3Store(settings.s3)
+    source, target = (local, bucket) if to == "s3" else (bucket, local)
+    tally = asyncio.run(_migrate(settings, source, target, jobs))
+    log.info(
+        "storage migrate to %s: %d copied, %d already there, %d failed",
+        to, tally.copied, tally.present, len(tally.failed),
+    )  # fmt: skip
+    for line in tally.failed:
+        log.error("  %s", line)
+    return 1 if tally.failed else 0
+
+
+async def _migrate(settings: Settings, source: MediaStore, target: MediaStore, jobs: int):
+    db = make_database(settings)
+    await source.start()
+    await target.start()
+    try:
+        entries = await Catalogue(db=db, store=source).stored_entries()
+        tally = Tally()
+        with _progress(len(entries), sum(e.size for e in entries)) as advance:
+            limit = asyncio.Semaphore(jobs)
+
+            async def one(entry: StoredEntry) -> None:
+                async with limit:
+                    await _copy_counted(source, target, entry, tally, advance)
+
+            await asyncio.gather(*(one(e) for e in entries))
+        return tally
+    finally:
+        await target.close()
+        await source.close()
+        await db.aio_close()
+
+
+async def _copy_counted(source, target, entry: StoredEntry, tally: Tally, advance) -> None:
+    try:
+        if await _copy(source, target, entry):
+            tally.copied += 1
+        else:
+            tally.present += 1
+    except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
+        tally.failed.append(f"{entry.file_name}: {exc}")
+    advance(entry.size)
+
+
+async def _copy(source: MediaStore, target: MediaStore, entry: StoredEntry) -> bool:
+    """Copy one file unless the target has it with the right hash; True when copied."""
+    try:
+        if await _sha256(await target.open(entry.file_name)) == entry.sha256:
+            return False
+    except MediaMissing:
+        pass
+    media = await source.open(entry.file_name)
+    incoming = await target.receive(media.size)
+    try:
+        async for chunk in media.chunks(0, media.size):
+            await incoming.write(chunk)
+        await incoming.finish()
+        if incoming.sha256 != entry.sha256:
+            raise HashMismatch(f"the source's bytes hash to {incoming.sha256[:12]}…")
+        await target.publish(incoming, entry.file_name)
+    finally:
+        await incoming.discard()
+        await media.close()
+    if await _sha256(await target.open(entry.file_name)) != entry.sha256:
+        raise HashMismatch("the copy read back does not match")
+    return True
+
+
+async def _sha256(media) -> str:
+    digest = hashlib.sha256()
+    async for chunk in media.chunks(0, media.size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _progress:  # noqa: N801 - used like a context manager function
+    """A progress bar (files, bytes, rate, ETA) on a terminal; a line per 10% otherwise."""
+
+    def __init__(self, files: int, total_bytes: int) -> None:
+        self.files, self.total = files, total_bytes
+        self.done_files = self.done_bytes = 0
+        self._bar = None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )  # fmt: skip
+
+            self._bar = Progress(
+                "copying", MofNCompleteColumn(), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), transient=False,
+            )  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task("copy", total=self.total)
+        return self.advance
+
+    def advance(self, size: int) -> None:
+        self.done_files += 1
+        self.done_bytes += size
+        if self._bar is not None:
+            self._bar.update(self._task, advance=size)
+        elif self.done_files % max(self.files // 10, 1) == 0 or self.done_files == self.files:
+            print(f"copied {self.done_files}/{self.files} files, {self.done_bytes} bytes",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
