@@ -74,7 +74,7 @@ def mosic_setting_names() -> set[str]:
     """Every environment variable Mosic reads: MOSIC_ + the names mosic/settings.py asks for."""
     source = (REPO / "mosic/settings.py").read_text()
     prefix = re.search(r'^PREFIX = "([A-Z_]+)"', source, re.M).group(1)
-    names = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source))
+    names = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
     assert names, 'no env.<type>("NAME") calls found in mosic/settings.py'
     return {prefix + name for name in names}
 
@@ -624,6 +624,41 @@ def test_several_replicas_on_a_read_write_once_volume_is_refused(chart):
         render(chart, {"replicaCount": 2, "persistence": {"accessMode": "ReadWriteOnce"}})
     with pytest.raises(helm.HelmRenderError, match="ReadWriteMany"):
         render(chart, {"replicaCount": 2, "persistence": {"enabled": False}})
+
+
+S3_VALUES = {
+    "replicaCount": 3,
+    "persistence": {"enabled": False},
+    "storage": {
+        "type": "s3",
+        "s3": {"bucket": "music", "existingSecret": "mosic-s3", "endpointUrl": "http://s3:9000"},
+    },
+}
+
+
+def test_several_replicas_on_an_object_store_need_no_shared_volume(chart):
+    docs = render(chart, S3_VALUES)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert not kinds(docs, "PersistentVolumeClaim")
+    env = env_of(containers(deployment)["mosic"])
+    assert env["MOSIC_STORAGE"]["value"] == "s3"
+    assert env["MOSIC_S3_BUCKET"]["value"] == "music"
+    assert env["MOSIC_S3_ENDPOINT_URL"]["value"] == "http://s3:9000"
+    assert env["MOSIC_S3_STREAM"]["value"] == "redirect"
+    assert env["MOSIC_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mosic-s3",
+        "key": "secret-access-key",
+    }
+    assert "MOSIC_STORAGE" not in env_of(containers(one(render(chart, {}), "Deployment"))["mosic"])
+
+
+def test_an_object_store_without_its_bucket_or_secret_is_refused(chart):
+    with pytest.raises(helm.HelmRenderError, match="storage.s3.bucket"):
+        render(chart, {"storage": {"type": "s3", "s3": {"existingSecret": "x"}}})
+    with pytest.raises(helm.HelmRenderError, match="storage.s3.existingSecret"):
+        render(chart, {"storage": {"type": "s3", "s3": {"bucket": "music"}}})
 
 
 def test_several_replicas_on_a_shared_claim_the_user_vouches_for(chart):

@@ -1,3 +1,8 @@
+{{/* The port Mosic listens on inside the pod (the image's, and the Service's target). */}}
+{{- define "mosic.httpPort" -}}
+8000
+{{- end }}
+
 {{/* ---------------------------------------------------------------- names and labels */}}
 
 {{- define "mosic.name" -}}
@@ -174,7 +179,17 @@ Arguments: (list given existingData key).
 {{- if not (has .Values.persistence.accessMode $modes) }}
 {{- fail (printf "persistence.accessMode must be one of %s, got %q" (join ", " $modes) (toString .Values.persistence.accessMode)) }}
 {{- end }}
-{{- if gt (int .Values.replicaCount) 1 }}
+{{- $storage := .Values.storage.type }}
+{{- if not (has $storage (list "local" "s3")) }}
+{{- fail (printf "storage.type must be local or s3, got %q" (toString $storage)) }}
+{{- end }}
+{{- if and (eq $storage "s3") (not .Values.storage.s3.bucket) }}
+{{- fail "storage.type=s3: set storage.s3.bucket" }}
+{{- end }}
+{{- if and (eq $storage "s3") (not .Values.storage.s3.existingSecret) }}
+{{- fail "storage.type=s3: set storage.s3.existingSecret, a Secret with the keys access-key-id and secret-access-key (or the keys named in storage.s3.existingSecretKeys)" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (eq $storage "local") }}
 {{- if not .Values.persistence.enabled }}
 {{- fail (printf "replicaCount=%d needs media storage every replica shares, but persistence.enabled=false gives each pod its own emptyDir: enable persistence with persistence.accessMode=ReadWriteMany" (int .Values.replicaCount)) }}
 {{- end }}
@@ -211,8 +226,8 @@ Arguments: (list given existingData key).
 {{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) 30) }}
 {{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus gunicorn's 30 s drain: streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
 {{- end }}
-{{- if and .Values.metrics.port (eq (int .Values.metrics.port) 8000) }}
-{{- fail "metrics.port must differ from the HTTP port 8000 (leave it empty to serve /metrics on the HTTP port)" }}
+{{- if and .Values.metrics.port (eq (int .Values.metrics.port) (int (include "mosic.httpPort" .))) }}
+{{- fail (printf "metrics.port must differ from the HTTP port %s (leave it empty to serve /metrics on the HTTP port)" (include "mosic.httpPort" .)) }}
 {{- end }}
 {{- end }}
 
@@ -242,6 +257,37 @@ Arguments: (list given existingData key).
   value: {{ .Values.metrics.port | quote }}
 - name: MOSIC_METRICS_ON_API_PORT
   value: {{ .Values.metrics.onApiPort | toString | quote }}
+{{- end }}
+{{- if eq .Values.storage.type "s3" }}
+{{- $s3 := .Values.storage.s3 }}
+- name: MOSIC_STORAGE
+  value: s3
+- name: MOSIC_S3_BUCKET
+  value: {{ $s3.bucket | quote }}
+- name: MOSIC_S3_PREFIX
+  value: {{ $s3.prefix | quote }}
+{{- if $s3.endpointUrl }}
+- name: MOSIC_S3_ENDPOINT_URL
+  value: {{ $s3.endpointUrl | quote }}
+{{- end }}
+- name: MOSIC_S3_REGION
+  value: {{ $s3.region | quote }}
+{{- if $s3.addressing }}
+- name: MOSIC_S3_ADDRESSING
+  value: {{ $s3.addressing | quote }}
+{{- end }}
+- name: MOSIC_S3_STREAM
+  value: {{ $s3.stream | quote }}
+- name: MOSIC_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.existingSecret }}
+      key: {{ $s3.existingSecretKeys.accessKeyId }}
+- name: MOSIC_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.existingSecret }}
+      key: {{ $s3.existingSecretKeys.secretAccessKey }}
 {{- end }}
 - name: MOSIC_API_KEY
   valueFrom:
