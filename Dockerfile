@@ -17,9 +17,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 RUN python -m venv /opt/venv
 
-# .dockerignore lets only the package sources, pyproject.toml and the README through.
+# .dockerignore lets only the package sources, pyproject.toml, the README and the lock through.
+# Dependencies come from requirements.lock, every file checked against its hash (.ci/lock
+# writes it); then Mosic itself, with nothing more resolved.
 COPY . /src
-RUN /opt/venv/bin/pip install --no-cache-dir /src \
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /src/requirements.lock \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps /src \
     && /opt/venv/bin/mosic --version
 
 # --- final stage: the same slim Python, the venv, a non-root user --------------------------
@@ -32,7 +35,7 @@ LABEL org.opencontainers.image.title="Mosic" \
 # A fixed numeric id (10001; the Helm chart's runAsUser), so Kubernetes' runAsNonRoot can verify
 # it and a bind-mounted directory can be chowned to it. Its home is not /data, so nothing that
 # writes under $HOME lands in the shared data volume (gunicorn's control socket, which would,
-# is turned off in mosic/gunicorn.py).
+# is turned off in mosic/cli/gunicorn.py).
 RUN groupadd --system --gid 10001 mosic \
     && useradd --system --uid 10001 --gid mosic --home-dir /home/mosic --create-home \
        --shell /usr/sbin/nologin mosic \

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -1201,3 +1202,33 @@ def test_compose_hardens_mosic_and_checks_postgres_over_tcp():
     assert int(re.fullmatch(r"(\d+)s", pg["stop_grace_period"]).group(1)) > 10
     check = " ".join(pg["healthcheck"]["test"])
     assert "pg_isready" in check and "-h 127.0.0.1" in check, "TCP, not the Unix socket"
+
+
+def locked_names(lock: Path) -> dict[str, list[str]]:
+    """Each pinned package of a lock file, with the hashes pinned for it."""
+    pins: dict[str, list[str]] = {}
+    current = None
+    for line in lock.read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.\-]+)==\S+", line):
+            current = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+            pins[current] = []
+        elif current and (found := re.search(r"--hash=sha256:([0-9a-f]{64})", line)):
+            pins[current].append(found.group(1))
+    return pins
+
+
+@pytest.mark.parametrize(
+    "lock, extras", [("requirements.lock", ()), ("requirements-test.lock", ("test",))]
+)
+def test_the_locks_pin_every_dependency_with_hashes(lock, extras):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in extras:
+        wanted += project["optional-dependencies"][extra]
+    names = {
+        re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.\-]+", d).group(0)).lower() for d in wanted
+    }
+    pins = locked_names(REPO / lock)
+    assert names - set(pins) == set(), f"{lock} is stale: run .ci/lock"
+    assert all(pins.values()), f"{lock} has pins without hashes"
+    assert "--find-links" not in (REPO / lock).read_text()  # no path of this machine
