@@ -6,6 +6,7 @@ the play queue. Real third-party clients over real HTTP are in test_subsonic_cli
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -629,3 +630,19 @@ async def test_metrics_label_each_method_and_logs_hold_no_credential(sub, librar
     assert "/rest/ping" in logged
     for secret in (API_KEY, salted["t"], salted["s"], API_KEY.encode().hex()):
         assert secret not in logged and secret not in text
+
+
+async def test_apps_saving_at_once_never_collide(sub, library):
+    songs = [library[n] for n in ("alpha", "beta", "gamma", "delta")]
+    saves = [
+        sub.call("savePlayQueue", f="json", id=songs[n % 4 :] + songs[: n % 4], position=n)
+        for n in range(12)
+    ]
+    rates = [sub.call("setRating", f="json", id=songs[0], rating=1 + n % 5) for n in range(12)]
+    results = await asyncio.gather(*saves, *rates)
+    assert [r.json["subsonic-response"]["status"] for r in results] == ["ok"] * 24
+    queue = (await sub.ok("getPlayQueue"))["playQueue"]
+    # One save's queue, whole: never two interleaved.
+    n = queue["position"]
+    assert [e["id"] for e in queue["entry"]] == songs[n % 4 :] + songs[: n % 4]
+    assert (await sub.ok("getSong", id=songs[0]))["song"]["userRating"] in range(1, 6)

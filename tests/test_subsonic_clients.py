@@ -317,3 +317,17 @@ def test_raw_xml_answers_are_valid_subsonic(server):
     assert sorted(s.get("id") for s in songs) == sorted(server.songs.values())
     error = xml_call(server, "getAlbum", id="al-nothing")[0]
     assert (error.tag, error.get("code")) == (f"{ns}error", "70")
+
+
+def test_the_server_log_names_methods_and_holds_no_credential(server):
+    """Last in this module: every client above has logged in by now, every way."""
+    salted = token_auth(server.api_key)
+    assert httpx.get(f"{server.base}/rest/ping.view", params=salted).status_code == 200
+    output = server.output()
+    assert "/rest/ping" in output and "/rest/search3" in output
+    hexed = server.api_key.encode().hex()
+    for secret in (server.api_key, hexed, hexed.upper(), salted["t"], salted["s"]):
+        assert secret not in output
+    metrics = server.metrics()
+    assert 'route="/rest/stream"' in metrics and 'route="/rest/scrobble"' in metrics
+    assert server.api_key not in metrics

@@ -77,13 +77,16 @@ class Collection:
         return {row.item_id: row.rating for row in rows}
 
     async def rate(self, item_id: str, rating: int) -> None:
-        """Rate 1–5; 0 removes the rating."""
-        async with self._db.aio_atomic():
+        """Rate 1–5; 0 removes the rating. One statement either way, so two clients rating
+        at once never collide on the row."""
+        if not rating:
             await self._db.aio_execute(Rating.delete().where(Rating.item_id == item_id))
-            if rating:
-                await self._db.aio_execute(
-                    Rating.insert(item_id=item_id, rating=rating).returning(Rating.item_id)
-                )
+            return
+        await self._db.aio_execute(
+            Rating.insert(item_id=item_id, rating=rating)
+            .on_conflict(conflict_target=[Rating.item_id], update={Rating.rating: rating})
+            .returning(Rating.item_id)
+        )
 
     # -- playlists ---------------------------------------------------------------------------
     async def playlists(self) -> list[PlaylistInfo]:
@@ -182,21 +185,21 @@ class Collection:
     async def save_queue(
         self, clip_ids: list[uuid.UUID], current: uuid.UUID | None, position_ms: int, by: str
     ) -> None:
-        """Replace the queue; an empty list clears it."""
+        """Replace the queue; an empty list clears it. The queue row is written first, so a
+        second save waits on its row lock (PostgreSQL) until this one commits, and the two
+        never interleave their entries."""
+        row = {"current": current, "position_ms": position_ms, "changed_at": utcnow()}
+        row["changed_by"] = by
         async with self._db.aio_atomic():
-            await self._db.aio_execute(PlayQueueEntry.delete())
-            await self._db.aio_execute(PlayQueue.delete())
-            if not clip_ids:
-                return
             await self._db.aio_execute(
-                PlayQueue.insert(
-                    id=QUEUE_ROW,
-                    current=current,
-                    position_ms=position_ms,
-                    changed_at=utcnow(),
-                    changed_by=by,
-                ).returning(PlayQueue.id)
+                PlayQueue.insert(id=QUEUE_ROW, **row)
+                .on_conflict(conflict_target=[PlayQueue.id], update=row)
+                .returning(PlayQueue.id)
             )
+            await self._db.aio_execute(PlayQueueEntry.delete())
+            if not clip_ids:
+                await self._db.aio_execute(PlayQueue.delete())
+                return
             await self._db.aio_execute(
                 PlayQueueEntry.insert_many(
                     [{"position": n, "clip_id": c} for n, c in enumerate(clip_ids)]
