@@ -646,3 +646,21 @@ async def test_apps_saving_at_once_never_collide(sub, library):
     n = queue["position"]
     assert [e["id"] for e in queue["entry"]] == songs[n % 4 :] + songs[: n % 4]
     assert (await sub.ok("getSong", id=songs[0]))["song"]["userRating"] in range(1, 6)
+
+
+async def test_text_no_database_can_store_is_refused_not_a_500(sub, library):
+    nul = "a\x00b"
+    for method, params in [
+        ("search3", {"query": nul}),
+        ("unstar", {"id": nul}),
+        ("createPlaylist", {"name": nul}),
+        ("savePlayQueue", {"id": library["alpha"], "c": nul}),
+        ("ping", {"x": nul}),
+    ]:
+        assert await sub.error(method, **params) == 0, method
+    pid = (await sub.ok("createPlaylist", name="Notes"))["playlist"]["id"]
+    assert await sub.error("updatePlaylist", playlistId=pid, comment="x" * 5001) == 0
+    assert await sub.error("search3", query="x" * 1001) == 0
+    assert await sub.error("search3", songCount=10_001) == 0
+    many = await sub.ok("search3", query="", songCount=10_000)
+    assert len(many["searchResult3"]["song"]) == 4

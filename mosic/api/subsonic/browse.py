@@ -14,6 +14,10 @@ from mosic.core.collection import Collection
 from mosic.core.library import Album, Library, NotInLibrary, name_matches
 
 LIST_MAX = 500
+# A library sync asks for hundreds of songs a page (Symfonium: 500); refusing a bigger page
+# is better than silently shortening it, which a syncing app would take for the end.
+SEARCH_MAX = 10_000
+QUERY_MAX = 1000
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
@@ -221,7 +225,7 @@ class Browse:
         return {"songsByGenre": {"song": []}}
 
     async def _search(self, call: Call):
-        terms = search_terms(call.params.one("query"))
+        terms = search_terms(call.params.text("query", QUERY_MAX))
         p = call.params
         artists = [a for a in await self._library.artists() if name_matches(a.name, terms)]
         albums = [
@@ -230,10 +234,10 @@ class Browse:
             if name_matches(a.name, terms) or name_matches(a.artist, terms)
         ]
         songs = await self._library.search_songs(
-            terms, offset=p.offset("songOffset"), count=p.count("songCount", 20)
+            terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
         )
-        artists = _page(artists, p.offset("artistOffset"), p.count("artistCount", 20))
-        albums = _page(albums, p.offset("albumOffset"), p.count("albumCount", 20))
+        artists = _page(artists, p.offset("artistOffset"), p.count("artistCount", 20, SEARCH_MAX))
+        albums = _page(albums, p.offset("albumOffset"), p.count("albumCount", 20, SEARCH_MAX))
         return artists, albums, songs, await self.marks()
 
     async def search2(self, call: Call) -> dict:

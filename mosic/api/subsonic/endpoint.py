@@ -103,6 +103,8 @@ class SubsonicApi:
             return
         req.context[ROUTE_LABEL] = f"/rest/{name}"
         try:
+            if params.problem is not None:
+                raise params.problem
             caller = None if name in NO_AUTH else authenticate(params, self._keys, self._user)
             if name in WRITES and not caller.grant.writes:
                 raise SubsonicError(Code.NOT_AUTHORIZED, "this key may not change anything")

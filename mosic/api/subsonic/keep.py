@@ -12,6 +12,7 @@ from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
 from mosic.api.subsonic.shapes import Marks
 from mosic.core.collection import RATING_MAX, Collection, PlaylistNotFound
 from mosic.core.library import ALBUM_PREFIX, ARTIST_PREFIX, Library
+from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import PLAYLIST_NAME_MAX, Clip
 
 NEVER = dt.datetime(1970, 1, 1)
@@ -26,7 +27,7 @@ def _uuid(value: str | None, what: str) -> uuid.UUID:
 
 def _name(value: str) -> str:
     name = value.strip()
-    if not name or len(name) > PLAYLIST_NAME_MAX or "\x00" in name:
+    if not name or len(name) > PLAYLIST_NAME_MAX:
         raise invalid("name", f"must be 1 to {PLAYLIST_NAME_MAX} characters")
     return name
 
@@ -180,7 +181,7 @@ class Keep:
         if p.one("name"):
             changes["name"] = _name(p.one("name"))
         if "comment" in p:
-            changes["comment"] = p.one("comment") or None
+            changes["comment"] = p.text("comment", DESCRIPTION_MAX) or None
         if "public" in p:
             changes["public"] = p.flag("public", False)
         clip_ids = None

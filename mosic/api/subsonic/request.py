@@ -19,7 +19,13 @@ OFFSET_MAX = 1_000_000_000
 class Params:
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._values: dict[str, list[str]] = {}
+        # Raised by the endpoint once it knows how to answer (``f`` may come after it).
+        self.problem: SubsonicError | None = None
         for name, value in pairs:
+            if "\x00" in value:
+                # PostgreSQL cannot take NUL in any text, and no Subsonic value holds one.
+                self.problem = self.problem or invalid(name, "must not contain NUL characters")
+                continue
             self._values.setdefault(name, []).append(value)
 
     def __contains__(self, name: str) -> bool:
@@ -59,6 +65,12 @@ class Params:
         if raw.lower() in ("false", "0"):
             return False
         raise invalid(name, f"must be true or false, got {raw!r}")
+
+    def text(self, name: str, limit: int) -> str | None:
+        value = self.one(name)
+        if value is not None and len(value) > limit:
+            raise invalid(name, f"must be at most {limit} characters")
+        return value
 
     def count(self, name: str, default: int, high: int = 500) -> int:
         return self.integer(name, default, 0, high)
