@@ -35,6 +35,8 @@ SPEC_METHODS = {
     "getStarred2", "setRating", "getPlaylists", "getPlaylist", "createPlaylist",
     "updatePlaylist", "deletePlaylist", "getPlayQueue", "savePlayQueue", "tokenInfo",
 }  # fmt: skip
+# Beyond the list: what apps ask when they log in.
+LOGIN_EXTRAS = {"getUser", "getScanStatus"}
 
 
 def short_hash(*parts: str) -> str:
@@ -122,6 +124,7 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "getAlbumList": {"type": "newest"},
         "getAlbumList2": {"type": "alphabeticalByName"},
         "getSongsByGenre": {"genre": "Jazz"},
+        "getUser": {"username": "mosic"},
         "search2": {"query": "a"},
         "search3": {"query": '""'},
         "stream": {"id": lib["alpha"]},
@@ -142,7 +145,7 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
 async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, library):
     playlist = await sub.ok("createPlaylist", name="Kept", songId=[library["gamma"]])
     args = call_args(library, playlist["playlist"]["id"])
-    for method in sorted(SPEC_METHODS):
+    for method in sorted(SPEC_METHODS | LOGIN_EXTRAS):
         for name, post in ((method, False), (f"{method}.view", True)):
             params = dict(args.get(method, {}))
             if params.get("id") == "new":  # a playlist to delete, one per call
@@ -276,7 +279,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         metrics=services.metrics,
         link_ttl=settings.signed_url_ttl,
     )
-    assert resource.method_names == SPEC_METHODS
+    assert resource.method_names == SPEC_METHODS | LOGIN_EXTRAS
     app = falcon.asgi.App(middleware=[Lifespan(db=services.db, store=services.store)])
     app.add_route("/rest/{method}", resource)
     conductor = falcon.testing.ASGIConductor(StaysConnected(app))
@@ -290,6 +293,10 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method
         await read_only.ok("getArtists")
+        user = (await read_only.ok("getUser", username="mosic"))["user"]
+        assert (user["streamRole"], user["playlistRole"], user["adminRole"]) == (
+            True, False, False,
+        )  # fmt: skip
         await read_only.ok("scrobble", id=library["alpha"])
         stream = await read_only.call("stream", id=library["alpha"])
         assert stream.content == library["bytes"]["alpha"]
@@ -344,6 +351,11 @@ async def test_artists_albums_and_songs_come_from_the_tags_with_stable_ids(sub, 
     assert {a["id"] for i in indexes["index"] for a in i["artist"]} == {ann, bob, unknown}
     folders = (await sub.ok("getMusicFolders"))["musicFolders"]["musicFolder"]
     assert folders == [{"id": 1, "name": "Music"}]
+    user = (await sub.ok("getUser", username="mosic"))["user"]
+    assert (user["folder"], user["streamRole"], user["playlistRole"]) == ([1], True, True)
+    assert await sub.error("getUser", username="root") == 70
+    scan = (await sub.ok("getScanStatus"))["scanStatus"]
+    assert scan == {"scanning": False, "count": 4}
 
 
 async def test_what_is_not_a_song_or_not_there_is_not_found(sub, library):

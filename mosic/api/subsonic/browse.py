@@ -89,6 +89,10 @@ class Browse:
             "search2": self.search2,
             "search3": self.search3,
             "tokenInfo": self.token_info,
+            # Not in Mosic's list, but apps ask them when they log in (DSub and Ultrasonic
+            # enable features by the user's roles): cheap to answer truthfully.
+            "getUser": self.user,
+            "getScanStatus": self.scan_status,
         }
 
     async def marks(self) -> Marks:
@@ -113,6 +117,31 @@ class Browse:
                 Code.AUTH_MECHANISM_UNSUPPORTED, "tokenInfo answers for an apiKey only"
             )
         return {"tokenInfo": {"username": call.user}}
+
+    async def user(self, call: Call) -> dict:
+        if call.params.required("username") != call.user:
+            raise not_found("user")
+        writes = call.caller.grant.writes
+        roles = {
+            "scrobblingEnabled": True,
+            "adminRole": False,
+            "settingsRole": False,
+            "downloadRole": True,
+            "uploadRole": False,
+            "playlistRole": writes,
+            "coverArtRole": False,
+            "commentRole": False,
+            "podcastRole": False,
+            "streamRole": True,
+            "jukeboxRole": False,
+            "shareRole": False,
+            "videoConversionRole": False,
+        }
+        return {"user": {"username": call.user, **roles, "folder": [shapes.MUSIC_FOLDER_ID]}}
+
+    async def scan_status(self, call: Call) -> dict:
+        # Clips are in the library as soon as they are uploaded: there is never a scan.
+        return {"scanStatus": {"scanning": False, "count": await self._library.song_count()}}
 
     async def indexes(self, call: Call) -> dict:
         artists, marks = await self._library.artists(), await self.marks()
