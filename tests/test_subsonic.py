@@ -676,3 +676,11 @@ async def test_text_no_database_can_store_is_refused_not_a_500(sub, library):
     assert await sub.error("search3", songCount=10_001) == 0
     many = await sub.ok("search3", query="", songCount=10_000)
     assert len(many["searchResult3"]["song"]) == 4
+
+
+async def test_a_title_with_control_characters_still_makes_valid_xml(sub, library, api):
+    patched = await api.patch(f"/play/{library['alpha']}", json={"title": "Bell\x07 & <Co>"})
+    assert patched.status_code == 200
+    song = (await sub.xml("getSong", id=library["alpha"]))[0]
+    assert song.get("title") == "Bell & <Co>"
+    assert (await sub.ok("getSong", id=library["alpha"]))["song"]["title"] == "Bell\x07 & <Co>"

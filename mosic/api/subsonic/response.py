@@ -31,6 +31,9 @@ JSONP_TYPE = "application/javascript; charset=utf-8"
 # A JSONP callback is a (dotted) JavaScript name, never arbitrary script.
 CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
 CALLBACK_MAX = 100
+# Characters XML 1.0 cannot hold even escaped; a title a client set may have them (JSON
+# keeps them, escaped). Dropped from XML answers, so an app's parser never chokes.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 class Code:
@@ -95,19 +98,23 @@ def iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def _xml_text(value) -> str:
+    return NOT_XML.sub("", _scalar(value))
+
+
 def _xml_element(name: str, node: dict, out: list[str], root: bool = False) -> None:
     attrs, children, text = [], [], None
     for key, value in node.items():
         if value is None:
             continue
         if key == "value":
-            text = _scalar(value)
+            text = _xml_text(value)
         elif isinstance(value, dict):
             children.append((key, value))
         elif isinstance(value, list):
             children.extend((key, item) for item in value)
         else:
-            attrs.append(f" {key}={quoteattr(_scalar(value))}")
+            attrs.append(f" {key}={quoteattr(_xml_text(value))}")
     if root:
         attrs.insert(0, f' xmlns="{NAMESPACE}"')
     out.append(f"<{name}{''.join(attrs)}")
@@ -121,7 +128,7 @@ def _xml_element(name: str, node: dict, out: list[str], root: bool = False) -> N
         if isinstance(child, dict):
             _xml_element(child_name, child, out)
         else:
-            out.append(f"<{child_name}>{escape(_scalar(child))}</{child_name}>")
+            out.append(f"<{child_name}>{escape(_xml_text(child))}</{child_name}>")
     out.append(f"</{name}>")
 
 
