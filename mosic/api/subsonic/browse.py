@@ -256,17 +256,23 @@ class Browse:
     async def _search(self, call: Call):
         terms = search_terms(call.params.text("query", QUERY_MAX))
         p = call.params
-        artists = [a for a in await self._library.artists() if name_matches(a.name, terms)]
-        albums = [
-            a
-            for a in await self._library.albums()
-            if name_matches(a.name, terms) or name_matches(a.artist, terms)
-        ]
+        artist_count = p.count("artistCount", 20, SEARCH_MAX)
+        album_count = p.count("albumCount", 20, SEARCH_MAX)
+        artists, albums = [], []
+        # A sync page asks for songs alone (counts 0): the grouped queries are skipped.
+        if artist_count:
+            artists = [a for a in await self._library.artists() if name_matches(a.name, terms)]
+        if album_count:
+            albums = [
+                a
+                for a in await self._library.albums()
+                if name_matches(a.name, terms) or name_matches(a.artist, terms)
+            ]
         songs = await self._library.search_songs(
             terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
         )
-        artists = _page(artists, p.offset("artistOffset"), p.count("artistCount", 20, SEARCH_MAX))
-        albums = _page(albums, p.offset("albumOffset"), p.count("albumCount", 20, SEARCH_MAX))
+        artists = _page(artists, p.offset("artistOffset"), artist_count)
+        albums = _page(albums, p.offset("albumOffset"), album_count)
         return artists, albums, songs, await self.marks()
 
     async def search2(self, call: Call) -> dict:
