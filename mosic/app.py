@@ -23,9 +23,12 @@ from mosic.api.middleware import (
 )
 from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.streams import ClipStream
+from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
+from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
+from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
 from mosic.media.local import LocalStore
@@ -44,6 +47,8 @@ class Services:
     db: object
     store: MediaStore
     catalogue: Catalogue
+    library: Library
+    collection: Collection
     plays: PlayRecorder
     uploads: Uploads
     keys: KeyRing
@@ -64,6 +69,8 @@ class Services:
             db=db,
             store=store,
             catalogue=catalogue,
+            library=Library(db=db),
+            collection=Collection(db=db),
             plays=PlayRecorder(catalogue=catalogue, metrics=metrics),
             uploads=Uploads(
                 catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
@@ -126,6 +133,19 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     return middleware
 
 
+def _subsonic(s: Services) -> SubsonicApi:
+    return SubsonicApi(
+        keys=s.keys,
+        user=s.settings.subsonic_user,
+        library=s.library,
+        collection=s.collection,
+        catalogue=s.catalogue,
+        plays=s.plays,
+        metrics=s.metrics,
+        link_ttl=s.settings.signed_url_ttl,
+    )
+
+
 def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
     key = auth.key_required(s.keys)
     key_or_link = auth.key_or_signature(s.keys, s.signer)
@@ -145,6 +165,9 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             ),
             key_or_link,
         ),
+        # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
+        # resource checks its own credentials.
+        ("/rest/{method}", _subsonic(s), None),
         ("/healthz", Health(), None),
         ("/readyz", Ready(catalogue=s.catalogue), None),
         ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),

@@ -88,6 +88,8 @@ class Settings:
     metrics_on_api_port: bool = True
     storage: str = "local"  # where media lives: "local" (MOSIC_MEDIA_ROOT) or "s3"
     s3: S3Config | None = None  # the bucket, when one is configured
+    # The one user name Subsonic apps log in with (their password is an API key).
+    subsonic_user: str = "mosic"
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -214,6 +216,12 @@ def check_port(name: str, value: int) -> int:
     return value
 
 
+def _non_empty(name: str, value: str) -> str:
+    if not value.strip():
+        raise SettingsError(f"{PREFIX}{name} must not be empty")
+    return value.strip()
+
+
 def _log_level(value: str) -> str:
     level = value.upper()
     if level not in LOG_LEVELS:
@@ -271,6 +279,7 @@ def _read(env: Env) -> Settings:
             check_port(f"{PREFIX}METRICS_PORT", metrics_port) if metrics_port is not None else None
         ),
         metrics_on_api_port=env.bool("METRICS_ON_API_PORT", True),
+        subsonic_user=_non_empty("SUBSONIC_USER", env.str("SUBSONIC_USER", "mosic")),
     )
 
 
@@ -300,7 +309,5 @@ def _s3(env: Env) -> S3Config | None:
         secret_access_key=env.str("S3_SECRET_ACCESS_KEY", None) or None,
         addressing=_choice("S3_ADDRESSING", addressing, S3_ADDRESSING),
         stream=_choice("S3_STREAM", env.str("S3_STREAM", "redirect").lower(), S3_STREAM_MODES),
-        heartbeat_s=_positive(
-            "S3_HEARTBEAT_S", env.int("S3_HEARTBEAT_S", DEFAULT_S3_HEARTBEAT_S)
-        ),
+        heartbeat_s=_positive("S3_HEARTBEAT_S", env.int("S3_HEARTBEAT_S", DEFAULT_S3_HEARTBEAT_S)),
     )

@@ -7,7 +7,9 @@ tests start themselves; it is never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import falcon.testing
@@ -27,6 +29,15 @@ API_KEY = "test-key-0123456789"
 # "s3": PostgreSQL, with media in a bucket of a real S3-compatible server (proxy mode).
 BACKENDS = ("sqlite", "postgresql", "s3")
 LOCAL_BACKENDS = ("sqlite", "postgresql")
+TABLES = (
+    "clip",
+    "subsonic_star",
+    "subsonic_rating",
+    "subsonic_playlist",
+    "subsonic_playlist_entry",
+    "subsonic_play_queue",
+    "subsonic_play_queue_entry",
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +58,13 @@ def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overr
 
 
 def reset_database(settings: Settings) -> None:
-    """Apply migrations and empty the catalogue, so each test starts from nothing."""
-    migrate(settings, then="DELETE FROM clip")
+    """Apply migrations and empty the catalogue (and what the listener keeps), so each test
+    starts from nothing."""
+    migrate(settings, then=tuple(f"DELETE FROM {table}" for table in TABLES))  # noqa: S608
 
 
-@pytest.fixture
-def fresh_postgres_db(postgres_url):
+@contextlib.contextmanager
+def postgres_database(postgres_url: str) -> Iterator[PostgresConfig]:
     """A new, empty PostgreSQL database on the test cluster, dropped afterwards."""
     name = f"mosic_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(postgres_url)
@@ -60,10 +72,29 @@ def fresh_postgres_db(postgres_url):
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     config = parse_database_url(postgres_url)
-    yield PostgresConfig(host=config.host, port=config.port, user=config.user, name=name)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        yield PostgresConfig(host=config.host, port=config.port, user=config.user, name=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def fresh_postgres_db(postgres_url):
+    with postgres_database(postgres_url) as config:
+        yield config
+
+
+@contextlib.contextmanager
+def new_postgres_db(request) -> Iterator[PostgresConfig | None]:
+    """For a fixture parametrized by ``LOCAL_BACKENDS``: a fresh PostgreSQL database on the
+    "postgresql" leg, None on the SQLite one (whatever the fixture's scope)."""
+    if request.param != "postgresql":
+        yield None
+        return
+    with postgres_database(request.getfixturevalue("postgres_url")) as config:
+        yield config
 
 
 @pytest.fixture(params=BACKENDS)

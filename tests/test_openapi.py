@@ -244,6 +244,7 @@ class Case:
     link: str | None = None
     app: str = "live"  # "live", "broken" (no tables) or "unready" (media not writable)
     file: str = "player.js"  # the {name} of a web player file
+    rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
 
     @property
     def method(self) -> str:
@@ -276,7 +277,8 @@ class Case:
         if self.key and self.link is None:
             headers.update(KEY)
         path = self.path.replace("{clip_id}", clip_id).replace("{name}", self.file)
-        kwargs: dict = {"path": path, "query_string": query}
+        path = path.replace("{method}", self.rest)
+        kwargs: dict = {"path": path, "query_string": query.replace("{clip_id}", clip_id)}
         if self.json is not None:
             kwargs["json"] = self.json
         if self.body is not None:
@@ -320,6 +322,70 @@ def stream_cases(method: str) -> list[Case]:
         Case(f"{method} range past the end", op, 416, headers={"Range": "bytes={size}-"}),
         Case(f"{method} database down", op, 503, clip="unknown", app="broken"),
     ]
+
+
+def subsonic_cases(method: str) -> list[Case]:
+    op = f"{method} /rest/{{method}}"
+    key = f"apiKey={API_KEY}"
+    stream = f"{key}&id={{clip_id}}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    cases = [
+        Case(f"subsonic {method} ping", op, 200, key=False, query=f"{key}&f=json"),
+        Case(f"subsonic {method} ping.view, XML", op, 200, key=False, rest="ping.view", query=key),
+        Case(f"subsonic {method} failed call", op, 200, key=False, query="apiKey=nope&f=json"),
+        Case(f"subsonic {method} stream", op, 200, key=False, rest="stream", query=stream),
+        Case(
+            f"subsonic {method} stream a range",
+            op,
+            206,
+            key=False,
+            rest="stream.view",
+            query=stream,
+            headers={"Range": "bytes=5-"},
+        ),
+        Case(
+            f"subsonic {method} stream If-None-Match",
+            op,
+            304,
+            key=False,
+            rest="download",
+            query=stream,
+            headers={"If-None-Match": "{etag}"},
+        ),
+        Case(f"subsonic {method} unknown method", op, 404, key=False, rest="x", query=key),
+        Case(
+            f"subsonic {method} range past the end",
+            op,
+            416,
+            key=False,
+            rest="stream",
+            query=stream,
+            headers={"Range": "bytes={size}-"},
+        ),
+        Case(
+            f"subsonic {method} database down",
+            op,
+            503,
+            key=False,
+            rest="getSong",
+            query=f"{key}&id={UNKNOWN_ID}",
+            app="broken",
+        ),
+    ]
+    if method == "POST":
+        cases += [
+            Case("subsonic POST form", op, 200, key=False, headers=form, body=f"{key}&f=json"),
+            Case("subsonic POST form not UTF-8", op, 400, key=False, headers=form, body="%ff"),
+            Case(
+                "subsonic POST form too large",
+                op,
+                413,
+                key=False,
+                headers=form,
+                body="id=" + "x" * 2**20,
+            ),
+        ]
+    return cases
 
 
 CASES: list[Case] = [
@@ -390,6 +456,8 @@ CASES: list[Case] = [
     Case("player icon", "GET /web/{name}", 200, key=False, file="icon.svg"),
     Case("player file, cached", "GET /web/{name}", 304, key=False, headers={"If-None-Match": "*"}),
     Case("player file unknown", "GET /web/{name}", 404, key=False, file="nope.js"),
+    *subsonic_cases("GET"),
+    *subsonic_cases("POST"),
 ]
 
 

@@ -20,6 +20,9 @@ from mosic.observability.metrics import Metrics
 
 DISCONNECT_EVENT = "mosic.disconnected"
 UNMATCHED_ROUTE = "unmatched"
+# A resource that serves several operations under one template names the one it served
+# here (a label from a fixed set, never the raw path).
+ROUTE_LABEL = "route_label"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
 
@@ -31,6 +34,12 @@ def route_label(uri_template: str | None) -> str:
     if not uri_template:
         return UNMATCHED_ROUTE
     return _CONVERTER.sub(r"{\1}", uri_template)
+
+
+def request_route(req) -> str:
+    """The route label of a request: what its resource named it (the Subsonic API names
+    each method: ``/rest/ping``), else its template."""
+    return req.context.get(ROUTE_LABEL) or route_label(req.uri_template)
 
 
 class Lifespan:
@@ -72,7 +81,7 @@ class RequestMetrics:
         # Methods come from clients: an unbounded label set unless folded.
         method = req.method if req.method in KNOWN_METHODS else "OTHER"
         elapsed = time.perf_counter() - started
-        self._metrics.request(method, route_label(req.uri_template), str(resp.status_code), elapsed)
+        self._metrics.request(method, request_route(req), str(resp.status_code), elapsed)
         self._metrics.set_pool(*self._pool_usage())
 
 
@@ -110,7 +119,7 @@ class AccessLogging:
     def _write(self, req, status: int, started: float, size: int | None) -> None:
         self._log.write(
             method=req.method,
-            route=route_label(req.uri_template),
+            route=request_route(req),
             status=status,
             started=started,
             size=size,

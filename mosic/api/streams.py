@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import falcon
@@ -22,6 +23,7 @@ from mosic.core.plays import PlayRecorder, counts_as_play
 from mosic.media import ranges
 from mosic.media.storage import MediaMissing, StoredMedia
 from mosic.observability.metrics import Metrics
+from mosic.persistence.models import Clip
 
 # A redirect's target has a size we do not know; any range end is "before the end".
 UNKNOWN_SIZE = sys.maxsize
@@ -62,32 +64,26 @@ class ClipStream:
         if clip.is_external:
             await self._redirect(req, resp, clip_id, clip.external_url)
             return
+
+        async def count_listen(byte_range, size) -> None:
+            if counts_as_play(req.method, byte_range, size):
+                await self._plays.record(clip_id)
+
         try:
-            # Opened before anything is decided or counted: a file that vanished is a 404,
-            # never a counted play with a broken body.
-            media = await self._catalogue.open_media(clip)
+            await serve_stored(
+                req,
+                resp,
+                clip,
+                catalogue=self._catalogue,
+                metrics=self._metrics,
+                link_lifetime=self._link_lifetime(req),
+                on_sent=count_listen,
+            )
         except MediaMissing:
             raise falcon.HTTPNotFound(
                 title="Audio missing",
                 description="the clip exists but its audio file is gone from the media store",
             ) from None
-        validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
-        try:
-            url = await media.direct_url(self._link_lifetime(req))
-            if url is not None:
-                byte_range = redirect_media(req, resp, media, validators, url)
-                sending = resp.status == falcon.HTTP_307
-            else:
-                byte_range = send_media(req, resp, media, validators, self._metrics)
-                sending = resp.stream is not None
-            if sending and counts_as_play(req.method, byte_range, media.size):
-                await self._plays.record(clip_id)
-        except BaseException:
-            resp.stream = None  # never started, so it would not close the media itself
-            raise
-        finally:
-            if resp.stream is None:
-                await media.close()
 
     async def _redirect(self, req, resp, clip_id: uuid.UUID, url: str) -> None:
         resp.status = falcon.HTTP_307
@@ -100,6 +96,42 @@ class ClipStream:
             return
         if counts_as_play(req.method, asked, UNKNOWN_SIZE):
             await self._plays.record(clip_id)
+
+
+async def serve_stored(
+    req,
+    resp,
+    clip: Clip,
+    *,
+    catalogue: Catalogue,
+    metrics: Metrics,
+    link_lifetime: int,
+    on_sent: Callable[[ranges.ByteRange | None, int], Awaitable[None]] | None = None,
+) -> None:
+    """Answer with a stored clip's bytes, or a 307 to the store's own URL for them (valid
+    ``link_lifetime`` seconds); ``on_sent(byte_range, size)`` is awaited once the answer
+    sends or redirects to bytes (for the play rule). Raises ``MediaMissing`` when the file is
+    gone."""
+    # Opened before anything is decided or counted: a file that vanished is never a counted
+    # play with a broken body.
+    media = await catalogue.open_media(clip)
+    validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
+    try:
+        url = await media.direct_url(link_lifetime)
+        if url is not None:
+            byte_range = redirect_media(req, resp, media, validators, url)
+            sending = resp.status == falcon.HTTP_307
+        else:
+            byte_range = send_media(req, resp, media, validators, metrics)
+            sending = resp.stream is not None
+        if sending and on_sent is not None:
+            await on_sent(byte_range, media.size)
+    except BaseException:
+        resp.stream = None  # never started, so it would not close the media itself
+        raise
+    finally:
+        if resp.stream is None:
+            await media.close()
 
 
 def _headers(req, resp, size: int, validators: Validators) -> bool:

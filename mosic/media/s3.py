@@ -364,9 +364,9 @@ class _RangedObject(io.RawIOBase):
         if self._position >= self._size or len(buffer) == 0:
             return 0
         end = min(self._position + len(buffer), self._size) - 1
-        data = asyncio.run_coroutine_threadsafe(
-            self._get(self._position, end), self._loop
-        ).result(INSPECT_TIMEOUT_S)
+        data = asyncio.run_coroutine_threadsafe(self._get(self._position, end), self._loop).result(
+            INSPECT_TIMEOUT_S
+        )
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)

@@ -45,3 +45,70 @@ class Clip(AioModel):
     @property
     def is_external(self) -> bool:
         return self.file_name is None
+
+
+# -- what a listener keeps (the Subsonic API's one user) ------------------------------------
+# Item ids are strings: a song is a clip id, albums and artists have derived ids ("al-…",
+# "ar-…"), so one table holds stars (or ratings) of all three. Rows that point at a clip that
+# is gone are simply never joined; nothing cascades, so deleting a clip stays one statement.
+ITEM_ID_MAX = 64
+PLAYLIST_NAME_MAX = 200
+
+
+class Star(AioModel):
+    item_id = peewee.CharField(max_length=ITEM_ID_MAX, primary_key=True)
+    starred_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "subsonic_star"
+
+
+class Rating(AioModel):
+    item_id = peewee.CharField(max_length=ITEM_ID_MAX, primary_key=True)
+    rating = peewee.SmallIntegerField()
+
+    class Meta:
+        table_name = "subsonic_rating"
+
+
+class Playlist(AioModel):
+    id = peewee.UUIDField(primary_key=True, default=uuid.uuid4)
+    name = peewee.CharField(max_length=PLAYLIST_NAME_MAX)
+    comment = peewee.TextField(null=True)
+    public = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField()
+    changed_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "subsonic_playlist"
+
+
+class PlaylistEntry(AioModel):
+    playlist_id = peewee.UUIDField(index=True)
+    position = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+
+    class Meta:
+        table_name = "subsonic_playlist_entry"
+        primary_key = peewee.CompositeKey("playlist_id", "position")
+
+
+class PlayQueue(AioModel):
+    """The one saved play queue: a single row (id 1) and its entries."""
+
+    id = peewee.IntegerField(primary_key=True)
+    current = peewee.UUIDField(null=True)
+    position_ms = peewee.BigIntegerField(default=0)
+    changed_at = peewee.DateTimeField()
+    changed_by = peewee.CharField(max_length=200)
+
+    class Meta:
+        table_name = "subsonic_play_queue"
+
+
+class PlayQueueEntry(AioModel):
+    position = peewee.IntegerField(primary_key=True)
+    clip_id = peewee.UUIDField()
+
+    class Meta:
+        table_name = "subsonic_play_queue_entry"

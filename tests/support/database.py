@@ -7,12 +7,12 @@ from mosic.persistence.migrations import apply_pending
 from mosic.settings import Settings
 
 
-def migrate(settings: Settings, *, then: str | None = None) -> None:
-    """Apply pending migrations, then run the SQL statement ``then`` if given."""
+def migrate(settings: Settings, *, then: str | tuple[str, ...] = ()) -> None:
+    """Apply pending migrations, then run the SQL statement(s) ``then``."""
     db = make_sync_database(settings)
     try:
         apply_pending(db)
-        if then:
-            db.execute_sql(then)
+        for statement in (then,) if isinstance(then, str) else then:
+            db.execute_sql(statement)
     finally:
         db.close()

@@ -1,0 +1,300 @@
+"""Reading the library: folders, indexes, directories, artists, albums, songs, album lists,
+random songs, genres and search."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from mosic.api.subsonic import shapes
+from mosic.api.subsonic.call import Call
+from mosic.api.subsonic.response import Code, SubsonicError, not_found
+from mosic.api.subsonic.shapes import Marks
+from mosic.core.collection import Collection
+from mosic.core.library import Album, Library, NotInLibrary, name_matches
+
+LIST_MAX = 500
+# A library sync asks for hundreds of songs a page (Symfonium: 500); refusing a bigger page
+# is better than silently shortening it, which a syncing app would take for the end.
+SEARCH_MAX = 10_000
+QUERY_MAX = 1000
+EXTENSIONS = [
+    {"name": "apiKeyAuthentication", "versions": [1]},
+    {"name": "formPost", "versions": [1]},
+]
+
+
+def _album_order(kind: str, albums: list[Album], starred: dict) -> list[Album]:
+    if kind == "random":
+        return random.sample(albums, len(albums))
+    if kind == "newest":
+        return sorted(albums, key=lambda a: a.created, reverse=True)
+    if kind == "frequent":
+        played = [a for a in albums if a.play_count > 0]
+        return sorted(played, key=lambda a: a.play_count, reverse=True)
+    if kind == "recent":
+        played = [a for a in albums if a.last_played is not None]
+        return sorted(played, key=lambda a: a.last_played, reverse=True)
+    if kind == "alphabeticalByName":
+        return albums  # the library's own order: by name, then artist
+    if kind == "alphabeticalByArtist":
+        return sorted(albums, key=lambda a: (a.artist.casefold(), a.name.casefold()))
+    if kind == "starred":
+        return sorted((a for a in albums if a.id in starred), key=lambda a: a.name.casefold())
+    # TODO(library branch): byYear and byGenre, from the album's year and genre.
+    return []
+
+
+ALBUM_LIST_TYPES = (
+    "random",
+    "newest",
+    "frequent",
+    "recent",
+    "alphabeticalByName",
+    "alphabeticalByArtist",
+    "starred",
+    "byYear",
+    "byGenre",
+)
+
+
+def search_terms(query: str | None) -> str:
+    """Clients quote their queries and add wildcards (Symfonium syncs with ``""``): both
+    mean nothing, so an empty query matches everything."""
+    return (query or "").replace('"', " ").replace("*", " ").strip()
+
+
+class Browse:
+    def __init__(self, *, library: Library, collection: Collection) -> None:
+        self._library = library
+        self._collection = collection
+
+    def methods(self) -> dict:
+        return {
+            "ping": self.ping,
+            "getLicense": self.license,
+            "getOpenSubsonicExtensions": self.extensions,
+            "getMusicFolders": self.music_folders,
+            "getIndexes": self.indexes,
+            "getMusicDirectory": self.music_directory,
+            "getArtists": self.artists,
+            "getArtist": self.artist,
+            "getAlbum": self.album,
+            "getSong": self.song,
+            "getAlbumList": self.album_list,
+            "getAlbumList2": self.album_list2,
+            "getRandomSongs": self.random_songs,
+            "getGenres": self.genres,
+            "getSongsByGenre": self.songs_by_genre,
+            "search2": self.search2,
+            "search3": self.search3,
+            "tokenInfo": self.token_info,
+            # Not in Mosic's list, but apps ask them when they log in (DSub and Ultrasonic
+            # enable features by the user's roles): cheap to answer truthfully.
+            "getUser": self.user,
+            "getScanStatus": self.scan_status,
+        }
+
+    async def marks(self) -> Marks:
+        return await Marks.of_collection(self._collection)
+
+    async def ping(self, call: Call) -> dict:
+        return {}
+
+    async def license(self, call: Call) -> dict:
+        return {"license": {"valid": True}}
+
+    async def extensions(self, call: Call) -> dict:
+        return {"openSubsonicExtensions": EXTENSIONS}
+
+    async def music_folders(self, call: Call) -> dict:
+        folder = {"id": shapes.MUSIC_FOLDER_ID, "name": shapes.MUSIC_FOLDER_NAME}
+        return {"musicFolders": {"musicFolder": [folder]}}
+
+    async def token_info(self, call: Call) -> dict:
+        if not call.caller.by_api_key:
+            raise SubsonicError(
+                Code.AUTH_MECHANISM_UNSUPPORTED, "tokenInfo answers for an apiKey only"
+            )
+        return {"tokenInfo": {"username": call.user}}
+
+    async def user(self, call: Call) -> dict:
+        if call.params.required("username") != call.user:
+            raise not_found("user")
+        writes = call.caller.grant.writes
+        roles = {
+            "scrobblingEnabled": True,
+            "adminRole": False,
+            "settingsRole": False,
+            "downloadRole": True,
+            "uploadRole": False,
+            "playlistRole": writes,
+            "coverArtRole": False,
+            "commentRole": False,
+            "podcastRole": False,
+            "streamRole": True,
+            "jukeboxRole": False,
+            "shareRole": False,
+            "videoConversionRole": False,
+        }
+        return {"user": {"username": call.user, **roles, "folder": [shapes.MUSIC_FOLDER_ID]}}
+
+    async def scan_status(self, call: Call) -> dict:
+        # Clips are in the library as soon as they are uploaded: there is never a scan.
+        return {"scanStatus": {"scanning": False, "count": await self._library.song_count()}}
+
+    async def indexes(self, call: Call) -> dict:
+        artists, marks = await self._library.artists(), await self.marks()
+        added = [a.created for artist in artists for a in artist.albums if a.created]
+        # Stored times are naive UTC.
+        last_modified = int(max(added).replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
+        return {
+            "indexes": {
+                "lastModified": last_modified,
+                "ignoredArticles": shapes.IGNORED_ARTICLES,
+                "index": shapes.indexed(artists, lambda a: shapes.artist_plain(a, marks)),
+            }
+        }
+
+    async def artists(self, call: Call) -> dict:
+        artists, marks = await self._library.artists(), await self.marks()
+        return {
+            "artists": {
+                "ignoredArticles": shapes.IGNORED_ARTICLES,
+                "index": shapes.indexed(artists, lambda a: shapes.artist_id3(a, marks)),
+            }
+        }
+
+    async def music_directory(self, call: Call) -> dict:
+        item_id = call.params.required("id")
+        marks = await self.marks()
+        try:
+            artist = await self._library.artist(item_id)
+        except NotInLibrary:
+            artist = None
+        if artist is not None:
+            children = [shapes.album_child(album, marks) for album in artist.albums]
+            node = {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
+            return {"directory": {**node, "child": children}}
+        album = await self._album(item_id)
+        songs = await self._library.album_songs(album)
+        node = {"id": album.id, "parent": album.artist_id, "name": album.name}
+        node.update(marks.of(album.id), playCount=album.play_count)
+        return {"directory": {**node, "child": [shapes.song(s, marks) for s in songs]}}
+
+    async def artist(self, call: Call) -> dict:
+        try:
+            artist = await self._library.artist(call.params.required("id"))
+        except NotInLibrary:
+            raise not_found("artist") from None
+        marks = await self.marks()
+        albums = [shapes.album_id3(album, marks) for album in artist.albums]
+        return {"artist": {**shapes.artist_id3(artist, marks), "album": albums}}
+
+    async def _album(self, item_id: str) -> Album:
+        try:
+            return await self._library.album(item_id)
+        except NotInLibrary:
+            raise not_found("album") from None
+
+    async def album(self, call: Call) -> dict:
+        album = await self._album(call.params.required("id"))
+        songs, marks = await self._library.album_songs(album), await self.marks()
+        body = shapes.album_id3(album, marks)
+        return {"album": {**body, "song": [shapes.song(s, marks) for s in songs]}}
+
+    async def song(self, call: Call) -> dict:
+        try:
+            clip = await self._library.song(call.params.required("id"))
+        except NotInLibrary:
+            raise not_found("song") from None
+        return {"song": shapes.song(clip, await self.marks())}
+
+    async def _album_page(self, call: Call) -> tuple[list[Album], Marks]:
+        kind = call.params.required("type")
+        if kind not in ALBUM_LIST_TYPES:
+            raise SubsonicError(Code.GENERIC, f"unknown album list type {kind!r}")
+        if kind == "byYear":
+            call.params.required("fromYear")
+            call.params.required("toYear")
+        if kind == "byGenre":
+            call.params.required("genre")
+        size = call.params.count("size", 10, LIST_MAX)
+        offset = call.params.offset("offset")
+        marks = await self.marks()
+        ordered = _album_order(kind, await self._library.albums(), marks.stars)
+        return ordered[offset : offset + size], marks
+
+    async def album_list(self, call: Call) -> dict:
+        albums, marks = await self._album_page(call)
+        return {"albumList": {"album": [shapes.album_child(a, marks) for a in albums]}}
+
+    async def album_list2(self, call: Call) -> dict:
+        albums, marks = await self._album_page(call)
+        return {"albumList2": {"album": [shapes.album_id3(a, marks) for a in albums]}}
+
+    async def random_songs(self, call: Call) -> dict:
+        size = call.params.count("size", 10, LIST_MAX)
+        # TODO(library branch): filter by genre and year. Until clips have them, no song
+        # matches a genre or year filter.
+        filtered = any(call.params.one(n) for n in ("genre", "fromYear", "toYear"))
+        songs = [] if filtered else await self._library.random_songs(size)
+        marks = await self.marks()
+        return {"randomSongs": {"song": [shapes.song(s, marks) for s in songs]}}
+
+    async def genres(self, call: Call) -> dict:
+        # TODO(library branch): one genre per distinct clip genre, with song/album counts.
+        return {"genres": {"genre": []}}
+
+    async def songs_by_genre(self, call: Call) -> dict:
+        call.params.required("genre")
+        call.params.count("count", 10, LIST_MAX)
+        call.params.offset("offset")
+        # TODO(library branch): the songs of that genre.
+        return {"songsByGenre": {"song": []}}
+
+    async def _search(self, call: Call):
+        terms = search_terms(call.params.text("query", QUERY_MAX))
+        p = call.params
+        artist_count = p.count("artistCount", 20, SEARCH_MAX)
+        album_count = p.count("albumCount", 20, SEARCH_MAX)
+        artists, albums = [], []
+        # A sync page asks for songs alone (counts 0): the grouped queries are skipped.
+        if artist_count:
+            artists = [a for a in await self._library.artists() if name_matches(a.name, terms)]
+        if album_count:
+            albums = [
+                a
+                for a in await self._library.albums()
+                if name_matches(a.name, terms) or name_matches(a.artist, terms)
+            ]
+        songs = await self._library.search_songs(
+            terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
+        )
+        artists = _page(artists, p.offset("artistOffset"), artist_count)
+        albums = _page(albums, p.offset("albumOffset"), album_count)
+        return artists, albums, songs, await self.marks()
+
+    async def search2(self, call: Call) -> dict:
+        artists, albums, songs, marks = await self._search(call)
+        return {
+            "searchResult2": {
+                "artist": [shapes.artist_plain(a, marks) for a in artists],
+                "album": [shapes.album_child(a, marks) for a in albums],
+                "song": [shapes.song(s, marks) for s in songs],
+            }
+        }
+
+    async def search3(self, call: Call) -> dict:
+        artists, albums, songs, marks = await self._search(call)
+        return {
+            "searchResult3": {
+                "artist": [shapes.artist_id3(a, marks) for a in artists],
+                "album": [shapes.album_id3(a, marks) for a in albums],
+                "song": [shapes.song(s, marks) for s in songs],
+            }
+        }
+
+
+def _page(items: list, offset: int, count: int) -> list:
+    return items[offset : offset + count]

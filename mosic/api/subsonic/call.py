@@ -1,0 +1,21 @@
+"""What a Subsonic method receives: the request, its parameters and who is calling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mosic.api.subsonic.auth import Caller
+from mosic.api.subsonic.request import Params
+
+
+@dataclass
+class Call:
+    req: object
+    resp: object
+    params: Params
+    caller: Caller | None
+    user: str
+
+    @property
+    def client(self) -> str:
+        return (self.params.one("c") or "unknown")[:200]

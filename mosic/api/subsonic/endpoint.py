@@ -1,0 +1,116 @@
+"""``/rest/{method}``: one resource answers every Subsonic method, at ``NAME`` and
+``NAME.view``, by GET and by POST form.
+
+It reads the parameters, authenticates, refuses writes to keys that may not write, calls
+the method, and renders its answer as XML, JSON or JSONP. A failed call is HTTP 200 with
+``status="failed"`` and a Subsonic error code, as every Subsonic app expects; an unknown
+method is HTTP 404 with the same body.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from mosic.api.middleware import ROUTE_LABEL
+from mosic.api.subsonic.auth import authenticate
+from mosic.api.subsonic.browse import Browse
+from mosic.api.subsonic.call import Call
+from mosic.api.subsonic.keep import Keep
+from mosic.api.subsonic.media import Media
+from mosic.api.subsonic.request import read_params
+from mosic.api.subsonic.response import (
+    Code,
+    SubsonicError,
+    failed,
+    not_found,
+    ok,
+    render,
+)
+from mosic.core.catalogue import Catalogue
+from mosic.core.collection import Collection
+from mosic.core.keys import KeyRing
+from mosic.core.library import Library
+from mosic.core.plays import PlayRecorder
+from mosic.observability.metrics import Metrics
+
+VIEW_SUFFIX = ".view"
+# Methods that change what the listener keeps: a key whose grant has no writes (a
+# read-only key) gets error 50 for these. ``scrobble`` is not one: it is how a Subsonic app
+# reports a listen, the counterpart of a counted REST stream, which read-only keys may do.
+WRITES = frozenset(
+    {
+        "star",
+        "unstar",
+        "setRating",
+        "createPlaylist",
+        "updatePlaylist",
+        "deletePlaylist",
+        "savePlayQueue",
+    }
+)
+# Apps ask this before they log in, to learn how they may log in.
+NO_AUTH = frozenset({"getOpenSubsonicExtensions"})
+
+
+class SubsonicApi:
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        user: str,
+        library: Library,
+        collection: Collection,
+        catalogue: Catalogue,
+        plays: PlayRecorder,
+        metrics: Metrics,
+        link_ttl: int,
+    ) -> None:
+        self._keys = keys
+        self._user = user
+        self._methods = {
+            **Browse(library=library, collection=collection).methods(),
+            **Media(
+                library=library,
+                catalogue=catalogue,
+                plays=plays,
+                metrics=metrics,
+                link_ttl=link_ttl,
+            ).methods(),
+            **Keep(library=library, collection=collection).methods(),
+        }
+
+    @property
+    def method_names(self) -> frozenset[str]:
+        return frozenset(self._methods)
+
+    async def on_get(self, req, resp, method: str) -> None:
+        await self._call(req, resp, method)
+
+    async def on_post(self, req, resp, method: str) -> None:
+        await self._call(req, resp, method)
+
+    async def _call(self, req, resp, method: str) -> None:
+        name = method.removesuffix(VIEW_SUFFIX)
+        params = await read_params(req)
+
+        def answer(response: dict) -> None:
+            resp.data, resp.content_type = render(response, params.one("f"), params.one("callback"))
+
+        handler = self._methods.get(name)
+        if handler is None:
+            resp.status = falcon.HTTP_404
+            answer(failed(not_found(f"method {name!r}")))
+            return
+        req.context[ROUTE_LABEL] = f"/rest/{name}"
+        try:
+            if params.problem is not None:
+                raise params.problem
+            caller = None if name in NO_AUTH else authenticate(params, self._keys, self._user)
+            if name in WRITES and not caller.grant.writes:
+                raise SubsonicError(Code.NOT_AUTHORIZED, "this key may not change anything")
+            body = await handler(Call(req, resp, params, caller, self._user))
+        except SubsonicError as error:
+            answer(failed(error))
+            return
+        if body is not None:  # None: the method sent bytes itself (stream, download)
+            answer(ok(body))

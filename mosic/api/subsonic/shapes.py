@@ -1,0 +1,158 @@
+"""How the library looks to Subsonic apps: songs (``Child``), albums, artists, playlists.
+
+``song`` is the one place a clip becomes a Subsonic song, so a new clip field is one line
+here (see the TODO below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from mosic.core.collection import Collection, PlaylistInfo, QueueInfo
+from mosic.core.library import Album, Artist, album_id, artist_id, song_names
+from mosic.persistence.models import Clip
+
+MUSIC_FOLDER_ID = 1
+MUSIC_FOLDER_NAME = "Music"
+IGNORED_ARTICLES = "The El La Los Las Le Les"
+
+
+@dataclass
+class Marks:
+    """The listener's stars (item id -> when) and ratings (item id -> 1..5)."""
+
+    stars: dict = field(default_factory=dict)
+    ratings: dict = field(default_factory=dict)
+
+    def of(self, item_id: str) -> dict:
+        return {"starred": self.stars.get(item_id), "userRating": self.ratings.get(item_id)}
+
+    @classmethod
+    async def of_collection(cls, collection: Collection) -> Marks:
+        return cls(await collection.stars(), await collection.ratings())
+
+
+def seconds(duration: float | None) -> int:
+    # Whole seconds, as Subsonic has them; lossy encoders' padding (+0.07 s) rounds away.
+    return round(duration or 0)
+
+
+def song(clip: Clip, marks: Marks) -> dict:
+    artist, album = song_names(clip)
+    song_id = str(clip.id)
+    # TODO(library branch): track, discNumber, year, genre, bitRate, samplingRate,
+    # channelCount, coverArt=song_id (when the clip has a cover); TODO(transcode branch):
+    # transcodedContentType / transcodedSuffix.
+    return {
+        "id": song_id,
+        "parent": album_id(artist, album),
+        "isDir": False,
+        "title": clip.title,
+        "album": album,
+        "artist": artist,
+        "size": clip.size,
+        "contentType": clip.content_type,
+        "suffix": PurePosixPath(clip.file_name or "").suffix.lstrip(".") or None,
+        "duration": seconds(clip.duration),
+        "playCount": clip.play_count,
+        "created": clip.created_at,
+        "albumId": album_id(artist, album),
+        "artistId": artist_id(artist),
+        "type": "music",
+        "isVideo": False,
+        "played": clip.last_played_at,
+        **marks.of(song_id),
+    }
+
+
+def album_id3(album: Album, marks: Marks) -> dict:
+    # TODO(library branch): year, genre; coverArt=album.id once covers exist.
+    return {
+        "id": album.id,
+        "name": album.name,
+        "artist": album.artist,
+        "artistId": album.artist_id,
+        "songCount": album.song_count,
+        "duration": seconds(album.duration),
+        "playCount": album.play_count,
+        "created": album.created,
+        "played": album.last_played,
+        **marks.of(album.id),
+    }
+
+
+def album_child(album: Album, marks: Marks) -> dict:
+    """An album as a directory (``getMusicDirectory``, ``getAlbumList``, ``search2``).
+    Also the ID3 album's ``name``, ``songCount`` and ``duration``, as Navidrome sends: apps
+    and client libraries (py-opensonic) read an album list's entries as albums."""
+    return {
+        "id": album.id,
+        "parent": album.artist_id,
+        "isDir": True,
+        "title": album.name,
+        "name": album.name,
+        "album": album.name,
+        "artist": album.artist,
+        "songCount": album.song_count,
+        "duration": seconds(album.duration),
+        "playCount": album.play_count,
+        "created": album.created,
+        **marks.of(album.id),
+    }
+
+
+def artist_id3(artist: Artist, marks: Marks) -> dict:
+    return {
+        "id": artist.id,
+        "name": artist.name,
+        "albumCount": len(artist.albums),
+        "starred": marks.stars.get(artist.id),
+    }
+
+
+def artist_plain(artist: Artist, marks: Marks) -> dict:
+    """An artist of the folder view (``getIndexes``, ``search2``, ``getStarred``)."""
+    return {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
+
+
+def index_letter(name: str) -> str:
+    words = name.split()
+    if len(words) > 1 and words[0] in IGNORED_ARTICLES.split():
+        name = " ".join(words[1:])
+    first = name[:1].upper()
+    return first if first.isalpha() else "#"
+
+
+def indexed(artists: list[Artist], shape) -> list[dict]:
+    """Artists grouped by first letter, as ``index`` elements."""
+    groups: dict[str, list[dict]] = {}
+    for artist in artists:
+        groups.setdefault(index_letter(artist.name), []).append(shape(artist))
+    return [{"name": letter, "artist": groups[letter]} for letter in sorted(groups)]
+
+
+def playlist(info: PlaylistInfo, songs: list[Clip], owner: str) -> dict:
+    return {
+        "id": str(info.id),
+        "name": info.name,
+        "comment": info.comment,
+        "owner": owner,
+        "public": info.public,
+        "songCount": len(songs),
+        "duration": sum(seconds(clip.duration) for clip in songs),
+        "created": info.created_at,
+        "changed": info.changed_at,
+    }
+
+
+def play_queue(queue: QueueInfo, entries: list[dict], owner: str) -> dict:
+    return {
+        # OpenSubsonic: a song id (the pre-OpenSubsonic schema said int).
+        "current": str(queue.current) if queue.current else None,
+        "position": queue.position_ms,
+        "username": owner,
+        "changed": queue.changed_at,
+        "changedBy": queue.changed_by,
+        "entry": entries,
+    }
