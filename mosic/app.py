@@ -32,7 +32,9 @@ from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
 from mosic.media.local import LocalStore
+from mosic.media.renditions import RenditionCache
 from mosic.media.storage import MediaStore
+from mosic.media.transcode import Transcoder
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 from mosic.persistence.database import make_database, pool_usage
@@ -53,6 +55,7 @@ class Services:
     uploads: Uploads
     keys: KeyRing
     signer: Signer
+    transcoder: Transcoder
     metrics: Metrics
     access_log: AccessLog
     web_assets: dict[str, Asset]
@@ -64,6 +67,8 @@ class Services:
         store = make_store(settings)
         catalogue = Catalogue(db=db, store=store)
         metrics = Metrics()
+        renditions = RenditionCache(settings.transcode_cache_dir, settings.transcode_cache_bytes)
+        renditions.prepare()
         return cls(
             settings=settings,
             db=db,
@@ -77,6 +82,7 @@ class Services:
             ),
             keys=KeyRing(credentials.api_key),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
+            transcoder=Transcoder(cache=renditions, max_running=settings.transcode_max),
             metrics=metrics,
             access_log=AccessLog(),
             web_assets=load_assets(),
@@ -160,6 +166,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             ClipStream(
                 catalogue=s.catalogue,
                 plays=s.plays,
+                transcoder=s.transcoder,
                 metrics=s.metrics,
                 link_ttl=s.settings.signed_url_ttl,
             ),

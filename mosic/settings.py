@@ -23,6 +23,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REFERENCE = re.compile(r"(?<!\\)\$\{([A-Za-z0-9_]+)(?::-[^}:]*)?\}")
 # Secret settings may name a file instead (Docker and Compose secrets): MOSIC_API_KEY_FILE.
 FILE_SUFFIX = "_FILE"
+DEFAULT_TRANSCODE_CACHE_MB = 1024
+TRANSCODE_CACHE_DIR = "transcodes"
 
 
 class SettingsError(ValueError):
@@ -90,6 +92,9 @@ class Settings:
     s3: S3Config | None = None  # the bucket, when one is configured
     # The one user name Subsonic apps log in with (their password is an API key).
     subsonic_user: str = "mosic"
+    # Transcodes running at once in each process; None means one per CPU.
+    transcode_max: int | None = None
+    transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -98,10 +103,20 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
         object.__setattr__(self, "media_root", Path(media).resolve())
+        if self.transcode_max is None:
+            object.__setattr__(self, "transcode_max", os.cpu_count() or 1)
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "mosic.sqlite3"
+
+    @property
+    def transcode_cache_dir(self) -> Path:
+        return self.data_dir / TRANSCODE_CACHE_DIR
+
+    @property
+    def transcode_cache_bytes(self) -> int:
+        return self.transcode_cache_mb * 1024 * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -253,6 +268,7 @@ def _read(env: Env) -> Settings:
     if log_format not in LOG_FORMATS:
         raise SettingsError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     metrics_port = env.int("METRICS_PORT", None)
+    transcode_max = env.int("TRANSCODE_MAX", None)
     return Settings(
         storage=_choice("STORAGE", env.str("STORAGE", "local").lower(), STORAGE_KINDS),
         s3=_s3(env),
@@ -280,6 +296,12 @@ def _read(env: Env) -> Settings:
         ),
         metrics_on_api_port=env.bool("METRICS_ON_API_PORT", True),
         subsonic_user=_non_empty("SUBSONIC_USER", env.str("SUBSONIC_USER", "mosic")),
+        transcode_max=(
+            _positive("TRANSCODE_MAX", transcode_max) if transcode_max is not None else None
+        ),
+        transcode_cache_mb=_positive(
+            "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
+        ),
     )
 
 

@@ -33,7 +33,7 @@ from mosic.core import catalogue, plays, text
 from mosic.core.signing import Signer
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
-from tests.support.audio import wav_bytes
+from tests.support.audio import undecodable_wav, wav_bytes
 from tests.support.database import migrate
 from tests.support.forms import multipart
 
@@ -141,6 +141,7 @@ class Live:
     external: dict = field(default_factory=dict)  # a metadata-only clip
     audio: dict = field(default_factory=dict)  # an uploaded clip
     gone: dict = field(default_factory=dict)  # an uploaded clip whose file was removed
+    odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
     wav: bytes = b""  # the bytes of ``audio``
     etag: str = ""
     last_modified: str = ""
@@ -182,6 +183,7 @@ def live(tmp_path_factory) -> Live:
     app.gone = app.upload(gone_wav)
     for stored in settings.media_root.rglob(hashlib.sha256(gone_wav).hexdigest() + "*"):
         stored.unlink()
+    app.odd = app.upload(undecodable_wav())
     head = app.client.simulate_head(app.audio["audio_url"], headers=KEY)
     assert head.status_code == 200, head.headers
     app.etag = head.headers["ETag"]
@@ -195,6 +197,12 @@ def broken(tmp_path_factory) -> falcon.testing.TestClient:
     """An app whose database has no tables: every catalogue query fails as if it were down."""
     _, asgi = build_app(tmp_path_factory.mktemp("broken"), migrated=False)
     return falcon.testing.TestClient(asgi)
+
+
+@pytest.fixture(scope="module")
+def busy(live) -> falcon.testing.TestClient:
+    """The live app's catalogue, served by an app that may run no transcode at all."""
+    return falcon.testing.TestClient(create_app(live.settings.replace(transcode_max=0)))
 
 
 @pytest.fixture(scope="module")
@@ -242,9 +250,10 @@ class Case:
     body: str | None = None
     form: str | None = None
     link: str | None = None
-    app: str = "live"  # "live", "broken" (no tables) or "unready" (media not writable)
+    app: str = "live"  # "live", "broken" (no tables), "unready" (media not writable), "busy"
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
+    warm: bool = False  # sent once before, so a rendition it asks for is cached
 
     @property
     def method(self) -> str:
@@ -255,7 +264,7 @@ class Case:
         return self.operation.split()[1]
 
     def request(self, ctx: Live) -> dict:
-        clips = {"audio": ctx.audio, "external": ctx.external, "gone": ctx.gone}
+        clips = {"audio": ctx.audio, "external": ctx.external, "gone": ctx.gone, "odd": ctx.odd}
         if self.clip in clips:
             clip_id = clips[self.clip]["id"]
         elif self.clip == "new":
@@ -266,7 +275,7 @@ class Case:
             clip_id = UNKNOWN_ID if self.clip == "unknown" else self.clip
         query = self.query
         if self.link == "signed":
-            query = split_url(clips[self.clip]["stream_url"])[1]
+            query = "&".join(filter(None, (split_url(clips[self.clip]["stream_url"])[1], query)))
         elif self.link == "expired":
             query = Signer(SIGNING_SECRET, 60).query(clip_id, now=time.time() - 3600)
         elif self.link == "other clip's":
@@ -388,6 +397,37 @@ def subsonic_cases(method: str) -> list[Case]:
     return cases
 
 
+def rendition_cases(method: str) -> list[Case]:
+    """Transcoded streams; each asks for a bitrate of its own, so which are cached is set by
+    ``warm`` alone."""
+    op = f"{method} /play/{{clip_id}}/stream"
+    k = 0 if method == "GET" else 1
+    return [
+        Case(f"{method} rendition being made", op, 200, query=f"format=opus&bitrate={40 + k}"),
+        Case(
+            f"{method} rendition, cached", op, 200, query=f"format=mp3&bitrate={40 + k}", warm=True
+        ),
+        Case(
+            f"{method} rendition by link",
+            op,
+            200,
+            link="signed",
+            query=f"format=mp3&bitrate={80 + k}",
+        ),
+        Case(
+            f"{method} rendition range",
+            op,
+            206,
+            query=f"format=mp3&bitrate={48 + k}",
+            warm=True,
+            headers={"Range": "bytes=10-"},
+        ),
+        Case(f"{method} unknown format", op, 400, query="format=flac"),
+        Case(f"{method} bitrate out of range", op, 400, query="format=opus&bitrate=8"),
+        Case(f"{method} rendition of metadata-only", op, 404, clip="external", query="format=mp3"),
+    ]
+
+
 CASES: list[Case] = [
     Case("list", "GET /play", 200),
     Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
@@ -442,6 +482,22 @@ CASES: list[Case] = [
     Case("stats, database down", "GET /play/{clip_id}/stats", 503, clip="unknown", app="broken"),
     *stream_cases("GET"),
     *stream_cases("HEAD"),
+    *rendition_cases("GET"),
+    *rendition_cases("HEAD"),
+    Case(
+        "GET rendition of undecodable audio",
+        "GET /play/{clip_id}/stream",
+        422,
+        clip="odd",
+        query="format=opus",
+    ),
+    Case(
+        "GET rendition, transcoders busy",
+        "GET /play/{clip_id}/stream",
+        503,
+        query="format=opus&bitrate=56",
+        app="busy",
+    ),
     Case("healthz", "GET /healthz", 200, key=False),
     Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
     Case("readyz", "GET /readyz", 200, key=False),
@@ -497,9 +553,16 @@ def test_every_documented_status_is_produced_by_a_case(document):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_operation_answers_as_documented(case, document, live, broken, unready):
-    client = {"live": live.client, "broken": broken, "unready": unready}[case.app]
-    result = client.simulate_request(case.method.upper(), **case.request(live))
+def test_operation_answers_as_documented(case, document, live, broken, unready, busy):
+    client = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}[case.app]
+    request = case.request(live)
+    if case.warm:
+        warming = {
+            **request,
+            "headers": {k: v for k, v in request["headers"].items() if k != "Range"},
+        }
+        assert client.simulate_get(**warming).status_code == 200
+    result = client.simulate_request(case.method.upper(), **request)
 
     assert result.status_code < 500 or case.status >= 500, result.text
     assert result.status_code == case.status, result.text

@@ -114,6 +114,8 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_PORT": "70000"}, "MOSIC_PORT"),
         ({"MOSIC_METRICS_PORT": "0"}, "MOSIC_METRICS_PORT"),
         ({"MOSIC_SUBSONIC_USER": "  "}, "MOSIC_SUBSONIC_USER"),
+        ({"MOSIC_TRANSCODE_MAX": "0"}, "MOSIC_TRANSCODE_MAX"),
+        ({"MOSIC_TRANSCODE_CACHE_MB": "lots"}, "MOSIC_TRANSCODE_CACHE_MB"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):

@@ -49,6 +49,10 @@ def test_the_api_examples_work_verbatim(tmp_path):
         assert (tmp_path / "part.bin").read_bytes() == (tmp_path / "song.mp3").read_bytes()[
             1000:2000
         ]
+        opus = (tmp_path / "small.opus").read_bytes()
+        assert opus.startswith(b"OggS") and b"OpusHead" in opus[:100]
+        assert (tmp_path / "small-start.opus").read_bytes() == opus[:1000]  # from the cache
+        assert (tmp_path / "small.mp3").read_bytes().startswith(b"ID3")  # then MPEG audio
         # The last example deleted the upload; the metadata-only clip is left.
         listing = server.get("/play").json()
         assert [clip["title"] for clip in listing] == ["Evening"]

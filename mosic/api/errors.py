@@ -10,11 +10,15 @@ import peewee
 
 from mosic.core.catalogue import ClipNotFound
 from mosic.media.storage import StorageUnavailable
+from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
 STORAGE_RETRY_AFTER_S = 5
+# About how long a busy transcoder takes to free a slot: a few minutes of music at the ~30-70x
+# real time PyAV encodes here.
+TRANSCODE_RETRY_AFTER_S = 5
 
 
 def bad_request(description: str) -> falcon.HTTPBadRequest:
@@ -71,8 +75,26 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             retry_after=STORAGE_RETRY_AFTER_S,
         )
 
+    async def transcoder_busy(req, resp, ex, params):
+        raise falcon.HTTPServiceUnavailable(
+            title="Transcoders busy",
+            description=f"{ex.limit} transcodes are running (MOSIC_TRANSCODE_MAX); try again "
+            "shortly, or ask for the original (no 'format')",
+            retry_after=TRANSCODE_RETRY_AFTER_S,
+        )
+
+    async def transcode_failed(req, resp, ex, params):
+        log.warning("cannot transcode %s: %s", req.path, ex)
+        raise falcon.HTTPUnprocessableEntity(
+            title="Cannot transcode",
+            description="the clip's audio could not be decoded for transcoding; "
+            "the original is still available (no 'format')",
+        )
+
     app.add_error_handler(ClipNotFound, clip_not_found)
     app.add_error_handler(StorageUnavailable, storage_unavailable)
+    app.add_error_handler(TranscoderBusy, transcoder_busy)
+    app.add_error_handler(TranscodeFailed, transcode_failed)
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
     app.add_error_handler(peewee.OperationalError, database_error)
     app.add_error_handler(peewee.InterfaceError, database_error)

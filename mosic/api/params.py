@@ -12,6 +12,8 @@ from mosic.api.errors import bad_request
 from mosic.core import catalogue
 from mosic.core.catalogue import ListQuery
 from mosic.core.text import InvalidText, client_text
+from mosic.media import transcode
+from mosic.media.transcode import Rendition
 from mosic.persistence.models import TITLE_MAX
 
 LIMIT_MAX = 500
@@ -36,6 +38,24 @@ def int_param(req, name: str, minimum: int, maximum: int | None = None) -> int |
         bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
         raise bad_request(f"'{name}' must be {bound}, got {value}")
     return value
+
+
+RAW_FORMAT = "raw"
+
+
+def rendition(req) -> Rendition | None:
+    """The stream's ``format`` and ``bitrate``: None for the original file."""
+    name = req.get_param("format")
+    if name in (None, RAW_FORMAT):
+        if req.get_param("bitrate") is not None:
+            raise bad_request(f"'bitrate' needs 'format' {' or '.join(transcode.FORMATS)}")
+        return None
+    fmt = transcode.FORMATS.get(name)
+    if fmt is None:
+        allowed = ", ".join((RAW_FORMAT, *transcode.FORMATS))
+        raise bad_request(f"'format' must be one of {allowed}; got {name!r}")
+    kbps = int_param(req, "bitrate", transcode.BITRATE_MIN_KBPS, transcode.BITRATE_MAX_KBPS)
+    return Rendition(fmt, kbps or fmt.default_kbps)
 
 
 def list_query(req) -> ListQuery:

@@ -1,4 +1,5 @@
-"""``GET``/``HEAD /play/{clip_id}/stream``: the audio itself, with seeking.
+"""``GET``/``HEAD /play/{clip_id}/stream``: the audio itself, with seeking, or transcoded
+(``?format=opus|mp3&bitrate=K``, made by ``mosic.media.transcode``).
 
 ``send_media`` is the one place that turns stored media into an HTTP answer (Range,
 validators, chunked body); which bytes to send is decided by ``mosic.media.ranges``, and
@@ -8,25 +9,30 @@ whether the request is a listen by ``mosic.core.plays``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import falcon
 
+from mosic.api import params
 from mosic.api.middleware import DISCONNECT_EVENT
 from mosic.core.catalogue import Catalogue
 from mosic.core.plays import PlayRecorder, counts_as_play
 from mosic.media import ranges
 from mosic.media.storage import MediaMissing, StoredMedia
+from mosic.media.transcode import Rendition, Transcoder
 from mosic.observability.metrics import Metrics
 from mosic.persistence.models import Clip
 
 # A redirect's target has a size we do not know; any range end is "before the end".
 UNKNOWN_SIZE = sys.maxsize
+# Signed links are per listener; shared caches must not keep them.
+PRIVATE = ["private", "max-age=0", "must-revalidate"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,17 @@ class Validators:
 
 class ClipStream:
     def __init__(
-        self, *, catalogue: Catalogue, plays: PlayRecorder, metrics: Metrics, link_ttl: int
+        self,
+        *,
+        catalogue: Catalogue,
+        plays: PlayRecorder,
+        transcoder: Transcoder,
+        metrics: Metrics,
+        link_ttl: int,
     ) -> None:
         self._catalogue = catalogue
         self._plays = plays
+        self._transcoder = transcoder
         self._metrics = metrics
         self._link_ttl = link_ttl
 
@@ -60,8 +73,9 @@ class ClipStream:
         await self._serve(req, resp, clip_id)
 
     async def _serve(self, req, resp, clip_id: uuid.UUID) -> None:
+        rendition = params.rendition(req)
         clip = await self._catalogue.get(clip_id)
-        if clip.is_external:
+        if rendition is None and clip.is_external:
             await self._redirect(req, resp, clip_id, clip.external_url)
             return
 
@@ -70,6 +84,9 @@ class ClipStream:
                 await self._plays.record(clip_id)
 
         try:
+            if rendition is not None:
+                await self._serve_rendition(req, resp, clip, rendition, count_listen)
+                return
             await serve_stored(
                 req,
                 resp,
@@ -85,6 +102,48 @@ class ClipStream:
                 description="the clip exists but its audio file is gone from the media store",
             ) from None
 
+    async def _serve_rendition(self, req, resp, clip, rendition: Rendition, count_listen) -> None:
+        """A finished rendition is served like a file; otherwise it is made while it is sent
+        (200, no length, no ranges), and kept for the next listener."""
+        if clip.is_external:
+            raise falcon.HTTPNotFound(
+                title="Nothing to transcode",
+                description="a metadata-only clip has no stored audio to transcode",
+            )
+        cached = await self._transcoder.cached(clip.sha256, rendition)
+        content_type = rendition.format.content_type
+        if cached is not None:
+            etag = ranges.etag_for(clip.sha256, rendition.tag)
+            validators = Validators(etag, clip.created_at, content_type)
+            await serve_media(
+                req,
+                resp,
+                cached,
+                validators,
+                metrics=self._metrics,
+                link_lifetime=self._link_lifetime(req),
+                on_sent=count_listen,
+            )
+            return
+        resp.accept_ranges = "none"
+        resp.content_type = content_type
+        resp.cache_control = PRIVATE
+        # Opened first: a source that vanished is a 404, never a counted play.
+        media = await self._catalogue.open_media(clip)
+        if req.method == "HEAD":
+            await media.close()
+            return  # no work is started for a HEAD
+        transcode = await self._transcoder.start(
+            clip.sha256, media, lambda: self._catalogue.open_media(clip), rendition
+        )
+        try:
+            # A progressive answer always starts at byte 0 and runs to the end: a listen.
+            await count_listen(None, media.size)
+        except BaseException:
+            transcode.stop()
+            raise
+        resp.stream = _body(req.scope.get(DISCONNECT_EVENT), transcode.chunks(), self._metrics)
+
     async def _redirect(self, req, resp, clip_id: uuid.UUID, url: str) -> None:
         resp.status = falcon.HTTP_307
         resp.location = url
@@ -98,6 +157,9 @@ class ClipStream:
             await self._plays.record(clip_id)
 
 
+OnSent = Callable[[ranges.ByteRange | None, int], Awaitable[None]]
+
+
 async def serve_stored(
     req,
     resp,
@@ -106,7 +168,7 @@ async def serve_stored(
     catalogue: Catalogue,
     metrics: Metrics,
     link_lifetime: int,
-    on_sent: Callable[[ranges.ByteRange | None, int], Awaitable[None]] | None = None,
+    on_sent: OnSent | None = None,
 ) -> None:
     """Answer with a stored clip's bytes, or a 307 to the store's own URL for them (valid
     ``link_lifetime`` seconds); ``on_sent(byte_range, size)`` is awaited once the answer
@@ -116,6 +178,29 @@ async def serve_stored(
     # play with a broken body.
     media = await catalogue.open_media(clip)
     validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
+    await serve_media(
+        req,
+        resp,
+        media,
+        validators,
+        metrics=metrics,
+        link_lifetime=link_lifetime,
+        on_sent=on_sent,
+    )
+
+
+async def serve_media(
+    req,
+    resp,
+    media: StoredMedia,
+    validators: Validators,
+    *,
+    metrics: Metrics,
+    link_lifetime: int,
+    on_sent: OnSent | None = None,
+) -> None:
+    """As ``serve_stored``, for media already open (a stored clip, or a cached rendition);
+    the answer owns ``media`` and closes it."""
     try:
         url = await media.direct_url(link_lifetime)
         if url is not None:
@@ -140,8 +225,7 @@ def _headers(req, resp, size: int, validators: Validators) -> bool:
     resp.etag = validators.etag
     resp.set_header("Last-Modified", ranges.http_date(validators.last_modified))
     resp.content_type = validators.content_type
-    # Signed links are per listener; shared caches must not keep them.
-    resp.cache_control = ["private", "max-age=0", "must-revalidate"]
+    resp.cache_control = PRIVATE
     if ranges.not_modified(
         req.get_header("If-None-Match"),
         req.get_header("If-Modified-Since"),
@@ -181,7 +265,8 @@ def send_media(
         start, length = byte_range.start, byte_range.length
     resp.content_length = length
     if req.method != "HEAD":
-        resp.stream = _body(req.scope.get(DISCONNECT_EVENT), media, start, length, metrics)
+        chunks = media.chunks(start, length)
+        resp.stream = _body(req.scope.get(DISCONNECT_EVENT), chunks, metrics)
     return byte_range
 
 
@@ -201,16 +286,17 @@ def redirect_media(
     return byte_range
 
 
-async def _body(
-    disconnected: asyncio.Event | None, media: StoredMedia, start: int, length: int, metrics
-):
+async def _body(disconnected: asyncio.Event | None, chunks: AsyncIterator[bytes], metrics: Metrics):
+    """Send ``chunks`` until they end or the listener leaves; closing them stops their
+    source (the file read, or the encoder)."""
     sent = 0
     metrics.stream_started()
     try:
-        async for chunk in media.chunks(start, length):
-            if disconnected is not None and disconnected.is_set():
-                break
-            sent += len(chunk)
-            yield chunk
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if disconnected is not None and disconnected.is_set():
+                    break
+                sent += len(chunk)
+                yield chunk
     finally:
         metrics.stream_finished(sent)

@@ -54,6 +54,7 @@ def _serve(settings: Settings) -> int:
     if code:
         return code
     from mosic.app import sweep_leftovers
+    from mosic.media.renditions import RenditionCache
     from mosic.persistence.secrets import resolve_credentials
 
     credentials = resolve_credentials(settings, announce=announce_api_key)
@@ -63,6 +64,8 @@ def _serve(settings: Settings) -> int:
         log.warning("%s: %s", settings.describe_storage(), exc)
     else:
         log.info("%s (%d leftover partial uploads removed)", settings.describe_storage(), swept)
+    renditions = RenditionCache(settings.transcode_cache_dir, settings.transcode_cache_bytes)
+    asyncio.run(renditions.sweep())  # half-written renditions that crashed transcodes left
     log.info(
         "listening on http://%s:%d with %d worker(s)",
         settings.host,

@@ -63,9 +63,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     return ByteRange(start, end)
 
 
-def etag_for(sha256: str) -> str:
-    # Content-addressed files never change, so the hash is a strong validator.
-    return f'"{sha256[:32]}"'
+def etag_for(sha256: str, variant: str | None = None) -> str:
+    # Content-addressed files never change, so the hash is a strong validator; a rendition
+    # (``variant``: format and bitrate) is encoded bit-exactly, so it never changes either.
+    return f'"{sha256[:32]}-{variant}"' if variant else f'"{sha256[:32]}"'
 
 
 def http_date(moment: dt.datetime) -> str:

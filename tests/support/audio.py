@@ -207,3 +207,13 @@ def wav_bytes(seed: int, frames: int = 4000) -> bytes:
         out.setframerate(8000)
         out.writeframes(bytes([seed % 256, seed // 256 % 256]) * frames)
     return buffer.getvalue()
+
+
+def undecodable_wav(seconds: float = 2.0) -> bytes:
+    """A WAV that mutagen reads (header, length) in a codec FFmpeg has no decoder for."""
+    rate, tag = 8000, 0x1234
+    data = b"\x01\x02" * int(rate * seconds)
+    fmt = struct.pack("<HHIIHH", tag, 1, rate, rate * 2, 2, 16)
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
