@@ -82,7 +82,9 @@ class Services:
             ),
             keys=KeyRing(credentials.api_key),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
-            transcoder=Transcoder(cache=renditions, max_running=settings.transcode_max),
+            transcoder=Transcoder(
+                cache=renditions, max_running=settings.transcode_max, metrics=metrics
+            ),
             metrics=metrics,
             access_log=AccessLog(),
             web_assets=load_assets(),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.audio import make_clip, make_wav_of_size
-from tests.support.measure import RssSampler, rss_kib
+from tests.support.measure import RssSampler, metric, rss_kib
 from tests.support.server import mosic_serve, wait_for
 
 # About 7.5 minutes of 44.1 kHz mono: its 320 kbit/s MP3 (18 MB) is far more than the
@@ -30,7 +30,7 @@ TRANSCODE_GROWTH_MAX_MIB = 16
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("transcode") / "data"
-    with mosic_serve(data, MOSIC_TRANSCODE_MAX="1") as running:
+    with mosic_serve(data, MOSIC_TRANSCODE_MAX="1", metrics_port=True) as running:
         yield running
 
 
@@ -48,6 +48,16 @@ def short_clip(server, tmp_path_factory) -> str:
 
 def part_files(server) -> list[Path]:
     return sorted((server.data_dir / "transcodes").glob("*.part"))
+
+
+def active_transcodes(server) -> float:
+    return metric(server.metrics(), "mosic_active_transcodes")
+
+
+def transcodes(server, outcome: str) -> float:
+    prefix = f'mosic_transcodes_total{{outcome="{outcome}"}} '
+    [line] = [line for line in server.metrics().splitlines() if line.startswith(prefix)]
+    return float(line.removeprefix(prefix))
 
 
 def slow_listener(server, clip_id: str, query: str) -> tuple[socket.socket, bytes]:
@@ -89,15 +99,21 @@ def test_a_slow_listener_holds_the_only_slot_and_a_hang_up_frees_it(server, long
     )
     assert head_only.status_code == 200
     assert part.exists(), "the held transcode finished or died: the test proves nothing"
+    assert active_transcodes(server) == 1
+    assert transcodes(server, "busy") == 1
 
     sock.close()
     wait_for("the encoder to stop and drop its part file", lambda: not part.exists(), WAIT_S)
     assert not [p for p in (server.data_dir / "transcodes").iterdir() if p.suffix == ".mp3"]
+    assert active_transcodes(server) == 0
+    assert transcodes(server, "abandoned") == 1
+    assert transcodes(server, "completed") == 0
 
     freed = server.get(f"/play/{short_clip}/stream", params={"format": "opus"})
     assert freed.status_code == 200, freed.text
     assert freed.content.startswith(b"OggS")
     assert part_files(server) == []
+    assert transcodes(server, "completed") == 1
 
 
 def test_a_listener_who_reads_to_the_end_leaves_a_cached_rendition(server, short_clip):

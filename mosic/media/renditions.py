@@ -50,7 +50,10 @@ class PendingRendition:
             # Swept by another replica's start-up while the listener paused: not kept.
             log.warning("rendition %s lost its part file; not cached", self._name)
             return
-        self._cache.evict()
+        try:
+            self._cache.evict()
+        except OSError as exc:  # the rendition is complete and sent; only trimming failed
+            log.warning("trimming the rendition cache failed: %s", exc)
 
     def discard(self) -> None:
         self._fh.close()

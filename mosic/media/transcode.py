@@ -30,6 +30,7 @@ import av
 
 from mosic.media.renditions import PendingRendition, RenditionCache
 from mosic.media.storage import StoredMedia
+from mosic.observability.metrics import Metrics, TranscodeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -273,23 +274,28 @@ class Transcode:
     def _emit(self, item) -> None:
         _wait(asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop), self._stopped)
 
-    def run(self, finished: Callable[[], None]) -> None:
-        """The thread's work. ``finished`` (freeing the slot) and the clean-up come before the
+    def run(self, finished: Callable[[TranscodeOutcome], None]) -> None:
+        """The thread's work. The clean-up and ``finished`` (freeing the slot) come before the
         listener hears the end, so whoever sees a stream end sees the slot free and the
-        rendition cached, or nothing left behind."""
+        rendition cached or nothing left behind; an abandoned part file goes last of all, so
+        once it is gone the slot is free."""
         last: object = _END
+        outcome = TranscodeOutcome.FAILED
         try:
             self._encode_and_keep()
+            outcome = TranscodeOutcome.COMPLETED
         except Stopped:
-            last = None
+            last, outcome = None, TranscodeOutcome.ABANDONED
         except TranscodeFailed as exc:
             last = exc
         except Exception as exc:
             log.exception("transcode to %s failed", self._rendition.tag)
             last = TranscodeFailed(str(exc))
         finally:
-            self._cleanup()
-            finished()
+            self._close_reader()
+            finished(outcome)
+            if self._pending is not None:
+                self._pending.discard()
         if last is not None and not self._stopped.is_set():
             with contextlib.suppress(Stopped):
                 self._emit(last)
@@ -305,15 +311,13 @@ class Transcode:
             self._pending.commit()
             self._pending = None
 
-    def _cleanup(self) -> None:
+    def _close_reader(self) -> None:
         try:
             self._reader.close()
         except Stopped:
             pass
         except Exception:
             log.exception("closing the transcode's source failed")
-        if self._pending is not None:
-            self._pending.discard()
 
     # -- on the event loop -------------------------------------------------------------------
     async def begin(self) -> None:
@@ -345,10 +349,11 @@ class Transcode:
 class Transcoder:
     """Starts transcodes, at most ``max_running`` at once, and keeps what they finish."""
 
-    def __init__(self, *, cache: RenditionCache, max_running: int) -> None:
+    def __init__(self, *, cache: RenditionCache, max_running: int, metrics: Metrics) -> None:
         self._cache = cache
         self._max = max_running
         self._slots = threading.BoundedSemaphore(max_running) if max_running else None
+        self._metrics = metrics
 
     async def cached(self, source_sha256: str, rendition: Rendition) -> StoredMedia | None:
         return await self._cache.open(rendition.file_name(source_sha256))
@@ -364,7 +369,9 @@ class Transcoder:
         Raises ``TranscoderBusy`` or ``TranscodeFailed``."""
         if self._slots is None or not self._slots.acquire(blocking=False):
             await media.close()
+            self._metrics.transcode_refused()
             raise TranscoderBusy(self._max)
+        self._metrics.transcode_started()
         loop = asyncio.get_running_loop()
         stopped = threading.Event()
         reader = MediaReader(media, reopen, loop, stopped)
@@ -372,7 +379,7 @@ class Transcoder:
         transcode = Transcode(reader, rendition, lambda: self._cache.begin(name), loop, stopped)
         threading.Thread(
             target=transcode.run,
-            args=(self._slots.release,),
+            args=(self._finished,),
             name=f"transcode-{rendition.tag}",
             daemon=True,
         ).start()
@@ -382,3 +389,7 @@ class Transcoder:
             transcode.stop()
             raise
         return transcode
+
+    def _finished(self, outcome: TranscodeOutcome) -> None:
+        self._slots.release()
+        self._metrics.transcode_finished(outcome)

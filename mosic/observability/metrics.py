@@ -37,6 +37,13 @@ class UploadOutcome(StrEnum):
     FAILED = "failed"
 
 
+class TranscodeOutcome(StrEnum):
+    COMPLETED = "completed"  # encoded to the end (and cached)
+    ABANDONED = "abandoned"  # the listener left; the encoder stopped
+    FAILED = "failed"  # the source could not be decoded
+    BUSY = "busy"  # refused: MOSIC_TRANSCODE_MAX were running
+
+
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
@@ -95,12 +102,26 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self._add_transcode_metrics(r)
         for kind in DATABASE_ERROR_KINDS:
             self.db_errors.labels(kind)
         for outcome in UploadOutcome:
             # Pre-create so dashboards see zeroes rather than "no data".
             self.uploads.labels(outcome)
             self.upload_bytes.labels(outcome)
+
+    def _add_transcode_metrics(self, r: CollectorRegistry) -> None:
+        self.transcodes = Counter(
+            "mosic_transcodes", "Transcodes by outcome.", ["outcome"], registry=r
+        )
+        self.active_transcodes = Gauge(
+            "mosic_active_transcodes",
+            "Transcodes encoding now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        for outcome in TranscodeOutcome:
+            self.transcodes.labels(outcome)
 
     # -- recording ---------------------------------------------------------------------------
     def request(self, method: str, route: str, status: str, seconds: float) -> None:
@@ -120,6 +141,17 @@ class Metrics:
     def upload(self, outcome: UploadOutcome, size: int) -> None:
         self.uploads.labels(outcome).inc()
         self.upload_bytes.labels(outcome).inc(size)
+
+    def transcode_started(self) -> None:
+        self.active_transcodes.inc()
+
+    def transcode_finished(self, outcome: TranscodeOutcome) -> None:
+        """Called from the encoder thread (prometheus-client is thread-safe)."""
+        self.active_transcodes.dec()
+        self.transcodes.labels(outcome).inc()
+
+    def transcode_refused(self) -> None:
+        self.transcodes.labels(TranscodeOutcome.BUSY).inc()
 
     def database_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()
