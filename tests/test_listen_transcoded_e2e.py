@@ -6,16 +6,24 @@ slot."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.support.audio import make_clip, make_wav_of_size
 from tests.support.measure import RssSampler, metric, rss_kib
 from tests.support.server import mosic_serve, wait_for
+from tests.test_e2e import db_settings
 
+FFPROBE = shutil.which("ffprobe")
+assert FFPROBE, "install Debian's ffmpeg package (ffprobe)"
+FFPROBE = shutil.which("ffprobe")
+assert FFPROBE, "install Debian's ffmpeg package (ffprobe)"
 # About 7.5 minutes of 44.1 kHz mono: its 320 kbit/s MP3 (18 MB) is far more than the
 # loopback socket buffers and the server's queue hold, so a listener who stops reading stops
 # the encoder long before it could finish.
@@ -150,3 +158,34 @@ def test_memory_stays_flat_transcoding_a_long_source_to_the_end(server, long_cli
     assert received > 32_000 / 8 * 7 * 60
     growth_mib = rss.peak_mib()[0] - baseline / 1024
     assert growth_mib < TRANSCODE_GROWTH_MAX_MIB, f"server memory grew by {growth_mib:.0f} MiB"
+
+
+@pytest.fixture(params=BACKENDS)
+def workers(request, tmp_path):
+    """Two gunicorn workers, as in the container, sharing one rendition cache."""
+    with mosic_serve(tmp_path / "data", "--workers", "2", **db_settings(request)) as running:
+        yield running
+
+
+def test_two_workers_share_renditions_and_count_plays_by_the_rule(workers, tmp_path):
+    clip = workers.upload(make_clip(tmp_path / "song.m4a", "m4a", seconds=10.0), "audio/mp4")
+    url = f"/play/{clip['id']}/stream"
+    first = workers.get(url, params={"format": "opus", "bitrate": "64"})
+    assert first.status_code == 200 and "content-length" not in first.headers
+    saved = tmp_path / "first.opus"
+    saved.write_bytes(first.content)
+    probed = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", saved],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert probed == "opus"
+    # A new connection each time, so both workers answer some: all from the one cache.
+    for _ in range(4):
+        again = workers.get(url, params={"format": "opus", "bitrate": "64"})
+        assert again.headers["content-length"] == str(len(first.content))
+        assert again.content == first.content
+    seek = workers.get(
+        url, params={"format": "opus", "bitrate": "64"}, headers={"Range": "bytes=500-"}
+    )
+    assert seek.status_code == 206 and seek.content == first.content[500:]
+    assert workers.get(f"/play/{clip['id']}/stats").json()["play_count"] == 5  # not the seek
