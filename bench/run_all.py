@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: python bench/run_all.py
 from bench.common import REPO_ROOT, Row, format_table  # noqa: E402
 from tests.support.server import stop  # noqa: E402
 
-BENCHMARKS = ("plays", "upload", "stream_memory")
+BENCHMARKS = ("plays", "upload", "stream_memory", "transcode")
 # Each is meant to finish in about two minutes; this only stops a hung one.
 TIMEOUT_S = 300
 
