@@ -17,7 +17,7 @@ import pytest
 
 from mosic.app import create_app
 from mosic.media.renditions import STALE_PART_S, RenditionCache
-from tests.conftest import Api
+from tests.conftest import Api, media_dir
 from tests.support.asgi import StaysConnected
 from tests.support.audio import CONTENT_TYPES, FORMATS, undecodable_wav
 
@@ -205,11 +205,12 @@ async def test_audio_ffmpeg_cannot_decode_is_422_and_leaves_nothing(api):
 
 
 @pytest.fixture
-async def small_cache_api(settings):
+async def small_cache_api(settings, request):
     """The app with a 1 MiB rendition cache."""
     settings = settings.replace(transcode_cache_mb=1)
     async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
-        yield Api(conductor, settings)
+        s3 = request.getfixturevalue("s3_server") if settings.uses_s3 else None
+        yield Api(conductor, settings, media_dir(settings, request), s3)
 
 
 async def test_the_cache_keeps_under_its_limit_evicting_the_least_recently_used(

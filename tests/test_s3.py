@@ -91,6 +91,22 @@ async def test_redirects_count_by_the_play_rule(redirecting, song):
     assert await plays(redirecting, song) == 2
 
 
+async def test_renditions_are_made_and_served_by_mosic_even_in_redirect_mode(redirecting, song):
+    # The encoder reads the object through the store (there is no file to redirect to), and
+    # the finished rendition lives in Mosic's local cache, so it is sent, never redirected.
+    url = song["audio_url"]
+    first = await redirecting.get(url, query_string="format=opus&bitrate=48")
+    assert first.status_code == 200, first.text
+    assert first.headers["Content-Type"] == "audio/ogg" and "Content-Length" not in first.headers
+    assert first.content.startswith(b"OggS")
+    cached = await redirecting.get(
+        url, query_string="format=opus&bitrate=48", headers={"Range": "bytes=100-"}
+    )
+    assert cached.status_code == 206 and cached.content == first.content[100:]
+    assert (await redirecting.get(url)).status_code == 307  # the original still redirects
+    assert await plays(redirecting, song) == 2  # the transcode and the plain GET, not the seek
+
+
 async def test_head_and_304_are_answered_by_mosic_and_never_counted(redirecting, song):
     head = await redirecting.head(song["audio_url"])
     assert head.status_code == 200
