@@ -54,6 +54,7 @@ from bench.references import ceiling, nginx, supysonic, supysonic_available
 from bench.run_all import machine
 from bench.upload import reference_write
 from tests.support.measure import RssSampler
+from tests.support.nginx import OFFLOAD_PREFIX, nginx_in_front
 from tests.support.server import Mosic
 
 PROFILES = REPO_ROOT / "bench" / "profiles"
@@ -302,6 +303,7 @@ def run(plan: Plan, root: Path, profile: bool, native: bool = False) -> tuple[li
         runner.load("nginx_stream", ref.base, [f"/files/{five.name}"], STREAM_CONNECTIONS)
         stream_path = f"/play/{big_clip['id']}/stream"
         runner.load("mosic_stream", server.base, [stream_path], STREAM_CONNECTIONS, key)
+        offload_stream(runner, server, url, root, env, stream_path)
 
         # Requests: the raw ASGI ceiling against Mosic's reads.
         cap = stack.enter_context(ceiling(root))
@@ -414,6 +416,14 @@ def run(plan: Plan, root: Path, profile: bool, native: bool = False) -> tuple[li
         "bytes",
         "stream 5 MiB mp3, 16 conns",
         "mosic_stream",
+        "nginx_stream",
+        "nginx sendfile",
+        "MiB/s",
+    )
+    row(
+        "bytes",
+        "stream 5 MiB via nginx offload (X-Accel-Redirect), 16 conns",
+        "offload_stream",
         "nginx_stream",
         "nginx sendfile",
         "MiB/s",
@@ -535,6 +545,25 @@ def _fresh_clip(root: Path, tag: str) -> Path:
         title=f"plays {tag}",
         artist=str(time.time_ns()),
     )
+
+
+def offload_stream(
+    runner: Runner, server: Mosic, url: str, root: Path, env: dict, path: str
+) -> None:
+    """The same stream through nginx (deploy/nginx/mosic.conf) in front of a second Mosic on
+    the same database and media with MOSIC_ACCEL_REDIRECT: both share the server CPU."""
+    accel = {**env, "MOSIC_MEDIA_ROOT": str(server.data_dir / "media")}
+    accel["MOSIC_ACCEL_REDIRECT"] = OFFLOAD_PREFIX
+    with contextlib.ExitStack() as stack:
+        behind = stack.enter_context(
+            mosic_server(root / "mosic-accel", database_url=url, env=accel)
+        )
+        pin_server(behind.pid)
+        front, pid = stack.enter_context(
+            nginx_in_front(behind.base, server.data_dir / "media", root / "nginx-front")
+        )
+        pin_server(pid)
+        runner.load("offload_stream", front, [path], STREAM_CONNECTIONS, server.headers)
 
 
 def plays(server: Mosic, clip: dict, n: int) -> dict:

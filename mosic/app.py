@@ -171,6 +171,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
                 transcoder=s.transcoder,
                 metrics=s.metrics,
                 link_ttl=s.settings.signed_url_ttl,
+                accel_redirect=s.settings.accel_redirect,
             ),
             key_or_link,
         ),

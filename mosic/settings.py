@@ -95,10 +95,15 @@ class Settings:
     # Transcodes running at once in each process; None means one per CPU.
     transcode_max: int | None = None
     transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
+    # With nginx in front: the internal location's prefix, e.g. "/internal-media/".
+    accel_redirect: str | None = None
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
             raise SettingsError(f"{PREFIX}S3_BUCKET is required when {PREFIX}STORAGE=s3")
+        if self.accel_redirect and self.storage != "local":
+            # nginx sends files from its own disk: the local media root.
+            raise SettingsError(f"{PREFIX}ACCEL_REDIRECT needs {PREFIX}STORAGE=local")
         # Paths are resolved once so a later chdir (gunicorn does one) cannot move the data.
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
@@ -244,6 +249,14 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _accel_prefix(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not (value.startswith("/") and value.endswith("/")):
+        raise SettingsError(f"{PREFIX}ACCEL_REDIRECT must start and end with '/', got {value!r}")
+    return value
+
+
 def _read(env: Env) -> Settings:
     url = _secret(
         "DATABASE_URL_OVERRIDE",
@@ -302,6 +315,7 @@ def _read(env: Env) -> Settings:
         transcode_cache_mb=_positive(
             "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
         ),
+        accel_redirect=_accel_prefix(env.str("ACCEL_REDIRECT", None)),
     )
 
 

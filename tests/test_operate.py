@@ -116,6 +116,7 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_SUBSONIC_USER": "  "}, "MOSIC_SUBSONIC_USER"),
         ({"MOSIC_TRANSCODE_MAX": "0"}, "MOSIC_TRANSCODE_MAX"),
         ({"MOSIC_TRANSCODE_CACHE_MB": "lots"}, "MOSIC_TRANSCODE_CACHE_MB"),
+        ({"MOSIC_ACCEL_REDIRECT": "internal-media"}, "MOSIC_ACCEL_REDIRECT"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):

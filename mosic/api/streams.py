@@ -33,6 +33,9 @@ from mosic.persistence.models import Clip
 UNKNOWN_SIZE = sys.maxsize
 # Signed links are per listener; shared caches must not keep them.
 PRIVATE = ["private", "max-age=0", "must-revalidate"]
+# Conditions nginx would judge by the file's own mtime (Mosic ignores them), and If-Range,
+# which Mosic may judge differently from nginx: such requests are served by Mosic itself.
+NOT_OFFLOADED_IF = ("If-Range", "If-Match", "If-Unmodified-Since")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Validators:
     etag: str
     last_modified: dt.datetime
     content_type: str
+    # "/internal-media/<file name>" when nginx may send the bytes (X-Accel-Redirect).
+    offload_uri: str | None = None
 
 
 class ClipStream:
@@ -51,12 +56,14 @@ class ClipStream:
         transcoder: Transcoder,
         metrics: Metrics,
         link_ttl: int,
+        accel_redirect: str | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._plays = plays
         self._transcoder = transcoder
         self._metrics = metrics
         self._link_ttl = link_ttl
+        self._accel = accel_redirect
 
     def _link_lifetime(self, req) -> int:
         """How long a presigned URL may live: as long as the signed link that asked for it
@@ -95,6 +102,7 @@ class ClipStream:
                 metrics=self._metrics,
                 link_lifetime=self._link_lifetime(req),
                 on_sent=count_listen,
+                offload_prefix=self._accel,
             )
         except MediaMissing:
             raise falcon.HTTPNotFound(
@@ -169,15 +177,19 @@ async def serve_stored(
     metrics: Metrics,
     link_lifetime: int,
     on_sent: OnSent | None = None,
+    offload_prefix: str | None = None,
 ) -> None:
     """Answer with a stored clip's bytes, or a 307 to the store's own URL for them (valid
     ``link_lifetime`` seconds); ``on_sent(byte_range, size)`` is awaited once the answer
     sends or redirects to bytes (for the play rule). Raises ``MediaMissing`` when the file is
-    gone."""
+    gone. With ``offload_prefix`` (MOSIC_ACCEL_REDIRECT), nginx may be asked to send them."""
     # Opened before anything is decided or counted: a file that vanished is never a counted
     # play with a broken body.
     media = await catalogue.open_media(clip)
-    validators = Validators(ranges.etag_for(clip.sha256), clip.created_at, clip.content_type)
+    offload = offload_prefix + clip.file_name if offload_prefix else None
+    validators = Validators(
+        ranges.etag_for(clip.sha256), clip.created_at, clip.content_type, offload
+    )
     await serve_media(
         req,
         resp,
@@ -264,10 +276,48 @@ def send_media(
         resp.content_range = (byte_range.start, byte_range.end, size)
         start, length = byte_range.start, byte_range.length
     resp.content_length = length
-    if req.method != "HEAD":
+    if req.method == "HEAD":
+        return byte_range
+    if validators.offload_uri and _nginx_agrees(req, byte_range):
+        _offload(resp, validators.offload_uri, byte_range)
+        resp.stream = _closing(media)
+    else:
         chunks = media.chunks(start, length)
         resp.stream = _body(req.scope.get(DISCONNECT_EVENT), chunks, metrics)
     return byte_range
+
+
+def _nginx_agrees(req, byte_range: ranges.ByteRange | None) -> bool:
+    """Whether nginx, given the same request, sends exactly the bytes Mosic decided on: no
+    Range, or one well-formed range, and no condition nginx would judge by itself."""
+    if any(req.get_header(name) for name in NOT_OFFLOADED_IF):
+        return False
+    asked = req.get_header("Range")
+    if asked is None:
+        return True
+    # A header Mosic ignores, or several ranges (Mosic sends the first), nginx would not.
+    return byte_range is not None and asked.startswith("bytes=") and "," not in asked
+
+
+def _offload(resp, uri: str, byte_range: ranges.ByteRange | None) -> None:
+    """Let nginx send the file: it keeps our Content-Type and Cache-Control, takes ETag and
+    Last-Modified from us (deploy/nginx/mosic.conf), and applies the Range itself; it adds
+    Accept-Ranges of its own to a 200 (not to a 206), where ours would be a duplicate."""
+    resp.status = falcon.HTTP_200
+    if byte_range is None:
+        resp.accept_ranges = None
+    resp.content_range = None
+    resp.content_length = 0
+    resp.set_header("X-Accel-Redirect", uri)
+
+
+async def _closing(media: StoredMedia):
+    """The empty body of an offloaded answer; it closes ``media`` as ``_body`` would."""
+    try:
+        return
+        yield
+    finally:
+        await media.close()
 
 
 def redirect_media(

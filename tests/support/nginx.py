@@ -1,0 +1,66 @@
+"""A real nginx in front of a real ``mosic serve``, configured with the shipped
+deploy/nginx/mosic.conf (the tests of the offload and the benchmark both use it)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import free_port, running, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "deploy/nginx/mosic.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+OFFLOAD_PREFIX = "/internal-media/"
+
+WRAPPER = """
+daemon off;
+worker_processes 1;
+user root;  # the test's files are readable by their owner only (ignored unless root)
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {site};
+}}
+"""
+
+
+def site_config(mosic_port: int, port: int, media: Path) -> str:
+    """The shipped file with its three marked values filled in."""
+    text = SHIPPED.read_text()
+    for shipped, ours in (
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{mosic_port};"),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("alias /var/lib/mosic/media/", f"alias {media}/"),
+    ):
+        assert shipped in text, f"deploy/nginx/mosic.conf no longer has {shipped!r}"
+        text = text.replace(shipped, ours)
+    return text
+
+
+@contextlib.contextmanager
+def nginx_in_front(mosic_base: str, media: Path, root: Path) -> Iterator[tuple[str, int]]:
+    """nginx proxying to ``mosic_base``; yields (its base URL, its master's pid)."""
+    assert Path(NGINX).exists(), "install Debian's nginx-light package"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    site = root / "mosic.conf"
+    site.write_text(site_config(int(mosic_base.rsplit(":", 1)[1]), port, media))
+    conf = root / "nginx.conf"
+    conf.write_text(WRAPPER.format(root=root, site=site))
+    with running([NGINX, "-p", str(root), "-c", str(conf)], log=root / "nginx.log") as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("nginx", lambda: httpx.get(base + "/healthz", timeout=2).is_success, 20)
+        yield base, proc.pid
