@@ -10,7 +10,9 @@ from mosic.persistence.models import Clip
 
 
 def iso(moment) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ") for every year from 1000 on (the
+    # times are naive UTC), at under half the cost: 500 a list page.
+    return moment.isoformat(timespec="microseconds") + "Z" if moment else None
 
 
 def clip_json(clip: Clip, signer: Signer) -> dict:
