@@ -122,9 +122,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
     app = DisconnectAwareApp(middleware=_middleware(services, guards))
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
-    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
-        dumps=_dump_json
-    )
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=_dump_json)
     _add_routes(app, services, guards)
     register_error_handlers(app, services.metrics)
     return app

@@ -8,6 +8,7 @@ worker's files.
 
 from __future__ import annotations
 
+import functools
 import os
 from enum import StrEnum
 
@@ -123,10 +124,25 @@ class Metrics:
         for outcome in TranscodeOutcome:
             self.transcodes.labels(outcome)
 
+    # Label children kept: labels() takes a lock and builds a key on every call.
+    @functools.cached_property
+    def _request_children(self) -> dict[tuple[str, str, str], tuple]:
+        # By (method, route, status); bounded: methods are folded, routes are templates.
+        return {}
+
+    @functools.cached_property
+    def _pool_gauges(self) -> tuple:
+        return self.db_pool.labels("in_use"), self.db_pool.labels("capacity")
+
     # -- recording ---------------------------------------------------------------------------
     def request(self, method: str, route: str, status: str, seconds: float) -> None:
-        self.request_latency.labels(method, route, status).observe(seconds)
-        self.requests.labels(method, route, status).inc()
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.request_latency.labels(*key), self.requests.labels(*key))
+            self._request_children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def play(self) -> None:
         self.plays.inc()
@@ -163,8 +179,9 @@ class Metrics:
         self.clips.set(clips)
 
     def set_pool(self, in_use: int, capacity: int) -> None:
-        self.db_pool.labels("in_use").set(in_use)
-        self.db_pool.labels("capacity").set(capacity)
+        in_use_gauge, capacity_gauge = self._pool_gauges
+        in_use_gauge.set(in_use)
+        capacity_gauge.set(capacity)
 
     # -- exposition --------------------------------------------------------------------------
     def exposition(self) -> tuple[bytes, str]:
