@@ -24,6 +24,7 @@ from mosic.core.text import (
     title_from_filename,
 )
 from mosic.media.storage import Incoming, MediaStore, StoredMedia
+from mosic.persistence.compiled import CompiledQuery
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ SORT_FIELDS = {
     "duration": Clip.duration,
 }
 DEFAULT_SORT = "-created_at"
+# What the hot queries are compiled with (mosic.persistence.compiled); never stored.
+_SOME_ID = uuid.UUID(int=0)
+_SOME_TIME = dt.datetime(2000, 1, 1)
 
 
 class ClipNotFound(Exception):
@@ -122,6 +126,16 @@ class Catalogue:
     def __init__(self, *, db, store: MediaStore) -> None:
         self._db = db
         self._store = store
+        some_id = (Clip.id, _SOME_ID)
+        self._by_id = CompiledQuery(db, Clip.select().where(Clip.id == _SOME_ID), clip_id=some_id)
+        self._play = CompiledQuery(
+            db,
+            Clip.update(play_count=Clip.play_count + 1, last_played_at=_SOME_TIME)
+            .where(Clip.id == _SOME_ID)
+            .returning(Clip.play_count),
+            clip_id=some_id,
+            now=(Clip.last_played_at, _SOME_TIME),
+        )
 
     async def ping(self) -> None:
         """Raise unless the database answers (readiness)."""
@@ -136,10 +150,10 @@ class Catalogue:
         return rows[0] if rows else None
 
     async def get(self, clip_id: uuid.UUID) -> Clip:
-        clip = await self._one(Clip.select().where(Clip.id == clip_id))
-        if clip is None:
+        rows = await self._by_id.run(clip_id=clip_id)
+        if not rows:
             raise ClipNotFound(clip_id)
-        return clip
+        return rows[0]
 
     async def open_media(self, clip: Clip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
@@ -276,12 +290,7 @@ class Catalogue:
         Returns the new count, or None when the clip is gone. Count through
         ``mosic.core.plays.PlayRecorder``, which also keeps the metric.
         """
-        rows = await self._db.aio_execute(
-            Clip.update(play_count=Clip.play_count + 1, last_played_at=utcnow())
-            .where(Clip.id == clip_id)
-            .returning(Clip.play_count)
-        )
-        rows = list(rows)
+        rows = await self._play.run(clip_id=clip_id, now=utcnow())
         return rows[0].play_count if rows else None
 
 
