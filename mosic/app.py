@@ -68,7 +68,7 @@ class Services:
         credentials = credentials or resolve_credentials(settings)
         db = make_database(settings)
         store = make_store(settings)
-        catalogue = Catalogue(db=db, store=store)
+        catalogue = make_catalogue(db, store)
         metrics = Metrics()
         renditions = RenditionCache(settings.transcode_cache_dir, settings.transcode_cache_bytes)
         renditions.prepare()
@@ -113,6 +113,11 @@ async def sweep_leftovers(settings: Settings) -> int:
         return await store.sweep()
     finally:
         await store.close()
+
+
+def make_catalogue(db, store: MediaStore) -> Catalogue:
+    """The catalogue over ``db`` and ``store`` (the app and the command line share it)."""
+    return Catalogue(db=db, store=store)
 
 
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from mosic.api.shapes import TAG_FIELDS
+
 
 async def _add_many(api, titles):
     ids = []
@@ -72,7 +74,9 @@ async def test_metadata_only_clip_round_trip(api):
         "stream_url",
         "play_count",
         "created_at",
+        *TAG_FIELDS,
     }
+    assert all(clip[name] is None for name in TAG_FIELDS)
 
 
 async def test_list_pages_by_cursor_without_overlap_or_gap(api):

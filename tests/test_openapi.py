@@ -29,7 +29,7 @@ from openapi_spec_validator import validate
 from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
-from mosic.core import catalogue, plays, text
+from mosic.core import audio, catalogue, plays, text
 from mosic.core.signing import Signer
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
@@ -434,6 +434,8 @@ CASES: list[Case] = [
     Case("list, limit 0", "GET /play", 400, query="limit=0"),
     Case("list, offset and cursor", "GET /play", 400, query="offset=1&cursor=abc"),
     Case("list, unknown sort", "GET /play", 400, query="sort=size"),
+    Case("list by tags", "GET /play", 200, query="genre=jazz&artist=a&album=b&year=2021"),
+    Case("list, year not a number", "GET /play", 400, query="year=MMXXI"),
     Case("list, foreign cursor", "GET /play", 400, query="cursor=not-ours"),
     Case("list, no key", "GET /play", 401, key=False),
     Case("list, database down", "GET /play", 503, app="broken"),
@@ -633,6 +635,10 @@ def test_documented_limits_are_the_codes_constants(document):
     assert set(components["schemas"]["ClipChanges"]["properties"]) == params.PATCH_FIELDS
     stream = document["paths"]["/play/{clip_id}/stream"]["get"]["description"]
     assert f"byte {plays.PROBE_END_BEFORE}" in stream  # the probe rule's threshold
+    year = components["parameters"]["Year"]["schema"]
+    assert (year["minimum"], year["maximum"]) == (1, audio.NUMBER_MAX)
+    for name in catalogue.TEXT_FILTERS:
+        assert components["parameters"][name.capitalize()]["schema"]["maxLength"] == TAG_MAX
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 import falcon
 
 from mosic.api.errors import bad_request
-from mosic.core import catalogue
+from mosic.core import audio, catalogue
 from mosic.core.catalogue import ListQuery
 from mosic.core.text import InvalidText, client_text
 from mosic.media import transcode
 from mosic.media.transcode import Rendition
-from mosic.persistence.models import TITLE_MAX
+from mosic.persistence.models import TAG_MAX, TITLE_MAX
 
 LIMIT_MAX = 500
 DEFAULT_LIMIT = 100
@@ -68,14 +68,24 @@ def list_query(req) -> ListQuery:
     if sort.lstrip("-") not in catalogue.SORT_FIELDS or sort.count("-") > 1:
         allowed = ", ".join(f"{f}, -{f}" for f in catalogue.SORT_FIELDS)
         raise bad_request(f"'sort' must be one of {allowed}; got {sort!r}")
-    q = req.get_param("q")
-    if q is not None and len(q) > QUERY_MAX:
-        raise bad_request("'q' is too long")
-    if q is not None and "\x00" in q:
-        raise bad_request("'q' must not contain NUL characters")
     return ListQuery(
-        limit=limit or DEFAULT_LIMIT, offset=offset, cursor=cursor, q=q or None, sort=sort
+        limit=limit or DEFAULT_LIMIT,
+        offset=offset,
+        cursor=cursor,
+        q=search_param(req, "q", QUERY_MAX),
+        sort=sort,
+        **{name: search_param(req, name, TAG_MAX) for name in catalogue.TEXT_FILTERS},
+        year=int_param(req, "year", 1, audio.NUMBER_MAX),
     )
+
+
+def search_param(req, name: str, limit: int) -> str | None:
+    value = req.get_param(name)
+    if value is not None and len(value) > limit:
+        raise bad_request(f"'{name}' must be at most {limit} characters")
+    if value is not None and "\x00" in value:
+        raise bad_request(f"'{name}' must not contain NUL characters")
+    return value or None
 
 
 async def json_object(req, allowed: set[str]) -> dict:

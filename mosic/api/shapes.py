@@ -8,6 +8,18 @@ from mosic.core.catalogue import ListQuery, Page
 from mosic.core.signing import Signer
 from mosic.persistence.models import Clip
 
+# Read from the file at upload (null when it has none).
+TAG_FIELDS = (
+    "track",
+    "disc",
+    "year",
+    "genre",
+    "album_artist",
+    "bitrate",
+    "sample_rate",
+    "channels",
+)
+
 
 def iso(moment) -> str | None:
     # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ") for every year from 1000 on (the
@@ -30,6 +42,7 @@ def clip_json(clip: Clip, signer: Signer) -> dict:
         "stream_url": f"{stream_path}?{signer.query(str(clip.id))}",
         "play_count": clip.play_count,
         "created_at": iso(clip.created_at),
+        **{name: getattr(clip, name) for name in TAG_FIELDS},
     }
 
 
@@ -44,8 +57,9 @@ def stats_json(clip: Clip, signer: Signer) -> dict:
 
 def next_link(path: str, query: ListQuery, page: Page) -> str | None:
     params = {"limit": query.limit, "sort": query.sort}
-    if query.q:
-        params["q"] = query.q
+    for name in ("q", "genre", "artist", "album", "year"):
+        if getattr(query, name) is not None:
+            params[name] = getattr(query, name)
     if page.next_offset is not None:
         params["offset"] = page.next_offset
     elif page.next_cursor is not None:

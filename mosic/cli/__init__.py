@@ -92,4 +92,6 @@ def migrate(settings: Settings) -> int:
     finally:
         db.close()
     log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
-    return 0
+    from mosic.cli.library import read_pending
+
+    return read_pending(settings)

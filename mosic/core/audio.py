@@ -7,9 +7,11 @@ file called ``song.mp3`` is still a text file). Blocking: storage runs it in a t
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import av
 import mutagen
 from mutagen.aac import AAC
 from mutagen.aiff import AIFF
@@ -36,9 +38,46 @@ FORMATS: dict[type, tuple[str, str]] = {
 }
 _OPTIONS = list(FORMATS)
 
-# Tag keys per tagging scheme: ID3 frames, Vorbis comments, MP4 atoms.
-_ID3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB"}
-_MP4 = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "comment": "\xa9cmt"}
+# Tag keys per tagging scheme: ID3 frames, Vorbis comments, MP4 atoms. Values are read as
+# text; numbers ("3/12", "2021-05-04") are parsed from the text afterwards.
+_ID3 = {
+    "title": "TIT2",
+    "artist": "TPE1",
+    "album": "TALB",
+    "album_artist": "TPE2",
+    "genre": "TCON",
+    "track": "TRCK",
+    "disc": "TPOS",
+    "year": "TDRC",
+}
+_MP4 = {
+    "title": "\xa9nam",
+    "artist": "\xa9ART",
+    "album": "\xa9alb",
+    "comment": "\xa9cmt",
+    "album_artist": "aART",
+    "genre": "\xa9gen",
+    "year": "\xa9day",
+}
+_MP4_PAIRS = {"track": "trkn", "disc": "disk"}  # (number, total) tuples
+_VORBIS = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "comment": ("comment", "description"),
+    "album_artist": ("albumartist", "album artist", "album_artist"),
+    "genre": ("genre",),
+    "track": ("tracknumber", "track"),
+    "disc": ("discnumber", "disc"),
+    "year": ("date", "year", "originaldate"),
+}
+TEXT_TAGS = ("title", "artist", "album", "comment", "album_artist", "genre")
+NUMBER_TAGS = ("track", "disc", "year")
+# Track and disc numbers and years past this are not numbers anyone tagged on purpose.
+NUMBER_MAX = 9999
+# Opus always decodes at 48 kHz, whatever rate the encoder was fed (RFC 7845, section 5.1).
+OPUS_RATE = 48_000
+_LEADING_NUMBER = re.compile(r"\s*(\d{1,9})")
 
 
 class NotAudio(Exception):
@@ -54,6 +93,14 @@ class AudioInfo:
     artist: str | None = None
     album: str | None = None
     comment: str | None = None
+    album_artist: str | None = None
+    genre: str | None = None
+    track: int | None = None
+    disc: int | None = None
+    year: int | None = None
+    bitrate: int | None = None  # kbit/s
+    sample_rate: int | None = None  # Hz
+    channels: int | None = None
 
 
 def probe(fileobj: BinaryIO) -> AudioInfo:
@@ -68,12 +115,44 @@ def probe(fileobj: BinaryIO) -> AudioInfo:
     if not isinstance(length, int | float) or not math.isfinite(length) or length <= 0:
         raise NotAudio("the file has no playable audio")
     content_type, extension = FORMATS[type(audio)]
+    tags = _tags(audio)
     return AudioInfo(
         duration=round(float(length), 3),
         content_type=content_type,
         extension=extension,
-        **_tags(audio),
+        **{name: tags.get(name) for name in TEXT_TAGS},
+        **{name: leading_number(tags.get(name)) for name in NUMBER_TAGS},
+        **_stream_info(audio, fileobj, float(length)),
     )
+
+
+def leading_number(text: str | None) -> int | None:
+    """The number a tag starts with: 3 from "3/12", 2021 from "2021-05-04"; None for text
+    that does not start with one, or for zero and absurd values."""
+    match = _LEADING_NUMBER.match(text or "")
+    if match is None:
+        return None
+    value = int(match.group(1))
+    return value if 0 < value <= NUMBER_MAX else None
+
+
+def _stream_info(audio, fileobj: BinaryIO, length: float) -> dict[str, int | None]:
+    info = audio.info
+    bitrate = getattr(info, "bitrate", None) or None
+    if bitrate is None:  # Opus and some Ogg files carry none: the average over the file
+        fileobj.seek(0, 2)
+        bitrate = fileobj.tell() * 8 / length
+    rate = OPUS_RATE if isinstance(audio, OggOpus) else getattr(info, "sample_rate", None)
+    channels = getattr(info, "channels", None)
+    if isinstance(audio, MP4):
+        # mutagen reads the MP4 sample entry, which ffmpeg and others fill with 2 channels
+        # for mono AAC; the decoder's configuration is the truth.
+        rate, channels = _decoder_format(fileobj) or (rate, channels)
+    return {
+        "bitrate": round(bitrate / 1000) or None,
+        "sample_rate": int(rate) if rate else None,
+        "channels": int(channels) if channels else None,
+    }
 
 
 def _first(value) -> str | None:
@@ -88,21 +167,38 @@ def _first(value) -> str | None:
     return text or None
 
 
+def _decoder_format(fileobj: BinaryIO) -> tuple[int, int] | None:
+    """(sample rate, channels) as the decoder (PyAV's FFmpeg) configures itself, or None."""
+    fileobj.seek(0)
+    try:
+        with av.open(fileobj, mode="r") as container:
+            codec = container.streams.audio[0].codec_context
+            return codec.sample_rate, codec.channels
+    except (av.FFmpegError, IndexError):
+        return None
+
+
 def _tags(audio) -> dict[str, str | None]:
     tags = audio.tags
     if not tags:
         return {}
     if isinstance(audio, MP4):
-        return {name: _first(tags.get(key)) for name, key in _MP4.items()}
+        found = {name: _first(tags.get(key)) for name, key in _MP4.items()}
+        for name, key in _MP4_PAIRS.items():
+            pair = tags.get(key)
+            found[name] = str(pair[0][0]) if pair and pair[0] else None
+        return found
     if hasattr(tags, "getall"):  # ID3, used by MP3, WAV and AIFF
         found = {name: _first(tags.get(key)) for name, key in _ID3.items()}
+        genre = tags.get("TCON")
+        # TCON may hold ID3v1 numbers such as "(17)"; mutagen names them ("Rock").
+        found["genre"] = genre.genres[0] if genre is not None and genre.genres else None
+        found["year"] = found["year"] or _first(tags.get("TYER"))
         comments = [c for c in tags.getall("COMM") if c.desc == ""] or tags.getall("COMM")
         found["comment"] = _first(comments)
         return found
     # Vorbis comments (Ogg, FLAC): keys are case-insensitive lists of strings.
     return {
-        "title": _first(tags.get("title")),
-        "artist": _first(tags.get("artist")),
-        "album": _first(tags.get("album")),
-        "comment": _first(tags.get("comment") or tags.get("description")),
+        name: next((v for v in (_first(tags.get(k)) for k in keys) if v), None)
+        for name, keys in _VORBIS.items()
     }

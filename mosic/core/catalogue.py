@@ -23,7 +23,7 @@ from mosic.core.text import (
     search_text_for,
     title_from_filename,
 )
-from mosic.media.storage import Incoming, MediaStore, StoredMedia
+from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import CompiledQuery
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
 
@@ -41,6 +41,12 @@ DEFAULT_SORT = "-created_at"
 # What the hot queries are compiled with (mosic.persistence.compiled); never stored.
 _SOME_ID = uuid.UUID(int=0)
 _SOME_TIME = dt.datetime(2000, 1, 1)
+# Exact, case-insensitive filters of a listing: each name maps to its case-folded column.
+TEXT_FILTERS = {"genre": Clip.genre_key, "artist": Clip.artist_key, "album": Clip.album_key}
+# The version of the rules that read tags from files. Clips whose ``media_version`` is older
+# (or null: added before the column existed) are read again by ``read_pending``.
+MEDIA_VERSION = 1
+READ_PENDING_BATCH = 50
 
 
 class ClipNotFound(Exception):
@@ -65,6 +71,10 @@ class ListQuery:
     cursor: str | None = None
     q: str | None = None
     sort: str = DEFAULT_SORT
+    genre: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    year: int | None = None
 
     @property
     def sort_field(self) -> str:
@@ -114,7 +124,28 @@ def new_clip_row(**fields) -> dict:
     row["search_text"] = search_text_for(
         row["title"], row.get("description"), row.get("artist"), row.get("album")
     )
+    row.update(filter_keys(row))
     return row
+
+
+def filter_keys(fields: dict) -> dict:
+    """The case-folded columns the exact filters of a listing compare with."""
+    return {
+        f"{name}_key": fields[name].casefold() if fields.get(name) else None
+        for name in TEXT_FILTERS
+    }
+
+
+def _filtered(base, query: ListQuery):
+    if query.q:
+        base = base.where(_like_contains(Clip.search_text, query.q.casefold()))
+    for name, column in TEXT_FILTERS.items():
+        value = getattr(query, name)
+        if value is not None:
+            base = base.where(column == value.casefold())
+    if query.year is not None:
+        base = base.where(Clip.year == query.year)
+    return base
 
 
 def _like_contains(column, needle: str):
@@ -171,9 +202,7 @@ class Catalogue:
         return await Clip.select().aio_count(self._db)
 
     async def list(self, query: ListQuery) -> Page:
-        base = Clip.select()
-        if query.q:
-            base = base.where(_like_contains(Clip.search_text, query.q.casefold()))
+        base = _filtered(Clip.select(), query)
         total = await base.aio_count(self._db)
 
         column = SORT_FIELDS[query.sort_field]
@@ -216,6 +245,7 @@ class Catalogue:
             artist=artist,
             album=album,
             external_url=audio_url,
+            media_version=MEDIA_VERSION,
         )
         await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
         return Clip(**row)
@@ -252,6 +282,38 @@ class Catalogue:
                 await self._store.remove(row["file_name"])
             raise
         return Clip(**row)
+
+    async def read_pending(self) -> int:
+        """Read the tags of every clip added before the current file-reading rules (after a
+        migration added their columns); returns how many clips were read. Idempotent: each
+        clip is marked as read, and a file that cannot be read leaves its tags null."""
+        done = 0
+        while True:
+            batch = await self._db.aio_execute(
+                Clip.select()
+                .where(Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION))
+                .order_by(Clip.id)
+                .limit(READ_PENDING_BATCH)
+            )
+            if not batch:
+                return done
+            for clip in batch:
+                changes = filter_keys({"artist": clip.artist, "album": clip.album})
+                if not clip.is_external:
+                    changes.update(await self._reread(clip))
+                await self._db.aio_execute(
+                    Clip.update(**changes, media_version=MEDIA_VERSION).where(Clip.id == clip.id)
+                )
+                done += 1
+
+    async def _reread(self, clip: Clip) -> dict:
+        try:
+            info = await self._store.inspect(clip.file_name, audio.probe)
+        except (audio.NotAudio, MediaMissing) as exc:
+            log.warning("clip %s: tags left empty, its file could not be read: %s", clip.id, exc)
+            return {}
+        fields = _tag_fields(info)
+        return {**fields, **filter_keys({**fields, "artist": clip.artist, "album": clip.album})}
 
     async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> Clip:
         clip = await self.get(clip_id)
@@ -315,6 +377,22 @@ def _upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:
         "duration": info.duration,
         "artist": printable(info.artist, TAG_MAX),
         "album": printable(info.album, TAG_MAX),
+        **_tag_fields(info),
+        "media_version": MEDIA_VERSION,
+    }
+
+
+def _tag_fields(info: audio.AudioInfo) -> dict:
+    """The full tags and stream facts, cleaned like every text read from a file."""
+    return {
+        "genre": printable(info.genre, TAG_MAX),
+        "album_artist": printable(info.album_artist, TAG_MAX),
+        "track": info.track,
+        "disc": info.disc,
+        "year": info.year,
+        "bitrate": info.bitrate,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
     }
 
 

@@ -159,6 +159,17 @@ class LocalStore:
 
         return await asyncio.to_thread(open_file)
 
+    async def inspect(self, name: str, reader: Callable[[BinaryIO], T]) -> T:
+        def run() -> T:
+            try:
+                fh = open(self._path(name), "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                raise MediaMissing(name) from None
+            with fh:
+                return reader(fh)
+
+        return await asyncio.to_thread(run)
+
     async def remove(self, name: str) -> None:
         await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
 

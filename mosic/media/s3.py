@@ -152,6 +152,10 @@ class S3Store:
             head = await self._client.head_object(Bucket=self._config.bucket, Key=key)
         return S3Media(self, key, head["ContentLength"])
 
+    async def inspect(self, name: str, reader: Callable[[io.BufferedReader], T]) -> T:
+        media = await self.open(name)  # its size, or MediaMissing
+        return await _inspect(self, media.key, media.size, reader)
+
     async def remove(self, name: str) -> None:
         with contextlib.suppress(MediaMissing):
             await self._delete(self._key(name))
@@ -319,9 +323,7 @@ class S3Incoming:
         self._stored = True
 
     async def inspect(self, reader: Callable[[io.BufferedReader], T]) -> T:
-        raw = _RangedObject(self._store, self.key, self.size, asyncio.get_running_loop())
-        fileobj = io.BufferedReader(raw, buffer_size=INSPECT_BLOCK_BYTES)
-        return await asyncio.to_thread(reader, fileobj)
+        return await _inspect(self._store, self.key, self.size, reader)
 
     async def discard(self) -> None:
         client, bucket = self._store.client, self._store.bucket
@@ -336,6 +338,13 @@ class S3Incoming:
                 with _translated(self.key):
                     await client.delete_object(Bucket=bucket, Key=self.key)
                 self._stored = False
+
+
+async def _inspect(store: S3Store, key: str, size: int, reader: Callable[..., T]) -> T:
+    """Run the blocking ``reader`` in a thread on a seekable file over the object."""
+    raw = _RangedObject(store, key, size, asyncio.get_running_loop())
+    fileobj = io.BufferedReader(raw, buffer_size=INSPECT_BLOCK_BYTES)
+    return await asyncio.to_thread(reader, fileobj)
 
 
 class _RangedObject(io.RawIOBase):
@@ -387,6 +396,10 @@ class S3Media:
         self._store = store
         self._key = key
         self.size = size
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     async def chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
         if length <= 0:

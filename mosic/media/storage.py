@@ -85,6 +85,11 @@ class MediaStore(Protocol):
     async def open(self, name: str) -> StoredMedia:
         """Open stored media for reading; raises ``MediaMissing``."""
 
+    async def inspect(self, name: str, reader: Callable[[object], T]) -> T:
+        """Run the blocking ``reader`` on a seekable binary file of stored media, in a thread,
+        and return what it returns; raises ``MediaMissing``. (An object store copies the
+        object to a temporary file first.)"""
+
     async def remove(self, name: str) -> None:
         """Remove stored media; nothing happens if it is already gone."""
 

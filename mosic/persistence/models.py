@@ -38,6 +38,23 @@ class Clip(AioModel):
     last_played_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(index=True)
     updated_at = peewee.DateTimeField()
+    # Full tags and stream facts (null when the file has none, or for metadata-only clips).
+    track = peewee.IntegerField(null=True)
+    disc = peewee.IntegerField(null=True)
+    year = peewee.IntegerField(null=True)
+    genre = peewee.CharField(max_length=TAG_MAX, null=True)
+    album_artist = peewee.CharField(max_length=TAG_MAX, null=True)
+    bitrate = peewee.IntegerField(null=True)
+    sample_rate = peewee.IntegerField(null=True)
+    channels = peewee.IntegerField(null=True)
+    # Case-folded genre, artist and album: exact, case-insensitive filters that use an index
+    # on both databases (SQLite's lower() folds ASCII only).
+    genre_key = peewee.CharField(max_length=TAG_MAX, null=True)
+    artist_key = peewee.CharField(max_length=TAG_MAX, null=True)
+    album_key = peewee.CharField(max_length=TAG_MAX, null=True)
+    # Which version of the file-reading rules filled the columns above; null for clips added
+    # before them, which ``Catalogue.read_pending`` then reads once.
+    media_version = peewee.SmallIntegerField(null=True)
 
     class Meta:
         table_name = "clip"
