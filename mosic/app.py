@@ -16,6 +16,7 @@ import orjson
 
 from mosic.api import auth
 from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
+from mosic.api.covers import ClipCover
 from mosic.api.errors import register_error_handlers
 from mosic.api.middleware import (
     AccessLogging,
@@ -28,6 +29,7 @@ from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
+from mosic.core import signing
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
@@ -175,7 +177,8 @@ def _subsonic(s: Services) -> SubsonicApi:
 
 def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
     key = auth.key_required(s.keys)
-    key_or_link = auth.key_or_signature(s.keys, s.signer)
+    stream_link = auth.key_or_signature(s.keys, s.signer, signing.STREAM)
+    cover_link = auth.key_or_signature(s.keys, s.signer, signing.COVER)
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [
         ("/play", ClipCollection(**clip, uploads=s.uploads), key),
@@ -192,8 +195,9 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
                 link_ttl=s.settings.signed_url_ttl,
                 accel_redirect=s.settings.accel_redirect,
             ),
-            key_or_link,
+            stream_link,
         ),
+        ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None),

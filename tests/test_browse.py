@@ -74,8 +74,10 @@ async def test_metadata_only_clip_round_trip(api):
         "stream_url",
         "play_count",
         "created_at",
+        "cover_url",
         *TAG_FIELDS,
     }
+    assert clip["cover_url"] is None
     assert all(clip[name] is None for name in TAG_FIELDS)
 
 

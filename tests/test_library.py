@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tests.conftest import API_KEY
 from tests.support.audio import FORMATS
 from tests.support.database import migrate
-from tests.support.tagging import tag_fully
+from tests.support.tagging import image, tag_fully
 from tests.test_operate import run_mosic
 
 # (sample rate, channels) the fixture files are encoded with (tests/support/audio.py).
@@ -137,13 +138,21 @@ TAG_COLUMNS = ("track", "disc", "year", "genre", "album_artist", "bitrate", "sam
 
 
 async def test_migrate_reads_the_tags_of_clips_added_before_them(api, clip_file, tmp_path):
-    good = (await api.upload(tagged(clip_file, tmp_path, "opus").read_bytes(), "a.opus")).json
+    picture = image(tmp_path / "old", color="maroon")
+    good_path = tagged(clip_file, tmp_path, "opus", picture=picture)
+    good = (await api.upload(good_path.read_bytes(), "a.opus")).json
     gone = (await api.upload(clip_file("wav", seconds=0.5).read_bytes(), "b.wav")).json
     remote = await _add(api, "Remote", artist="Zed")
     # As the rows were before migration 0002: no tags, not yet read.
-    nulls = ", ".join(f"{c} = NULL" for c in (*TAG_COLUMNS, "artist_key", "media_version"))
+    nulls = ", ".join(
+        f"{c} = NULL"
+        for c in (*TAG_COLUMNS, "artist_key", "cover_name", "cover_type", "media_version")
+    )
     migrate(api.settings, then=f"UPDATE clip SET {nulls}")  # noqa: S608 - our own names
     assert (await api.get(f"/play/{good['id']}")).json["genre"] is None
+    for old in api.stored_files():
+        if old.suffix == ".jpg":
+            old.unlink()  # as it was: no cover stored
     [wav] = [p for p in api.stored_files() if p.suffix == ".wav"]
     wav.unlink()  # an unreadable file: its tags stay null, and migrate still succeeds
 
@@ -157,5 +166,86 @@ async def test_migrate_reads_the_tags_of_clips_added_before_them(api, clip_file,
     read = (await api.get(f"/play/{good['id']}")).json
     assert {k: read[k] for k in TAG_COLUMNS} == {k: good[k] for k in TAG_COLUMNS}
     assert read["genre"] == "Free Jazz"
+    path, query = split(read["cover_url"])
+    assert (await api.get(path, query_string=query, key=None)).content == picture.data
     assert (await api.get(f"/play/{gone['id']}")).json["sample_rate"] is None
     assert {c["id"] for c in (await api.get("/play", params={"artist": "zed"})).json} == {remote}
+
+
+# -- covers ----------------------------------------------------------------------------------
+
+
+def split(url: str) -> tuple[str, str]:
+    path, _, query = url.partition("?")
+    return path, query
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [(f, "jpeg") for f in FORMATS] + [("flac", "png")])
+async def test_the_embedded_picture_is_the_cover(api, clip_file, tmp_path, fmt, kind):
+    picture = image(tmp_path / "cover", color="teal", fmt=kind)
+    path = tagged(clip_file, tmp_path, fmt, picture=picture)
+    clip = (await api.upload(path.read_bytes(), path.name)).json
+    cover, query = split(clip["cover_url"])
+    assert cover == f"/play/{clip['id']}/cover"
+
+    by_link = await api.get(cover, query_string=query, key=None)  # as an <img src> would
+    assert by_link.status_code == 200, by_link.text
+    assert by_link.content == picture.data
+    assert by_link.headers["Content-Type"] == picture.mime
+    assert by_link.headers["Content-Length"] == str(len(picture.data))
+    etag = by_link.headers["ETag"]
+    assert etag == f'"{hashlib.sha256(picture.data).hexdigest()[:32]}"'
+    by_key = await api.get(cover)
+    assert by_key.content == picture.data and by_key.headers["ETag"] == etag
+    again = await api.get(cover, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert (await api.get(cover, headers={"If-None-Match": '"other"'})).status_code == 200
+
+
+async def test_a_signature_opens_one_resource_of_one_clip(api, clip_file, tmp_path):
+    path = tagged(clip_file, tmp_path, "mp3", picture=image(tmp_path / "c"))
+    clip = (await api.upload(path.read_bytes(), path.name)).json
+    other = (await api.upload(tagged(clip_file, tmp_path, "ogg", picture=image(tmp_path / "d"))
+                              .read_bytes(), "o.ogg")).json  # fmt: skip
+    stream, stream_query = split(clip["stream_url"])
+    cover, cover_query = split(clip["cover_url"])
+    assert (await api.get(stream, query_string=stream_query, key=None)).status_code == 200
+    assert (await api.get(cover, query_string=stream_query, key=None)).status_code == 403
+    assert (await api.get(stream, query_string=cover_query, key=None)).status_code == 403
+    other_query = split(other["cover_url"])[1]
+    assert (await api.get(cover, query_string=other_query, key=None)).status_code == 403
+    assert (await api.get(cover, key=None)).status_code == 401
+
+
+async def test_no_picture_means_no_cover(api, clip_file):
+    clip = (await api.upload(clip_file("m4a").read_bytes(), "plain.m4a")).json
+    assert clip["cover_url"] is None
+    resp = await api.get(f"/play/{clip['id']}/cover")
+    assert resp.status_code == 404
+    assert "picture" in resp.json["description"]
+    remote = (await api.add_external()).json
+    assert remote["cover_url"] is None
+    assert (await api.get(f"/play/{remote['id']}/cover")).status_code == 404
+
+
+async def test_a_cover_is_stored_once_and_goes_with_its_last_clip(api, clip_file, tmp_path):
+    picture = image(tmp_path / "shared", color="navy")
+    first = tagged(clip_file, tmp_path, "mp3", name="one", picture=picture)
+    second = tagged(clip_file, tmp_path, "flac", name="two", picture=picture)
+    ids = [(await api.upload(p.read_bytes(), p.name)).json["id"] for p in (first, second)]
+    covers = [p for p in api.stored_files() if p.suffix == ".jpg"]
+    assert len(covers) == 1 and covers[0].read_bytes() == picture.data
+    assert (await api.delete(f"/play/{ids[0]}")).status_code == 204
+    assert covers[0].exists()
+    assert (await api.get(f"/play/{ids[1]}/cover")).content == picture.data
+    assert (await api.delete(f"/play/{ids[1]}")).status_code == 204
+    assert api.stored_files() == []
+
+
+async def test_a_refused_upload_leaves_no_cover_behind(api, clip_file, tmp_path):
+    path = tagged(clip_file, tmp_path, "mp3", picture=image(tmp_path / "c", color="olive"))
+    assert (await api.upload(path.read_bytes(), path.name)).status_code == 201
+    before = api.media_files()
+    duplicate = await api.upload(path.read_bytes(), "again.mp3")
+    assert duplicate.status_code == 409
+    assert api.media_files() == before

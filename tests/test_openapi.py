@@ -29,13 +29,14 @@ from openapi_spec_validator import validate
 from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
-from mosic.core import audio, catalogue, plays, text
+from mosic.core import audio, catalogue, plays, signing, text
 from mosic.core.signing import Signer
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
 from tests.support.audio import undecodable_wav, wav_bytes
 from tests.support.database import migrate
 from tests.support.forms import multipart
+from tests.support.tagging import image, tag_fully
 
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
@@ -142,6 +143,8 @@ class Live:
     audio: dict = field(default_factory=dict)  # an uploaded clip
     gone: dict = field(default_factory=dict)  # an uploaded clip whose file was removed
     odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
+    covered: dict = field(default_factory=dict)  # an uploaded clip with an embedded picture
+    cover_etag: str = ""
     wav: bytes = b""  # the bytes of ``audio``
     etag: str = ""
     last_modified: str = ""
@@ -187,6 +190,10 @@ def live(tmp_path_factory) -> Live:
     head = app.client.simulate_head(app.audio["audio_url"], headers=KEY)
     assert head.status_code == 200, head.headers
     app.etag = head.headers["ETag"]
+    app.covered = app.upload(wav_with_cover(tmp_path_factory.mktemp("cover")))
+    cover = app.client.simulate_get(f"/play/{app.covered['id']}/cover", headers=KEY)
+    assert cover.status_code == 200, cover.text
+    app.cover_etag = cover.headers["ETag"]
     app.last_modified = head.headers["Last-Modified"]
     app.size = int(head.headers["Content-Length"])
     return app
@@ -213,6 +220,13 @@ def unready(tmp_path_factory) -> falcon.testing.TestClient:
     incoming.rmdir()
     incoming.write_text("not a directory")
     return falcon.testing.TestClient(asgi)
+
+
+def wav_with_cover(folder: Path) -> bytes:
+    path = folder / "covered.wav"
+    path.write_bytes(wav_bytes(7))
+    tag_fully(path, "wav", picture=image(folder / "cover"))
+    return path.read_bytes()
 
 
 # -- what to send ----------------------------------------------------------------------------
@@ -264,7 +278,13 @@ class Case:
         return self.operation.split()[1]
 
     def request(self, ctx: Live) -> dict:
-        clips = {"audio": ctx.audio, "external": ctx.external, "gone": ctx.gone, "odd": ctx.odd}
+        clips = {
+            "audio": ctx.audio,
+            "external": ctx.external,
+            "gone": ctx.gone,
+            "odd": ctx.odd,
+            "covered": ctx.covered,
+        }
         if self.clip in clips:
             clip_id = clips[self.clip]["id"]
         elif self.clip == "new":
@@ -276,12 +296,22 @@ class Case:
         query = self.query
         if self.link == "signed":
             query = "&".join(filter(None, (split_url(clips[self.clip]["stream_url"])[1], query)))
+        elif self.link == "signed cover":
+            query = split_url(clips[self.clip]["cover_url"])[1]
         elif self.link == "expired":
-            query = Signer(SIGNING_SECRET, 60).query(clip_id, now=time.time() - 3600)
+            resource = signing.COVER if self.path.endswith("/cover") else signing.STREAM
+            query = Signer(SIGNING_SECRET, 60).query(
+                clip_id, now=time.time() - 3600, resource=resource
+            )
         elif self.link == "other clip's":
             assert self.clip != "audio"
             query = split_url(ctx.audio["stream_url"])[1]
-        values = {"etag": ctx.etag, "last_modified": ctx.last_modified, "size": ctx.size}
+        values = {
+            "etag": ctx.etag,
+            "last_modified": ctx.last_modified,
+            "size": ctx.size,
+            "cover_etag": ctx.cover_etag,
+        }
         headers = {name: value.format(**values) for name, value in self.headers.items()}
         if self.key and self.link is None:
             headers.update(KEY)
@@ -428,6 +458,28 @@ def rendition_cases(method: str) -> list[Case]:
     ]
 
 
+def cover_cases() -> list[Case]:
+    op = "GET /play/{clip_id}/cover"
+    return [
+        Case("cover", op, 200, clip="covered"),
+        Case("cover by signed link", op, 200, clip="covered", link="signed cover"),
+        Case(
+            "cover If-None-Match",
+            op,
+            304,
+            clip="covered",
+            headers={"If-None-Match": "{cover_etag}"},
+        ),
+        Case("cover, no key", op, 401, clip="covered", key=False),
+        Case("cover by the stream's link", op, 403, clip="covered", link="signed"),
+        Case("cover, expired link", op, 403, clip="covered", link="expired"),
+        Case("cover of a file without one", op, 404),
+        Case("cover of a metadata-only clip", op, 404, clip="external"),
+        Case("cover, unknown clip", op, 404, clip="unknown"),
+        Case("cover, database down", op, 503, clip="unknown", app="broken"),
+    ]
+
+
 CASES: list[Case] = [
     Case("list", "GET /play", 200),
     Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
@@ -500,6 +552,7 @@ CASES: list[Case] = [
         query="format=opus&bitrate=56",
         app="busy",
     ),
+    *cover_cases(),
     Case("healthz", "GET /healthz", 200, key=False),
     Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
     Case("readyz", "GET /readyz", 200, key=False),

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from mosic.core.plays import PROBE_END_BEFORE, counts_as_play
-from mosic.core.signing import BadSignature, ExpiredSignature, Signer
+from mosic.core.signing import COVER, STREAM, BadSignature, ExpiredSignature, Signer
 from mosic.media.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -137,3 +137,15 @@ def test_signer_round_trip_and_refusals():
             signer.verify("clip-a", bad_expiry, sig, now=1000)
     with pytest.raises(BadSignature):
         signer.verify("clip-a", str(expires), "ü" * 64, now=1000)
+
+
+def test_a_signature_names_its_resource():
+    signer = Signer("s3cret", ttl=60)
+    expires, cover_sig = signer.sign("clip-a", now=1000, resource=COVER)
+    signer.verify("clip-a", str(expires), cover_sig, now=1000, resource=COVER)
+    with pytest.raises(BadSignature, match="stream"):
+        signer.verify("clip-a", str(expires), cover_sig, now=1000)  # the stream, by default
+    _, stream_sig = signer.sign("clip-a", now=1000)
+    assert stream_sig == signer.sign("clip-a", now=1000, resource=STREAM)[1]
+    with pytest.raises(BadSignature, match="cover"):
+        signer.verify("clip-a", str(expires), stream_sig, now=1000, resource=COVER)

@@ -32,9 +32,9 @@ def key_required(keys: KeyRing) -> Guard:
     return require_key
 
 
-def key_or_signature(keys: KeyRing, signer: Signer) -> Guard:
-    """The API key, or the clip's signed link (``stream_url``): a signature opens the one
-    clip it was made for."""
+def key_or_signature(keys: KeyRing, signer: Signer, signed: str) -> Guard:
+    """The API key, or the clip's signed link for the ``signed`` resource (``stream_url``,
+    ``cover_url``): a signature opens the one resource of the one clip it was made for."""
     require_key = key_required(keys)
 
     async def require_key_or_signature(req, resp, resource, params) -> None:
@@ -43,11 +43,11 @@ def key_or_signature(keys: KeyRing, signer: Signer) -> Guard:
             await require_key(req, resp, resource, params)
             return
         try:
-            signer.verify(str(params["clip_id"]), expires, sig)
+            signer.verify(str(params["clip_id"]), expires, sig, resource=signed)
         except ExpiredSignature:
             raise falcon.HTTPForbidden(
                 title="Link expired",
-                description="this stream link has expired; fetch the clip again",
+                description=f"this {signed} link has expired; fetch the clip again",
             ) from None
         except BadSignature as exc:
             raise falcon.HTTPForbidden(title="Invalid link", description=str(exc)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from mosic.core import signing
 from mosic.core.catalogue import ListQuery, Page
 from mosic.core.signing import Signer
 from mosic.persistence.models import Clip
@@ -40,10 +41,17 @@ def clip_json(clip: Clip, signer: Signer) -> dict:
         "size": clip.size,
         "audio_url": clip.external_url or stream_path,
         "stream_url": f"{stream_path}?{signer.query(str(clip.id))}",
+        "cover_url": cover_url(clip, signer),
         "play_count": clip.play_count,
         "created_at": iso(clip.created_at),
         **{name: getattr(clip, name) for name in TAG_FIELDS},
     }
+
+
+def cover_url(clip: Clip, signer: Signer) -> str | None:
+    if clip.cover_name is None:
+        return None
+    return f"/play/{clip.id}/cover?{signer.query(str(clip.id), resource=signing.COVER)}"
 
 
 def stats_json(clip: Clip, signer: Signer) -> dict:

@@ -6,8 +6,10 @@ file called ``song.mp3`` is still a text file). Blocking: storage runs it in a t
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -16,6 +18,7 @@ import mutagen
 from mutagen.aac import AAC
 from mutagen.aiff import AIFF
 from mutagen.flac import FLAC
+from mutagen.flac import Picture as FLACPicture
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 from mutagen.oggflac import OggFLAC
@@ -80,6 +83,28 @@ OPUS_RATE = 48_000
 _LEADING_NUMBER = re.compile(r"\s*(\d{1,9})")
 
 
+# Embedded pictures past this are not cover art anyone meant to serve; they are ignored.
+COVER_MAX_BYTES = 16 * 1024 * 1024
+# Picture types of ID3 APIC and FLAC PICTURE: the front cover, then any other.
+FRONT_COVER = 3
+# What a picture's first bytes say it is: more trustworthy than the MIME type a tagger wrote.
+_IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An embedded picture: its bytes and the image type they are."""
+
+    data: bytes
+    mime: str
+
+
 class NotAudio(Exception):
     """The bytes are not an audio format we can read."""
 
@@ -101,6 +126,7 @@ class AudioInfo:
     bitrate: int | None = None  # kbit/s
     sample_rate: int | None = None  # Hz
     channels: int | None = None
+    cover: Picture | None = None
 
 
 def probe(fileobj: BinaryIO) -> AudioInfo:
@@ -123,7 +149,52 @@ def probe(fileobj: BinaryIO) -> AudioInfo:
         **{name: tags.get(name) for name in TEXT_TAGS},
         **{name: leading_number(tags.get(name)) for name in NUMBER_TAGS},
         **_stream_info(audio, fileobj, float(length)),
+        cover=_cover(audio),
     )
+
+
+def image_type(data: bytes, declared: str | None = None) -> str | None:
+    """The image type of ``data`` by its magic bytes (WebP too), else ``declared`` when that
+    names an image; None when neither says it is an image."""
+    for magic, mime in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    declared = (declared or "").strip().lower()
+    return declared if declared.startswith("image/") and len(declared) <= 100 else None
+
+
+def _cover(audio) -> Picture | None:
+    """The front cover (or else the first picture) embedded in the file, if any."""
+    candidates = [p for p in _pictures(audio) if 0 < len(p[1]) <= COVER_MAX_BYTES]
+    candidates.sort(key=lambda picture: picture[0] != FRONT_COVER)
+    for _, data, declared in candidates:
+        mime = image_type(data, declared)
+        if mime is not None:
+            return Picture(bytes(data), mime)
+    return None
+
+
+def _pictures(audio) -> list[tuple[int | None, bytes, str | None]]:
+    """(picture type, bytes, declared MIME type) of every embedded picture."""
+    tags = audio.tags
+    if isinstance(audio, FLAC):  # PICTURE metadata blocks, beside the Vorbis comments
+        return [(p.type, p.data, p.mime) for p in audio.pictures]
+    if not tags:
+        return []
+    if isinstance(audio, MP4):
+        return [(None, bytes(c), None) for c in tags.get("covr", [])]
+    if hasattr(tags, "getall"):  # ID3 APIC frames
+        return [(f.type, f.data, f.mime) for f in tags.getall("APIC")]
+    found = []
+    for encoded in tags.get("metadata_block_picture", []):  # Ogg: base64 FLAC blocks
+        try:
+            block = FLACPicture(base64.b64decode(encoded))
+        except (ValueError, mutagen.MutagenError, struct.error):
+            continue  # one broken picture never makes the audio unreadable
+        found.append((block.type, block.data, block.mime))
+    return found
 
 
 def leading_number(text: str | None) -> int | None:

@@ -7,6 +7,7 @@ catalogue owns its database and media store: callers ask it, never them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ READ_PENDING_BATCH = 50
 
 class ClipNotFound(Exception):
     pass
+
+
+class NoCover(Exception):
+    """The clip has no cover (its file embeds no picture), or the stored cover is gone."""
 
 
 class DuplicateClip(Exception):
@@ -198,6 +203,36 @@ class Catalogue:
         rows = await self._db.aio_execute(query.order_by(Clip.created_at).tuples())
         return [StoredEntry(*row) for row in rows]
 
+    async def cover(self, clip: Clip) -> bytes:
+        """The bytes of the clip's cover; raises ``NoCover``."""
+        if clip.cover_name is None:
+            raise NoCover(clip.id)
+        try:
+            return await self._store.get(clip.cover_name)
+        except MediaMissing:
+            raise NoCover(clip.id) from None
+
+    async def _store_cover(self, info: audio.AudioInfo) -> dict:
+        """Store the file's cover once by its content hash; the columns that name it."""
+        if info.cover is None:
+            return {}
+        name = hashlib.sha256(info.cover.data).hexdigest() + _image_extension(info.cover.mime)
+        await self._store.put(name, info.cover.data)
+        return {"cover_name": name, "cover_type": info.cover.mime}
+
+    async def _drop_cover_if_unused(self, name: str | None) -> None:
+        # Covers are shared by content: one goes only when no clip names it any more.
+        if name and not await self._one(Clip.select(Clip.id).where(Clip.cover_name == name)):
+            await self._store.remove(name)
+
+    async def _cleanup_cover(self, name: str | None) -> None:
+        """After a failed add: drop its cover unless another clip uses it. Never raises, so
+        the failure that brought us here is the one the caller sees."""
+        try:
+            await self._drop_cover_if_unused(name)
+        except Exception as exc:
+            log.warning("cover %s of a failed upload was left behind: %s", name, exc)
+
     async def count(self) -> int:
         return await Clip.select().aio_count(self._db)
 
@@ -264,22 +299,20 @@ class Catalogue:
         existing = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
         if existing is not None:
             raise DuplicateClip(existing.id)
-        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info))
+        cover = await self._store_cover(info)
+        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info), **cover)
         published = False
         try:
             async with self._db.aio_atomic():
                 await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
                 await self._store.publish(incoming, row["file_name"])
                 published = True
-        except peewee.IntegrityError:
-            # An identical upload committed between our check and our insert.
-            winner = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
-            if winner is None:
-                raise
-            raise DuplicateClip(winner.id) from None
-        except BaseException:
+        except BaseException as exc:
             if published:  # the commit failed after the file was moved into place
                 await self._store.remove(row["file_name"])
+            await self._cleanup_cover(row.get("cover_name"))
+            if isinstance(exc, peewee.IntegrityError):
+                await self._raise_duplicate_of_winner(incoming)
             raise
         return Clip(**row)
 
@@ -312,8 +345,14 @@ class Catalogue:
         except (audio.NotAudio, MediaMissing) as exc:
             log.warning("clip %s: tags left empty, its file could not be read: %s", clip.id, exc)
             return {}
-        fields = _tag_fields(info)
+        fields = {**_tag_fields(info), **await self._store_cover(info)}
         return {**fields, **filter_keys({**fields, "artist": clip.artist, "album": clip.album})}
+
+    async def _raise_duplicate_of_winner(self, incoming: Incoming) -> None:
+        # An identical upload committed between our check and our insert.
+        winner = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
+        if winner is not None:
+            raise DuplicateClip(winner.id) from None
 
     async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> Clip:
         clip = await self.get(clip_id)
@@ -341,12 +380,13 @@ class Catalogue:
         publish its file only to have us remove it."""
         async with self._db.aio_atomic():
             rows = await self._db.aio_execute(
-                Clip.delete().where(Clip.id == clip_id).returning(Clip.file_name)
+                Clip.delete().where(Clip.id == clip_id).returning(Clip.file_name, Clip.cover_name)
             )
             if not rows:
                 raise ClipNotFound(clip_id)
             if rows[0].file_name:
                 await self._store.remove(rows[0].file_name)
+            await self._drop_cover_if_unused(rows[0].cover_name)
 
     async def record_play(self, clip_id: uuid.UUID) -> int | None:
         """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.
@@ -394,6 +434,21 @@ def _tag_fields(info: audio.AudioInfo) -> dict:
         "sample_rate": info.sample_rate,
         "channels": info.channels,
     }
+
+
+# Covers are stored under their hash with the extension of their type, so a store's listing
+# (and an S3 console) shows what they are.
+IMAGE_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+}
+
+
+def _image_extension(mime: str) -> str:
+    return IMAGE_EXTENSIONS.get(mime, ".img")
 
 
 def _file_fields(incoming: Incoming, info: audio.AudioInfo) -> dict:

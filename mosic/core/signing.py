@@ -1,4 +1,8 @@
-"""Signed, expiring stream links, so an ``<audio src>`` can play without sending a header."""
+"""Signed, expiring links, so an ``<audio src>`` or ``<img src>`` can open a clip's stream or
+cover without sending a header.
+
+The signed message names the resource as well as the clip, so a link opens one clip's one
+resource: a stream signature opens no cover, and a cover signature no stream."""
 
 from __future__ import annotations
 
@@ -6,6 +10,11 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
+
+# The resources a link can open. The stream's name is the one links had before resources
+# were named, so links already handed out stay valid.
+STREAM = "stream"
+COVER = "cover"
 
 
 class BadSignature(Exception):
@@ -27,28 +36,39 @@ class Signer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keyed", hmac.new(self.secret.encode(), None, hashlib.sha256))
 
-    def _digest(self, clip_id: str, expires: int) -> str:
+    def _digest(self, resource: str, clip_id: str, expires: int) -> str:
         mac = self._keyed.copy()
-        mac.update(f"stream:{clip_id}:{expires}".encode())
+        mac.update(f"{resource}:{clip_id}:{expires}".encode())
         return mac.hexdigest()
 
-    def sign(self, clip_id: str, now: float | None = None) -> tuple[int, str]:
+    def sign(
+        self, clip_id: str, now: float | None = None, *, resource: str = STREAM
+    ) -> tuple[int, str]:
         expires = int(now if now is not None else time.time()) + self.ttl
-        return expires, self._digest(clip_id, expires)
+        return expires, self._digest(resource, clip_id, expires)
 
-    def query(self, clip_id: str, now: float | None = None) -> str:
-        expires, sig = self.sign(clip_id, now)
+    def query(self, clip_id: str, now: float | None = None, *, resource: str = STREAM) -> str:
+        expires, sig = self.sign(clip_id, now, resource=resource)
         return f"expires={expires}&sig={sig}"
 
-    def verify(self, clip_id: str, expires: str, sig: str, now: float | None = None) -> None:
-        """Raise ``BadSignature`` (or ``ExpiredSignature``) unless the link is valid now."""
+    def verify(
+        self,
+        clip_id: str,
+        expires: str,
+        sig: str,
+        now: float | None = None,
+        *,
+        resource: str = STREAM,
+    ) -> None:
+        """Raise ``BadSignature`` (or ``ExpiredSignature``) unless the link is valid now for
+        this clip's ``resource``."""
         try:
             expires_at = int(expires)
         except (TypeError, ValueError):
             raise BadSignature("the link's expiry is not a number") from None
         if not hmac.compare_digest(
-            self._digest(clip_id, expires_at).encode(), (sig or "").encode()
+            self._digest(resource, clip_id, expires_at).encode(), (sig or "").encode()
         ):
-            raise BadSignature("the link's signature is not valid for this clip")
+            raise BadSignature(f"the link's signature is not valid for this clip's {resource}")
         if expires_at < (now if now is not None else time.time()):
             raise ExpiredSignature("the link has expired")

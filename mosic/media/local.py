@@ -173,6 +173,32 @@ class LocalStore:
     async def remove(self, name: str) -> None:
         await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
 
+    async def put(self, name: str, data: bytes) -> None:
+        target = self._path(name)
+
+        def write() -> None:
+            if target.exists():
+                return
+            self.prepare()
+            part = self.incoming_dir / f"{secrets.token_hex(16)}.part"
+            try:
+                part.write_bytes(data)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, target)
+            finally:
+                part.unlink(missing_ok=True)
+
+        await asyncio.to_thread(write)
+
+    async def get(self, name: str) -> bytes:
+        def read() -> bytes:
+            try:
+                return self._path(name).read_bytes()
+            except FileNotFoundError:
+                raise MediaMissing(name) from None
+
+        return await asyncio.to_thread(read)
+
     async def problem(self) -> str | None:
         return await asyncio.to_thread(self._write_problem)
 

@@ -156,6 +156,20 @@ class S3Store:
         media = await self.open(name)  # its size, or MediaMissing
         return await _inspect(self, media.key, media.size, reader)
 
+    async def put(self, name: str, data: bytes) -> None:
+        # One PUT is atomic in S3: readers see the whole object or none. Content-addressed,
+        # so writing it again is the same bytes.
+        with _translated(f"storing {name}"):
+            await self._client.put_object(
+                Bucket=self._config.bucket, Key=self._key(name), Body=data
+            )
+
+    async def get(self, name: str) -> bytes:
+        with _translated(f"media {name}"):
+            answer = await self._client.get_object(Bucket=self._config.bucket, Key=self._key(name))
+            async with answer["Body"] as body:
+                return await body.read()
+
     async def remove(self, name: str) -> None:
         with contextlib.suppress(MediaMissing):
             await self._delete(self._key(name))

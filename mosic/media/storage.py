@@ -2,7 +2,9 @@
 
 Nothing here names a local path, so an object store implements it as well as a disk does.
 Media is addressed by name (``<sha256><ext>``: content-addressed, so a name never changes
-meaning). Every method that touches storage is a coroutine and does its I/O off the event loop.
+meaning). Small derived blobs (covers, waveform peaks) are names too, written whole with
+``put`` and read whole with ``get``. Every method that touches storage is a coroutine and does
+its I/O off the event loop.
 
 The upload lifecycle: ``receive`` starts an ``Incoming`` that hashes and size-checks bytes as
 they are written; ``publish`` makes it visible under its final name (inside the catalogue's
@@ -92,6 +94,14 @@ class MediaStore(Protocol):
 
     async def remove(self, name: str) -> None:
         """Remove stored media; nothing happens if it is already gone."""
+
+    async def put(self, name: str, data: bytes) -> None:
+        """Store a small blob (a cover, waveform peaks) under ``name``, atomically: readers
+        see all of it or nothing. Names are content-addressed, so an existing blob of that
+        name is already the same bytes and is kept."""
+
+    async def get(self, name: str) -> bytes:
+        """The whole of a small blob stored with ``put``; raises ``MediaMissing``."""
 
     async def problem(self) -> str | None:
         """Why the store cannot take writes now, or None when it can (for readiness)."""

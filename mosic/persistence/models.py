@@ -52,6 +52,9 @@ class Clip(AioModel):
     genre_key = peewee.CharField(max_length=TAG_MAX, null=True)
     artist_key = peewee.CharField(max_length=TAG_MAX, null=True)
     album_key = peewee.CharField(max_length=TAG_MAX, null=True)
+    # The embedded cover, stored once by its content hash (``<sha256><ext>``), and its type.
+    cover_name = peewee.CharField(max_length=100, null=True, index=True)
+    cover_type = peewee.CharField(max_length=100, null=True)
     # Which version of the file-reading rules filled the columns above; null for clips added
     # before them, which ``Catalogue.read_pending`` then reads once.
     media_version = peewee.SmallIntegerField(null=True)

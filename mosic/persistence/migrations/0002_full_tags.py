@@ -1,4 +1,5 @@
-"""Full tags: track, disc, year, genre, album artist, bitrate, sample rate, channels.
+"""Full tags (track, disc, year, genre, album artist, bitrate, sample rate, channels) and the
+embedded cover's stored name and type.
 
 Additive only: every new column is nullable, so a release that predates it keeps working on
 the migrated schema. The values for existing clips come from their files, which this layer
@@ -20,10 +21,13 @@ COLUMNS = {
     "genre_key": peewee.CharField(max_length=500, null=True),
     "artist_key": peewee.CharField(max_length=500, null=True),
     "album_key": peewee.CharField(max_length=500, null=True),
+    "cover_name": peewee.CharField(max_length=100, null=True),
+    "cover_type": peewee.CharField(max_length=100, null=True),
     "media_version": peewee.SmallIntegerField(null=True),
 }
-# The filters of GET /play, and the backfill's search for clips not yet read.
-INDEXED = ("genre_key", "artist_key", "album_key", "year", "media_version")
+# The filters of GET /play, the backfill's search for clips not yet read, and the search for
+# other clips sharing a cover before it is removed.
+INDEXED = ("genre_key", "artist_key", "album_key", "year", "media_version", "cover_name")
 
 
 def apply(db, migrator):
