@@ -29,6 +29,7 @@ from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
+from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
@@ -36,6 +37,7 @@ from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
+from mosic.core.waveform import Waveforms
 from mosic.media.local import LocalStore
 from mosic.media.renditions import RenditionCache
 from mosic.media.storage import MediaStore
@@ -119,7 +121,7 @@ async def sweep_leftovers(settings: Settings) -> int:
 
 def make_catalogue(db, store: MediaStore) -> Catalogue:
     """The catalogue over ``db`` and ``store`` (the app and the command line share it)."""
-    return Catalogue(db=db, store=store)
+    return Catalogue(db=db, store=store, waveforms=Waveforms())
 
 
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
@@ -198,6 +200,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             stream_link,
         ),
         ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link),
+        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None),

@@ -38,6 +38,8 @@ TABLES = (
     "subsonic_play_queue",
     "subsonic_play_queue_entry",
 )
+# Covers (by image type) and waveform peaks (audiowaveform .dat) in the media store.
+DERIVED_SUFFIXES = {".jpg", ".png", ".gif", ".webp", ".bmp", ".img", ".dat"}
 
 
 @pytest.fixture(scope="session")
@@ -192,6 +194,14 @@ class Api:
         )
 
     def stored_files(self) -> list[Path]:
+        """The stored audio of clips (not partial uploads, covers or waveform peaks)."""
+        return [p for p in self._published() if p.suffix not in DERIVED_SUFFIXES]
+
+    def derived_files(self) -> list[Path]:
+        """What Mosic derived from stored audio: covers and waveform peaks."""
+        return [p for p in self._published() if p.suffix in DERIVED_SUFFIXES]
+
+    def _published(self) -> list[Path]:
         return [p for p in self.media_files() if ".incoming" not in p.parts]
 
     def lose_stored_media(self) -> None:

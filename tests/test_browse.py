@@ -75,9 +75,10 @@ async def test_metadata_only_clip_round_trip(api):
         "play_count",
         "created_at",
         "cover_url",
+        "waveform_url",
         *TAG_FIELDS,
     }
-    assert clip["cover_url"] is None
+    assert clip["cover_url"] is None and clip["waveform_url"] is None
     assert all(clip[name] is None for name in TAG_FIELDS)
 
 

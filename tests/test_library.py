@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import struct
+import subprocess
 
 import pytest
 
 from tests.conftest import API_KEY
-from tests.support.audio import FORMATS
+from tests.support.audio import FORMATS, make_half_silent_clip, wav_bytes
 from tests.support.database import migrate
 from tests.support.tagging import image, tag_fully
 from tests.test_operate import run_mosic
@@ -146,13 +149,19 @@ async def test_migrate_reads_the_tags_of_clips_added_before_them(api, clip_file,
     # As the rows were before migration 0002: no tags, not yet read.
     nulls = ", ".join(
         f"{c} = NULL"
-        for c in (*TAG_COLUMNS, "artist_key", "cover_name", "cover_type", "media_version")
+        for c in (
+            *TAG_COLUMNS,
+            "artist_key",
+            "cover_name",
+            "cover_type",
+            "waveform_name",
+            "media_version",
+        )
     )
     migrate(api.settings, then=f"UPDATE clip SET {nulls}")  # noqa: S608 - our own names
     assert (await api.get(f"/play/{good['id']}")).json["genre"] is None
-    for old in api.stored_files():
-        if old.suffix == ".jpg":
-            old.unlink()  # as it was: no cover stored
+    for old in api.derived_files():
+        old.unlink()  # as it was: no cover or peaks stored
     [wav] = [p for p in api.stored_files() if p.suffix == ".wav"]
     wav.unlink()  # an unreadable file: its tags stay null, and migrate still succeeds
 
@@ -166,6 +175,8 @@ async def test_migrate_reads_the_tags_of_clips_added_before_them(api, clip_file,
     read = (await api.get(f"/play/{good['id']}")).json
     assert {k: read[k] for k in TAG_COLUMNS} == {k: good[k] for k in TAG_COLUMNS}
     assert read["genre"] == "Free Jazz"
+    assert read["waveform_url"] == f"/play/{good['id']}/waveform"
+    assert (await api.get(read["waveform_url"])).json["length"] > 0
     path, query = split(read["cover_url"])
     assert (await api.get(path, query_string=query, key=None)).content == picture.data
     assert (await api.get(f"/play/{gone['id']}")).json["sample_rate"] is None
@@ -233,13 +244,13 @@ async def test_a_cover_is_stored_once_and_goes_with_its_last_clip(api, clip_file
     first = tagged(clip_file, tmp_path, "mp3", name="one", picture=picture)
     second = tagged(clip_file, tmp_path, "flac", name="two", picture=picture)
     ids = [(await api.upload(p.read_bytes(), p.name)).json["id"] for p in (first, second)]
-    covers = [p for p in api.stored_files() if p.suffix == ".jpg"]
+    covers = [p for p in api.derived_files() if p.suffix == ".jpg"]
     assert len(covers) == 1 and covers[0].read_bytes() == picture.data
     assert (await api.delete(f"/play/{ids[0]}")).status_code == 204
     assert covers[0].exists()
     assert (await api.get(f"/play/{ids[1]}/cover")).content == picture.data
     assert (await api.delete(f"/play/{ids[1]}")).status_code == 204
-    assert api.stored_files() == []
+    assert api.stored_files() == api.derived_files() == []
 
 
 async def test_a_refused_upload_leaves_no_cover_behind(api, clip_file, tmp_path):
@@ -249,3 +260,142 @@ async def test_a_refused_upload_leaves_no_cover_behind(api, clip_file, tmp_path)
     duplicate = await api.upload(path.read_bytes(), "again.mp3")
     assert duplicate.status_code == 409
     assert api.media_files() == before
+
+
+# -- waveforms -------------------------------------------------------------------------------
+
+# Reads what the server produced with the npm package players use (peaks.js is built on it).
+WAVEFORM_DATA_READER = r"""
+const fs = require("fs");
+const WaveformData = require("waveform-data");
+const [jsonPath, datPath] = process.argv.slice(2);
+const describe = (w) => ({
+  length: w.length, channels: w.channels, sample_rate: w.sample_rate, scale: w.scale,
+  duration: w.duration, min: w.channel(0).min_array(), max: w.channel(0).max_array(),
+  resampled: w.resample({ width: 10 }).length,
+});
+const dat = fs.readFileSync(datPath);
+console.log(JSON.stringify({
+  json: describe(WaveformData.create(JSON.parse(fs.readFileSync(jsonPath, "utf8")))),
+  dat: describe(WaveformData.create(dat.buffer.slice(dat.byteOffset, dat.byteOffset + dat.length))),
+}));
+"""
+
+
+@pytest.fixture(scope="session")
+def waveform_data(tmp_path_factory):
+    """The npm package ``waveform-data``, installed into a temporary folder."""
+    folder = tmp_path_factory.mktemp("waveform-data")
+    subprocess.run(
+        ["npm", "install", "--silent", "--no-audit", "--no-fund", "waveform-data@4"],
+        cwd=folder, check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    (folder / "read.js").write_text(WAVEFORM_DATA_READER)
+    return folder
+
+
+def half_silent(tmp_path, fmt):
+    return make_half_silent_clip(tmp_path / f"half.{fmt}", fmt, seconds=4.0)
+
+
+async def waveform(api, clip_id, **query):
+    resp = await api.get(f"/play/{clip_id}/waveform", params=query)
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_the_waveform_shows_the_silent_first_half(api, tmp_path, fmt):
+    path = half_silent(tmp_path, fmt)
+    clip = (await api.upload(path.read_bytes(), path.name)).json
+    assert clip["waveform_url"] == f"/play/{clip['id']}/waveform"
+    resp = await waveform(api, clip["id"], points="200")
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.json
+    assert {k: body[k] for k in ("version", "channels", "bits")} == {
+        "version": 2, "channels": 1, "bits": 8,
+    }  # fmt: skip
+    assert body["sample_rate"] == STREAMS[fmt][0]
+    assert 198 <= body["length"] <= 200 and len(body["data"]) == 2 * body["length"]
+    assert all(-128 <= v <= 127 for v in body["data"])
+    pairs = zip(body["data"][0::2], body["data"][1::2], strict=True)
+    peaks = [max(abs(lo), abs(hi)) for lo, hi in pairs]
+    # Clear of the edges: the switch at half-way, and encoder padding at the end.
+    quiet, loud = peaks[: len(peaks) * 45 // 100], peaks[len(peaks) * 55 // 100 : -5]
+    # The tone is 1/8 of full scale: 16 of 128. Lossy codecs leave a trace of noise at most.
+    assert max(quiet) <= 1, quiet
+    assert min(loud) >= 12, loud
+    # The time of each point is right: the tone starts half-way.
+    onset = next(i for i, p in enumerate(peaks) if p >= 8)
+    seconds = onset * body["samples_per_pixel"] / body["sample_rate"]
+    assert 1.9 <= seconds <= 2.1, seconds
+
+
+@pytest.mark.parametrize("points", [1, 7, 333, 1000, 4321, 10000])
+async def test_length_is_at_most_points_and_within_one_percent(api, tmp_path, points):
+    clip = (await api.upload(half_silent(tmp_path, "flac").read_bytes(), "h.flac")).json
+    body = (await waveform(api, clip["id"], points=str(points))).json
+    samples = 4 * 22050
+    assert min(points, samples) * 0.99 <= body["length"] <= points
+    # However the points were fitted, they span the whole clip, as players compute it.
+    duration = body["length"] * body["samples_per_pixel"] / body["sample_rate"]
+    assert abs(duration - 4.0) < 0.01, body["sample_rate"]
+    default = (await waveform(api, clip["id"])).json
+    assert 990 <= default["length"] <= 1000
+
+
+async def test_a_clip_shorter_than_the_points_gives_every_sample(api):
+    clip = (await api.upload(wav_bytes(11, frames=3000), "short.wav")).json
+    body = (await waveform(api, clip["id"], points="10000")).json
+    assert (body["samples_per_pixel"], body["length"]) == (1, 3000)
+
+
+async def test_dat_is_the_same_peaks_in_the_binary_format(api, tmp_path):
+    clip = (await api.upload(half_silent(tmp_path, "ogg").read_bytes(), "h.ogg")).json
+    body = (await waveform(api, clip["id"], points="500")).json
+    dat = await waveform(api, clip["id"], points="500", format="dat")
+    assert dat.headers["Content-Type"] == "application/octet-stream"
+    header = struct.unpack("<iIiiIi", dat.content[:24])
+    assert header == (2, 1, body["sample_rate"], body["samples_per_pixel"], body["length"], 1)
+    assert list(struct.unpack(f"<{2 * body['length']}b", dat.content[24:])) == body["data"]
+
+
+async def test_waveform_validators_and_errors(api, tmp_path):
+    clip = (await api.upload(half_silent(tmp_path, "mp3").read_bytes(), "h.mp3")).json
+    first = await waveform(api, clip["id"], points="300")
+    etag = first.headers["ETag"]
+    again = await api.get(clip["waveform_url"], params={"points": "300"},
+                          headers={"If-None-Match": etag})  # fmt: skip
+    assert again.status_code == 304 and again.content == b""
+    other = await waveform(api, clip["id"], points="301")
+    assert other.headers["ETag"] != etag
+    for bad in ("0", "10001", "many", "-5"):
+        resp = await api.get(clip["waveform_url"], params={"points": bad})
+        assert resp.status_code == 400 and "'points'" in resp.json["description"]
+    resp = await api.get(clip["waveform_url"], params={"format": "png"})
+    assert resp.status_code == 400 and "'format'" in resp.json["description"]
+    remote = (await api.add_external()).json
+    assert remote["waveform_url"] is None
+    assert (await api.get(f"/play/{remote['id']}/waveform")).status_code == 404
+    assert (await api.get(clip["waveform_url"], key=None)).status_code == 401
+
+
+async def test_waveform_data_reads_what_the_server_made(api, tmp_path, waveform_data):
+    clip = (await api.upload(half_silent(tmp_path, "wav").read_bytes(), "h.wav")).json
+    body = (await waveform(api, clip["id"], points="120")).json
+    (tmp_path / "w.json").write_text(json.dumps(body))
+    dat = await waveform(api, clip["id"], points="120", format="dat")
+    (tmp_path / "w.dat").write_bytes(dat.content)
+    result = subprocess.run(
+        ["node", str(waveform_data / "read.js"), str(tmp_path / "w.json"), str(tmp_path / "w.dat")],
+        cwd=waveform_data, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout)
+    for kind in ("json", "dat"):
+        seen = read[kind]
+        assert seen["length"] == body["length"] and seen["channels"] == 1
+        assert (seen["sample_rate"], seen["scale"]) == (22050, body["samples_per_pixel"])
+        assert seen["min"] == body["data"][0::2] and seen["max"] == body["data"][1::2]
+        assert abs(seen["duration"] - 4.0) < 0.05
+        assert seen["resampled"] == 10

@@ -29,7 +29,7 @@ from openapi_spec_validator import validate
 from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
-from mosic.core import audio, catalogue, plays, signing, text
+from mosic.core import audio, catalogue, plays, signing, text, waveform
 from mosic.core.signing import Signer
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
@@ -145,6 +145,7 @@ class Live:
     odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
     covered: dict = field(default_factory=dict)  # an uploaded clip with an embedded picture
     cover_etag: str = ""
+    waveform_etag: str = ""
     wav: bytes = b""  # the bytes of ``audio``
     etag: str = ""
     last_modified: str = ""
@@ -194,6 +195,9 @@ def live(tmp_path_factory) -> Live:
     cover = app.client.simulate_get(f"/play/{app.covered['id']}/cover", headers=KEY)
     assert cover.status_code == 200, cover.text
     app.cover_etag = cover.headers["ETag"]
+    peaks = app.client.simulate_get(f"/play/{app.audio['id']}/waveform", headers=KEY)
+    assert peaks.status_code == 200, peaks.text
+    app.waveform_etag = peaks.headers["ETag"]
     app.last_modified = head.headers["Last-Modified"]
     app.size = int(head.headers["Content-Length"])
     return app
@@ -311,6 +315,7 @@ class Case:
             "last_modified": ctx.last_modified,
             "size": ctx.size,
             "cover_etag": ctx.cover_etag,
+            "waveform_etag": ctx.waveform_etag,
         }
         headers = {name: value.format(**values) for name, value in self.headers.items()}
         if self.key and self.link is None:
@@ -480,6 +485,21 @@ def cover_cases() -> list[Case]:
     ]
 
 
+def waveform_cases() -> list[Case]:
+    op = "GET /play/{clip_id}/waveform"
+    return [
+        Case("waveform", op, 200),
+        Case("waveform, 50 points as .dat", op, 200, query="points=50&format=dat"),
+        Case("waveform If-None-Match", op, 304, headers={"If-None-Match": "{waveform_etag}"}),
+        Case("waveform, 0 points", op, 400, query="points=0"),
+        Case("waveform, unknown format", op, 400, query="format=svg"),
+        Case("waveform, no key", op, 401, key=False),
+        Case("waveform of a metadata-only clip", op, 404, clip="external"),
+        Case("waveform, unknown clip", op, 404, clip="unknown"),
+        Case("waveform, database down", op, 503, clip="unknown", app="broken"),
+    ]
+
+
 CASES: list[Case] = [
     Case("list", "GET /play", 200),
     Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
@@ -553,6 +573,7 @@ CASES: list[Case] = [
         app="busy",
     ),
     *cover_cases(),
+    *waveform_cases(),
     Case("healthz", "GET /healthz", 200, key=False),
     Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
     Case("readyz", "GET /readyz", 200, key=False),
@@ -688,6 +709,11 @@ def test_documented_limits_are_the_codes_constants(document):
     assert set(components["schemas"]["ClipChanges"]["properties"]) == params.PATCH_FIELDS
     stream = document["paths"]["/play/{clip_id}/stream"]["get"]["description"]
     assert f"byte {plays.PROBE_END_BEFORE}" in stream  # the probe rule's threshold
+    points = next(
+        p for p in document["paths"]["/play/{clip_id}/waveform"]["parameters"]
+        if p.get("name") == "points"
+    )["schema"]  # fmt: skip
+    assert (points["maximum"], points["default"]) == (waveform.POINTS_MAX, waveform.DEFAULT_POINTS)
     year = components["parameters"]["Year"]["schema"]
     assert (year["minimum"], year["maximum"]) == (1, audio.NUMBER_MAX)
     for name in catalogue.TEXT_FILTERS:

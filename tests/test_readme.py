@@ -45,6 +45,8 @@ def test_the_api_examples_work_verbatim(tmp_path):
         assert '"title": "Morning Birds"' in result.stdout  # form field over the tag
         assert '"artist": "Birds Inc."' in result.stdout
         assert '"song_id"' in result.stdout
+        assert '"samples_per_pixel"' in result.stdout  # the waveform
+        assert "}404\n" in result.stdout  # the cover of a file without a picture
         assert (tmp_path / "whole.mp3").read_bytes() == (tmp_path / "song.mp3").read_bytes()
         assert (tmp_path / "part.bin").read_bytes() == (tmp_path / "song.mp3").read_bytes()[
             1000:2000

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
+import numpy as np
 import pytest
 
+from mosic.core import waveform
 from mosic.core.plays import PROBE_END_BEFORE, counts_as_play
 from mosic.core.signing import COVER, STREAM, BadSignature, ExpiredSignature, Signer
 from mosic.media.ranges import (
@@ -149,3 +152,18 @@ def test_a_signature_names_its_resource():
     assert stream_sig == signer.sign("clip-a", now=1000, resource=STREAM)[1]
     with pytest.raises(BadSignature, match="cover"):
         signer.verify("clip-a", str(expires), stream_sig, now=1000, resource=COVER)
+
+
+@pytest.mark.parametrize("samples", [1, 5, 999, 1000, 1001, 22050, 88200, 1_000_003, 400_000_000])
+@pytest.mark.parametrize("points", [1, 2, 999, 1000, 4321, 10000])
+def test_waveform_resolution_fits_points_within_one_percent(samples, points):
+    base = waveform.base_samples_per_pixel(samples)
+    stored = math.ceil(samples / base)
+    assert stored <= waveform.MAX_BASE_PIXELS
+    zeros = np.zeros(stored, dtype=np.int8)
+    peaks = waveform.Peaks(44100, base, zeros, zeros).resample(points)
+    assert min(points, stored * base) * 0.99 <= peaks.length <= points
+    # The points span the clip as players compute it, to 1% or, for a handful of samples,
+    # to the last point's overhang.
+    drawn = peaks.length * peaks.samples_per_pixel * 44100 / peaks.sample_rate
+    assert abs(drawn - stored * base) <= max(0.01 * stored * base, peaks.samples_per_pixel)

@@ -8,7 +8,7 @@ import uuid
 import falcon
 import peewee
 
-from mosic.core.catalogue import ClipNotFound, NoCover
+from mosic.core.catalogue import ClipNotFound, NoCover, NoWaveform
 from mosic.media.storage import StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
@@ -56,6 +56,12 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             title="No cover", description="the clip's file has no embedded picture"
         )
 
+    async def no_waveform(req, resp, ex, params):
+        raise falcon.HTTPNotFound(
+            title="No waveform",
+            description="the clip has no stored audio to draw (metadata-only, or undecodable)",
+        )
+
     async def no_route(req, resp, ex, params):
         if req.path.startswith("/play/"):
             raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
@@ -101,6 +107,7 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     app.add_error_handler(TranscoderBusy, transcoder_busy)
     app.add_error_handler(TranscodeFailed, transcode_failed)
     app.add_error_handler(NoCover, no_cover)
+    app.add_error_handler(NoWaveform, no_waveform)
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
     app.add_error_handler(peewee.OperationalError, database_error)
     app.add_error_handler(peewee.InterfaceError, database_error)

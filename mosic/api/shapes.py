@@ -42,6 +42,7 @@ def clip_json(clip: Clip, signer: Signer) -> dict:
         "audio_url": clip.external_url or stream_path,
         "stream_url": f"{stream_path}?{signer.query(str(clip.id))}",
         "cover_url": cover_url(clip, signer),
+        "waveform_url": f"/play/{clip.id}/waveform" if clip.waveform_name else None,
         "play_count": clip.play_count,
         "created_at": iso(clip.created_at),
         **{name: getattr(clip, name) for name in TAG_FIELDS},

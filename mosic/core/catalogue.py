@@ -7,6 +7,7 @@ catalogue owns its database and media store: callers ask it, never them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import uuid
@@ -24,6 +25,7 @@ from mosic.core.text import (
     search_text_for,
     title_from_filename,
 )
+from mosic.core.waveform import Peaks, Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import CompiledQuery
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
@@ -56,6 +58,10 @@ class ClipNotFound(Exception):
 
 class NoCover(Exception):
     """The clip has no cover (its file embeds no picture), or the stored cover is gone."""
+
+
+class NoWaveform(Exception):
+    """The clip has no waveform: it is metadata-only, or its audio could not be decoded."""
 
 
 class DuplicateClip(Exception):
@@ -159,9 +165,10 @@ def _like_contains(column, needle: str):
 
 
 class Catalogue:
-    def __init__(self, *, db, store: MediaStore) -> None:
+    def __init__(self, *, db, store: MediaStore, waveforms: Waveforms) -> None:
         self._db = db
         self._store = store
+        self._waveforms = waveforms
         some_id = (Clip.id, _SOME_ID)
         self._by_id = CompiledQuery(db, Clip.select().where(Clip.id == _SOME_ID), clip_id=some_id)
         self._play = CompiledQuery(
@@ -212,6 +219,25 @@ class Catalogue:
         except MediaMissing:
             raise NoCover(clip.id) from None
 
+    async def waveform(self, clip: Clip) -> Peaks:
+        """The clip's stored peaks, at full resolution; raises ``NoWaveform``."""
+        if clip.waveform_name is None:
+            raise NoWaveform(clip.id)
+        try:
+            return Peaks.from_dat(await self._store.get(clip.waveform_name))
+        except MediaMissing:
+            raise NoWaveform(clip.id) from None
+
+    async def _store_waveform(self, sha256: str, inspect) -> dict:
+        """Compute and store the peaks of the audio ``inspect`` reads (off the event loop);
+        the column that names them, or nothing when the audio cannot be decoded."""
+        peaks = await self._waveforms.compute(inspect)
+        if peaks is None:
+            return {}
+        name = f"{sha256}{WAVEFORM_SUFFIX}"
+        await self._store.put(name, peaks.to_dat())
+        return {"waveform_name": name}
+
     async def _store_cover(self, info: audio.AudioInfo) -> dict:
         """Store the file's cover once by its content hash; the columns that name it."""
         if info.cover is None:
@@ -220,18 +246,21 @@ class Catalogue:
         await self._store.put(name, info.cover.data)
         return {"cover_name": name, "cover_type": info.cover.mime}
 
-    async def _drop_cover_if_unused(self, name: str | None) -> None:
-        # Covers are shared by content: one goes only when no clip names it any more.
-        if name and not await self._one(Clip.select(Clip.id).where(Clip.cover_name == name)):
+    async def _drop_if_unused(self, column, name: str | None) -> None:
+        # Derived blobs are named by content: one goes only when no clip names it any more
+        # (covers are shared; an identical upload that won a race has the same peaks).
+        if name and not await self._one(Clip.select(Clip.id).where(column == name)):
             await self._store.remove(name)
 
-    async def _cleanup_cover(self, name: str | None) -> None:
-        """After a failed add: drop its cover unless another clip uses it. Never raises, so
-        the failure that brought us here is the one the caller sees."""
-        try:
-            await self._drop_cover_if_unused(name)
-        except Exception as exc:
-            log.warning("cover %s of a failed upload was left behind: %s", name, exc)
+    async def _cleanup_blobs(self, row: dict) -> None:
+        """After a failed add: drop its cover and peaks unless another clip uses them. Never
+        raises, so the failure that brought us here is the one the caller sees."""
+        for column in (Clip.cover_name, Clip.waveform_name):
+            name = row.get(column.name)
+            try:
+                await self._drop_if_unused(column, name)
+            except Exception as exc:
+                log.warning("%s of a failed upload was left behind: %s", name, exc)
 
     async def count(self) -> int:
         return await Clip.select().aio_count(self._db)
@@ -299,10 +328,11 @@ class Catalogue:
         existing = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
         if existing is not None:
             raise DuplicateClip(existing.id)
-        cover = await self._store_cover(info)
-        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info), **cover)
+        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info))
         published = False
         try:
+            row.update(await self._store_cover(info))
+            row.update(await self._store_waveform(incoming.sha256, incoming.inspect))
             async with self._db.aio_atomic():
                 await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
                 await self._store.publish(incoming, row["file_name"])
@@ -310,7 +340,7 @@ class Catalogue:
         except BaseException as exc:
             if published:  # the commit failed after the file was moved into place
                 await self._store.remove(row["file_name"])
-            await self._cleanup_cover(row.get("cover_name"))
+            await self._cleanup_blobs(row)
             if isinstance(exc, peewee.IntegrityError):
                 await self._raise_duplicate_of_winner(incoming)
             raise
@@ -346,6 +376,8 @@ class Catalogue:
             log.warning("clip %s: tags left empty, its file could not be read: %s", clip.id, exc)
             return {}
         fields = {**_tag_fields(info), **await self._store_cover(info)}
+        reader = functools.partial(self._store.inspect, clip.file_name)
+        fields.update(await self._store_waveform(clip.sha256, reader))
         return {**fields, **filter_keys({**fields, "artist": clip.artist, "album": clip.album})}
 
     async def _raise_duplicate_of_winner(self, incoming: Incoming) -> None:
@@ -380,13 +412,16 @@ class Catalogue:
         publish its file only to have us remove it."""
         async with self._db.aio_atomic():
             rows = await self._db.aio_execute(
-                Clip.delete().where(Clip.id == clip_id).returning(Clip.file_name, Clip.cover_name)
+                Clip.delete()
+                .where(Clip.id == clip_id)
+                .returning(Clip.file_name, Clip.cover_name, Clip.waveform_name)
             )
             if not rows:
                 raise ClipNotFound(clip_id)
-            if rows[0].file_name:
-                await self._store.remove(rows[0].file_name)
-            await self._drop_cover_if_unused(rows[0].cover_name)
+            for name in (rows[0].file_name, rows[0].waveform_name):
+                if name:
+                    await self._store.remove(name)
+            await self._drop_if_unused(Clip.cover_name, rows[0].cover_name)
 
     async def record_play(self, clip_id: uuid.UUID) -> int | None:
         """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.
@@ -438,6 +473,7 @@ def _tag_fields(info: audio.AudioInfo) -> dict:
 
 # Covers are stored under their hash with the extension of their type, so a store's listing
 # (and an S3 console) shows what they are.
+WAVEFORM_SUFFIX = ".dat"  # the audiowaveform binary format
 IMAGE_EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",

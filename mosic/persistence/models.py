@@ -55,6 +55,9 @@ class Clip(AioModel):
     # The embedded cover, stored once by its content hash (``<sha256><ext>``), and its type.
     cover_name = peewee.CharField(max_length=100, null=True, index=True)
     cover_type = peewee.CharField(max_length=100, null=True)
+    # The clip's waveform peaks, stored as an audiowaveform .dat file (``<sha256>.dat``); null
+    # for metadata-only clips and audio that cannot be decoded.
+    waveform_name = peewee.CharField(max_length=100, null=True)
     # Which version of the file-reading rules filled the columns above; null for clips added
     # before them, which ``Catalogue.read_pending`` then reads once.
     media_version = peewee.SmallIntegerField(null=True)

@@ -126,6 +126,24 @@ def make_clip(
     return path
 
 
+def make_half_silent_clip(path: Path, fmt: str, *, seconds: float = 2.0, freq: int = 440) -> Path:
+    """``seconds`` of audio as ``fmt``: silence for the first half, then a sine tone (at
+    ffmpeg's default amplitude, 1/8 of full scale). Returns ``path``."""
+    muxer, encoding = _ENCODINGS[fmt]
+    half = seconds / 2
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"anullsrc=r=48000:cl=mono:d={half}",
+        "-f", "lavfi", "-i", f"sine=frequency={freq}:duration={half}:sample_rate=48000",
+        "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1",
+        "-map_metadata", "-1", "-ac", "1", *encoding,
+        "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        "-f", muxer, str(path),
+    )  # fmt: skip
+    return path
+
+
 def make_wav_of_size(path: Path, size_bytes: int) -> Path:
     """Write a valid 16-bit mono 44.1 kHz PCM WAV of about ``size_bytes`` bytes.
 

@@ -1,5 +1,5 @@
-"""Full tags (track, disc, year, genre, album artist, bitrate, sample rate, channels) and the
-embedded cover's stored name and type.
+"""Full tags (track, disc, year, genre, album artist, bitrate, sample rate, channels), the
+embedded cover's stored name and type, and the stored waveform peaks' name.
 
 Additive only: every new column is nullable, so a release that predates it keeps working on
 the migrated schema. The values for existing clips come from their files, which this layer
@@ -23,6 +23,7 @@ COLUMNS = {
     "album_key": peewee.CharField(max_length=500, null=True),
     "cover_name": peewee.CharField(max_length=100, null=True),
     "cover_type": peewee.CharField(max_length=100, null=True),
+    "waveform_name": peewee.CharField(max_length=100, null=True),
     "media_version": peewee.SmallIntegerField(null=True),
 }
 # The filters of GET /play, the backfill's search for clips not yet read, and the search for

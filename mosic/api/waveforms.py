@@ -1,0 +1,48 @@
+"""``GET /play/{clip_id}/waveform``: the clip's peaks in the audiowaveform formats.
+
+``points`` picks the resolution (``mosic.core.waveform.Peaks.resample``); ``format=dat`` gives
+the binary ``.dat`` file instead of JSON. Stored peaks never change, so the ETag is derived
+from the audio's hash and what was asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import falcon
+
+from mosic.api.errors import bad_request
+from mosic.api.params import int_param
+from mosic.core import waveform
+from mosic.core.catalogue import Catalogue
+from mosic.media import ranges
+
+FORMATS = {"json": "application/json", "dat": "application/octet-stream"}
+
+
+class ClipWaveform:
+    def __init__(self, *, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+
+    async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
+        points = int_param(req, "points", 1, waveform.POINTS_MAX) or waveform.DEFAULT_POINTS
+        kind = req.get_param("format") or "json"
+        if kind not in FORMATS:
+            raise bad_request(f"'format' must be json or dat, got {kind!r}")
+        clip = await self._catalogue.get(clip_id)
+        peaks = await self._catalogue.waveform(clip)  # NoWaveform is a 404 (errors.py)
+        asked = f"{clip.waveform_name}:{points}:{kind}".encode()
+        etag = ranges.etag_for(hashlib.sha256(asked).hexdigest())
+        resp.etag = etag
+        resp.cache_control = ["private", "max-age=0", "must-revalidate"]
+        if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
+            resp.status = falcon.HTTP_304
+            return
+        shown = peaks.resample(points)
+        resp.content_type = FORMATS[kind]
+        if kind == "dat":
+            resp.data = shown.to_dat()
+        else:
+            resp.data = json.dumps(shown.to_json(), separators=(",", ":")).encode()

@@ -1,0 +1,216 @@
+"""Waveform peaks: computed once per clip from its decoded audio, served at any resolution.
+
+When a clip is added, its audio is decoded (PyAV's FFmpeg), mixed to mono, and reduced to the
+minimum and maximum of every block of ``base_samples_per_pixel`` samples: 256 at the file's own
+rate, finer for short clips so that every resolution a client may ask for is drawn from at
+least ten stored blocks a point, and coarser for very long ones so that the stored peaks stay
+under ``MAX_BASE_PIXELS``. They are kept as an audiowaveform ``.dat`` file (version 2, 8 bits).
+
+A request for ``points`` picks ``samples_per_pixel = ceil(samples / points)``, so ``length`` is at
+most ``points`` and, once a clip has a hundred samples a point, within 1% of it. For shorter
+clips, where rounding up would cost more than 1% of the points, ``length`` is exactly
+``min(points, samples)``, each point spans ``samples / length`` samples, ``samples_per_pixel``
+is that rounded down, and ``sample_rate`` is the rate the points are drawn at (the file's rate
+scaled by the same factor), so ``index * samples_per_pixel / sample_rate`` is still the time of
+each point and ``length * samples_per_pixel / sample_rate`` the duration, as players compute
+them. Each point is the min and max of the stored blocks its span of samples starts in.
+
+Decoding holds the GIL for its Python-side frame handling, so at most
+``DECODE_CONCURRENCY`` run at once, each in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BASE_SAMPLES_PER_PIXEL = 256
+# Stored peaks for a clip shorter than this many blocks of 256 use finer blocks, down to one
+# sample: POINTS_MAX points at ten blocks each.
+MIN_BASE_PIXELS = 100_000
+# About 2.4 hours at 256 samples a block and 48 kHz; longer clips get coarser blocks, so a
+# stored waveform never passes 8 MiB.
+MAX_BASE_PIXELS = 4 * 1024 * 1024
+POINTS_MAX = 10_000
+DEFAULT_POINTS = 1000
+# How many clips are decoded at once in this process: two keep one core for the server.
+DECODE_CONCURRENCY = 2
+# ``length`` must be at least this share of min(points, samples).
+LENGTH_TOLERANCE = 0.99
+DAT_VERSION = 2
+DAT_FLAG_8_BIT = 1
+_DAT_HEADER = struct.Struct("<iIiiIi")  # version, flags, rate, samples/pixel, length, channels
+
+
+class Undecodable(Exception):
+    """The audio could not be decoded (mutagen read its tags, FFmpeg cannot play it)."""
+
+
+@dataclass(frozen=True)
+class Peaks:
+    sample_rate: int
+    samples_per_pixel: int
+    mins: np.ndarray  # int8, one per pixel
+    maxs: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return len(self.mins)
+
+    @property
+    def samples(self) -> int:
+        # The last block may be partial; the error is under one block, a few milliseconds.
+        return self.length * self.samples_per_pixel
+
+    def to_dat(self) -> bytes:
+        """The audiowaveform binary format, version 2, 8-bit, one channel."""
+        header = _DAT_HEADER.pack(
+            DAT_VERSION, DAT_FLAG_8_BIT, self.sample_rate, self.samples_per_pixel, self.length, 1
+        )
+        return header + _interleave(self.mins, self.maxs).tobytes()
+
+    def to_json(self) -> dict:
+        """The audiowaveform JSON format, version 2, as peaks.js and waveform-data read."""
+        return {
+            "version": DAT_VERSION,
+            "channels": 1,
+            "sample_rate": self.sample_rate,
+            "samples_per_pixel": self.samples_per_pixel,
+            "bits": 8,
+            "length": self.length,
+            "data": _interleave(self.mins, self.maxs).tolist(),
+        }
+
+    @classmethod
+    def from_dat(cls, data: bytes) -> Peaks:
+        version, _, rate, spp, length, _ = _DAT_HEADER.unpack_from(data)
+        values = np.frombuffer(data, dtype=np.int8, offset=_DAT_HEADER.size, count=2 * length)
+        return cls(rate, spp, values[0::2], values[1::2])
+
+    def resample(self, points: int) -> Peaks:
+        """The peaks at the resolution that fits ``points`` (module docstring)."""
+        samples = self.samples
+        target = min(points, samples)
+        spp = max(1, math.ceil(samples / points))
+        length, rate, span = math.ceil(samples / spp), self.sample_rate, float(spp)
+        if length < target * LENGTH_TOLERANCE:
+            length = target
+            spp = samples // length
+            span = samples / length
+            # The rate these points are drawn at: time = index * spp / rate stays true.
+            rate = round(self.sample_rate * length * spp / samples)
+        starts = (np.arange(length) * span // self.samples_per_pixel).astype(np.int64)
+        starts = np.minimum(starts, self.length - 1)
+        return Peaks(
+            rate,
+            spp,
+            np.minimum.reduceat(self.mins, starts),
+            np.maximum.reduceat(self.maxs, starts),
+        )
+
+
+def _interleave(mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
+    pairs = np.empty(2 * len(mins), dtype=np.int8)
+    pairs[0::2], pairs[1::2] = mins, maxs
+    return pairs
+
+
+def base_samples_per_pixel(samples: int) -> int:
+    spp = min(BASE_SAMPLES_PER_PIXEL, max(1, samples // MIN_BASE_PIXELS))
+    return max(spp, math.ceil(samples / MAX_BASE_PIXELS))
+
+
+def compute_peaks(fileobj: BinaryIO) -> Peaks:
+    """Decode ``fileobj`` to mono and reduce it to stored peaks; raises ``Undecodable``.
+    Blocking: run it in a thread (``Waveforms.compute``)."""
+    try:
+        with av.open(fileobj, mode="r") as container:
+            stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate
+            spp = base_samples_per_pixel(_expected_samples(container, stream, rate))
+            reducer = _BlockReducer(spp)
+            mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            for frame in container.decode(stream):
+                for converted in mono.resample(frame):
+                    reducer.add(converted.to_ndarray()[0])
+            for converted in mono.resample(None):
+                reducer.add(converted.to_ndarray()[0])
+    except (av.FFmpegError, IndexError, ValueError) as exc:
+        raise Undecodable(f"the audio could not be decoded: {exc}") from None
+    mins, maxs = reducer.finish()
+    if not len(mins):
+        raise Undecodable("the audio decoded to no samples")
+    return Peaks(rate, spp, mins, maxs)
+
+
+def _expected_samples(container, stream, rate: int) -> int:
+    if stream.duration is not None and stream.time_base is not None:
+        return int(stream.duration * stream.time_base * rate)
+    if container.duration is not None:
+        return int(container.duration / av.time_base * rate)
+    return 0
+
+
+class _BlockReducer:
+    """Min and max of every ``size`` samples, fed chunk by chunk (memory stays flat)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._carry = np.empty(0, dtype=np.float32)
+        self._mins: list[np.ndarray] = []
+        self._maxs: list[np.ndarray] = []
+
+    def add(self, samples: np.ndarray) -> None:
+        joined = np.concatenate((self._carry, samples.astype(np.float32, copy=False)))
+        whole = len(joined) // self._size * self._size
+        if whole:
+            self._reduce(joined[:whole].reshape(-1, self._size))
+        self._carry = joined[whole:]
+
+    def _reduce(self, blocks: np.ndarray) -> None:
+        self._mins.append(_to_int8(blocks.min(axis=1)))
+        self._maxs.append(_to_int8(blocks.max(axis=1)))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._carry):
+            self._reduce(self._carry.reshape(1, -1))
+            self._carry = self._carry[:0]
+        empty = np.empty(0, dtype=np.int8)
+        return (
+            np.concatenate(self._mins) if self._mins else empty,
+            np.concatenate(self._maxs) if self._maxs else empty,
+        )
+
+
+def _to_int8(values: np.ndarray) -> np.ndarray:
+    # Full scale (-1.0 .. 1.0) onto the 8-bit range, as audiowaveform maps 16-bit samples.
+    return np.clip(np.round(values * 128), -128, 127).astype(np.int8)
+
+
+class Waveforms:
+    """Computes peaks off the event loop, at most ``concurrency`` at once."""
+
+    def __init__(self, concurrency: int = DECODE_CONCURRENCY) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def compute(
+        self, inspect: Callable[[Callable[[BinaryIO], Peaks]], Awaitable[Peaks]]
+    ) -> Peaks | None:
+        """Peaks of the audio that ``inspect`` (``Incoming.inspect`` or a stored file's)
+        hands to a reader in a thread; None when it cannot be decoded."""
+        async with self._slots:
+            try:
+                return await inspect(compute_peaks)
+            except Undecodable as exc:
+                log.warning("no waveform: %s", exc)
+                return None
