@@ -10,9 +10,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import API_KEY
 from tests.support.audio import FORMATS, make_half_silent_clip, wav_bytes
-from tests.support.database import migrate
+from tests.support.database import migrate, mosic_env
 from tests.support.tagging import image, tag_fully
 from tests.test_operate import run_mosic
 
@@ -122,18 +121,6 @@ async def test_bad_filters_are_400_naming_the_parameter(api, query, name):
     resp = await api.get("/play", params=query)
     assert resp.status_code == 400
     assert f"'{name}'" in resp.json["description"]
-
-
-def mosic_env(settings) -> dict[str, str]:
-    """The environment that points a ``mosic`` command at the test's data and database."""
-    env = {"MOSIC_DATA_DIR": str(settings.data_dir), "MOSIC_API_KEY": API_KEY}
-    pg = settings.postgres
-    if pg is not None:
-        password = f":{pg.password}" if pg.password else ""
-        env["MOSIC_DATABASE_URL_OVERRIDE"] = (
-            f"postgresql://{pg.user}{password}@{pg.host}:{pg.port}/{pg.name}"
-        )
-    return env
 
 
 TAG_COLUMNS = ("track", "disc", "year", "genre", "album_artist", "bitrate", "sample_rate",

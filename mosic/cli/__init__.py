@@ -1,4 +1,4 @@
-"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``--version``).
+"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``import``, ``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from mosic import __version__
 from mosic.settings import Settings, SettingsError, check_port, load_settings
 
 log = logging.getLogger("mosic")
+# Files read, hashed and decoded at once by ``mosic import``: decoding is bounded separately
+# (mosic.core.waveform.DECODE_CONCURRENCY), so more jobs overlap disk reads with it.
+DEFAULT_IMPORT_JOBS = 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--to", choices=("s3", "local"), required=True)
     copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
+    add = commands.add_parser(
+        "import",
+        help="apply pending migrations, then add every audio file under the given paths",
+        description="Add every file with an audio extension under the given files and folders, "
+        "with the rules of an upload (files already stored are skipped). Exit status 1 only "
+        "when some file failed and none was added or skipped.",
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file or a folder")
+    add.add_argument(
+        "--jobs", type=int, default=DEFAULT_IMPORT_JOBS,
+        help=f"files imported at once (default {DEFAULT_IMPORT_JOBS})",
+    )  # fmt: skip
     return parser
 
 
@@ -58,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             if overrides.get("workers", 1) < 1:
                 raise SettingsError("--workers must be at least 1")
             settings = settings.replace(**overrides)
+        if args.command == "import" and args.jobs < 1:
+            raise SettingsError("--jobs must be at least 1")
     except SettingsError as exc:
         print(f"mosic: invalid setting: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from mosic.cli.storage import migrate_storage
 
         return migrate_storage(settings, args.to, max(args.jobs, 1))
+    if args.command == "import":
+        from mosic.cli.library import import_paths
+
+        return import_paths(settings, args.paths, args.jobs)
     from mosic.cli.serve import serve
 
     return serve(settings)

@@ -16,3 +16,15 @@ def migrate(settings: Settings, *, then: str | tuple[str, ...] = ()) -> None:
             db.execute_sql(statement)
     finally:
         db.close()
+
+
+def mosic_env(settings: Settings, api_key: str = "test-key-0123456789") -> dict[str, str]:
+    """The environment that points a ``mosic`` command at ``settings``' data and database."""
+    env = {"MOSIC_DATA_DIR": str(settings.data_dir), "MOSIC_API_KEY": api_key}
+    pg = settings.postgres
+    if pg is not None:
+        password = f":{pg.password}" if pg.password else ""
+        env["MOSIC_DATABASE_URL_OVERRIDE"] = (
+            f"postgresql://{pg.user}{password}@{pg.host}:{pg.port}/{pg.name}"
+        )
+    return env
