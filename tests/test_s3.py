@@ -15,12 +15,13 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, Api, reset_database, settings_for
+from tests.conftest import API_KEY, DERIVED_SUFFIXES, Api, reset_database, settings_for
 from tests.support.audio import make_wav_of_size
 from tests.support.forms import multipart
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, rclone_s3
@@ -134,8 +135,13 @@ async def test_the_presigned_url_expires_with_the_signed_link(redirecting, song)
 
 
 def stored_objects(server, config) -> list[str]:
+    """The clips' audio in the bucket (not heartbeats, covers or waveform peaks)."""
     answer = server.client().list_objects_v2(Bucket=config.bucket, Prefix=config.prefix)
-    return [o["Key"] for o in answer.get("Contents", []) if "/.instances/" not in o["Key"]]
+    return [
+        o["Key"]
+        for o in answer.get("Contents", [])
+        if "/.instances/" not in o["Key"] and Path(o["Key"]).suffix not in DERIVED_SUFFIXES
+    ]
 
 
 def test_a_store_outage_is_a_503_that_leaves_nothing_and_mosic_recovers(

@@ -15,7 +15,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from mosic.core.catalogue import Catalogue, StoredEntry
+from mosic.app import make_catalogue
+from mosic.core.catalogue import StoredEntry
 from mosic.media.local import LocalStore
 from mosic.media.s3 import S3Store
 from mosic.media.storage import MediaMissing, MediaStore, StorageUnavailable
@@ -59,7 +60,7 @@ async def _migrate(settings: Settings, source: MediaStore, target: MediaStore, j
     await source.start()
     await target.start()
     try:
-        entries = await Catalogue(db=db, store=source).stored_entries()
+        entries = await make_catalogue(db, source).stored_entries()
         tally = Tally()
         with _progress(len(entries), sum(e.size for e in entries)) as advance:
             limit = asyncio.Semaphore(jobs)

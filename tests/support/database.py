@@ -27,4 +27,16 @@ def mosic_env(settings: Settings, api_key: str = "test-key-0123456789") -> dict[
         env["MOSIC_DATABASE_URL_OVERRIDE"] = (
             f"postgresql://{pg.user}{password}@{pg.host}:{pg.port}/{pg.name}"
         )
+    s3 = settings.s3 if settings.uses_s3 else None
+    if s3 is not None:
+        env.update({
+            "MOSIC_STORAGE": "s3",
+            "MOSIC_S3_BUCKET": s3.bucket,
+            "MOSIC_S3_PREFIX": s3.prefix,
+            "MOSIC_S3_ENDPOINT_URL": s3.endpoint_url or "",
+            "MOSIC_S3_ACCESS_KEY_ID": s3.access_key_id or "",
+            "MOSIC_S3_SECRET_ACCESS_KEY": s3.secret_access_key or "",
+            "MOSIC_S3_ADDRESSING": s3.addressing,
+            "MOSIC_S3_STREAM": s3.stream,
+        })  # fmt: skip
     return env
