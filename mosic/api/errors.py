@@ -47,20 +47,26 @@ class DuplicateUpload(falcon.HTTPConflict):
         return body
 
 
+# A clip that exists but lacks the part asked for: 404, saying what is missing.
+MISSING_PARTS = {
+    NoCover: ("No cover", "the clip's file has no embedded picture"),
+    NoWaveform: (
+        "No waveform",
+        "the clip has no stored audio to draw (metadata-only, or undecodable)",
+    ),
+}
+
+
+def _not_found(title: str, description: str):
+    async def not_found(req, resp, ex, params):
+        raise falcon.HTTPNotFound(title=title, description=description)
+
+    return not_found
+
+
 def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     async def clip_not_found(req, resp, ex, params):
         raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
-
-    async def no_cover(req, resp, ex, params):
-        raise falcon.HTTPNotFound(
-            title="No cover", description="the clip's file has no embedded picture"
-        )
-
-    async def no_waveform(req, resp, ex, params):
-        raise falcon.HTTPNotFound(
-            title="No waveform",
-            description="the clip has no stored audio to draw (metadata-only, or undecodable)",
-        )
 
     async def no_route(req, resp, ex, params):
         if req.path.startswith("/play/"):
@@ -106,8 +112,8 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     app.add_error_handler(StorageUnavailable, storage_unavailable)
     app.add_error_handler(TranscoderBusy, transcoder_busy)
     app.add_error_handler(TranscodeFailed, transcode_failed)
-    app.add_error_handler(NoCover, no_cover)
-    app.add_error_handler(NoWaveform, no_waveform)
+    for missing, (title, description) in MISSING_PARTS.items():
+        app.add_error_handler(missing, _not_found(title, description))
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
     app.add_error_handler(peewee.OperationalError, database_error)
     app.add_error_handler(peewee.InterfaceError, database_error)

@@ -244,7 +244,7 @@ def _decoder_format(fileobj: BinaryIO) -> tuple[int, int] | None:
     try:
         with av.open(fileobj, mode="r") as container:
             codec = container.streams.audio[0].codec_context
-            return codec.sample_rate, codec.channels
+            return (codec.sample_rate, codec.channels) if codec is not None else None
     except (av.FFmpegError, IndexError):
         return None
 

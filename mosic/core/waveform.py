@@ -136,6 +136,8 @@ def compute_peaks(fileobj: BinaryIO) -> Peaks:
     try:
         with av.open(fileobj, mode="r") as container:
             stream = container.streams.audio[0]
+            if stream.codec_context is None:  # a codec this FFmpeg build does not have
+                raise Undecodable("the audio's codec cannot be decoded")
             rate = stream.codec_context.sample_rate
             spp = base_samples_per_pixel(_expected_samples(container, stream, rate))
             reducer = _BlockReducer(spp)
