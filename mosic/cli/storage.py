@@ -120,7 +120,8 @@ async def _sha256(media) -> str:
 
 
 class _progress:  # noqa: N801 - used like a context manager function
-    """A progress bar (files, bytes, rate, ETA) on a terminal; a line per 10% otherwise."""
+    """A progress bar (files, bytes, rate, ETA; tqdm, as for ``mosic import``) on a terminal;
+    a line per tenth of the files otherwise."""
 
     def __init__(self, files: int, total_bytes: int) -> None:
         self.files, self.total = files, total_bytes
@@ -129,32 +130,24 @@ class _progress:  # noqa: N801 - used like a context manager function
 
     def __enter__(self):
         if sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )  # fmt: skip
+            from tqdm import tqdm
 
-            self._bar = Progress(
-                "copying", MofNCompleteColumn(), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), transient=False,
+            self._bar = tqdm(
+                total=self.total, unit="B", unit_scale=True, unit_divisor=1024, desc="copying",
+                postfix=f"0/{self.files} files", file=sys.stderr,
             )  # fmt: skip
-            self._bar.start()
-            self._task = self._bar.add_task("copy", total=self.total)
         return self.advance
 
     def advance(self, size: int) -> None:
         self.done_files += 1
         self.done_bytes += size
         if self._bar is not None:
-            self._bar.update(self._task, advance=size)
+            self._bar.set_postfix_str(f"{self.done_files}/{self.files} files", refresh=False)
+            self._bar.update(size)
         elif self.done_files % max(self.files // 10, 1) == 0 or self.done_files == self.files:
             print(f"copied {self.done_files}/{self.files} files, {self.done_bytes} bytes",
                   file=sys.stderr, flush=True)  # fmt: skip
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            self._bar.close()
