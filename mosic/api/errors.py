@@ -96,5 +96,6 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     app.add_error_handler(TranscoderBusy, transcoder_busy)
     app.add_error_handler(TranscodeFailed, transcode_failed)
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
-    app.add_error_handler(peewee.OperationalError, database_error)
-    app.add_error_handler(peewee.InterfaceError, database_error)
+    # Every database failure (peewee wraps the drivers' errors in these) is "try again": the
+    # client's input was checked before any query ran.
+    app.add_error_handler(peewee.PeeweeException, database_error)
