@@ -22,6 +22,7 @@ from mosic.api.middleware import (
     RequestMetrics,
 )
 from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
+from mosic.api.params import BoundedJson
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
@@ -119,6 +120,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
     app = DisconnectAwareApp(middleware=_middleware(services, guards))
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = BoundedJson(settings.max_json_bytes)
     _add_routes(app, services, guards)
     register_error_handlers(app, services.metrics)
     return app

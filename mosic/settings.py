@@ -95,6 +95,9 @@ class Settings:
     # Transcodes running at once in each process; None means one per CPU.
     transcode_max: int | None = None
     transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
+    read_api_keys: tuple[str, ...] = ()
+    max_json_kb: int = 64
+    body_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -117,6 +120,10 @@ class Settings:
     @property
     def transcode_cache_bytes(self) -> int:
         return self.transcode_cache_mb * 1024 * 1024
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_kb * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -237,6 +244,17 @@ def _non_empty(name: str, value: str) -> str:
     return value.strip()
 
 
+def _key_list(value: str) -> tuple[str, ...]:
+    # An empty entry ("a,,b" or a trailing comma) must never become a key that "" matches.
+    return tuple(key for key in (part.strip() for part in value.split(",")) if key)
+
+
+def _body_timeout(value: float) -> float:
+    if not value > 0:
+        raise SettingsError(f"{PREFIX}BODY_TIMEOUT_S must be a positive number of seconds")
+    return value
+
+
 def _log_level(value: str) -> str:
     level = value.upper()
     if level not in LOG_LEVELS:
@@ -302,6 +320,9 @@ def _read(env: Env) -> Settings:
         transcode_cache_mb=_positive(
             "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
         ),
+        read_api_keys=_key_list(env.str("READ_API_KEYS", "")),
+        max_json_kb=_positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
+        body_timeout_s=_body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
     )
 
 
