@@ -4,11 +4,17 @@ running server, a full file system, a ``kill -9`` mid-upload. Each gives a delib
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
+import falcon.testing
 import httpx
 import pytest
 
+from mosic.app import create_app
+from tests.conftest import Api, reset_database, settings_for
+from tests.support.asgi import StaysConnected
 from tests.support.audio import make_wav_of_size
 from tests.support.postgres import controllable_cluster
 from tests.support.server import mosic_serve, wait_for
@@ -100,3 +106,81 @@ def test_a_postgres_outage_is_a_prompt_503_and_recovers_by_itself(cluster, tmp_p
         assert server.proc.poll() is None
         output = server.output()
         assert not [leak for leak in LEAKS if leak in output], output[-3000:]
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+SMALL_DISK = "1m"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB tmpfs (mounting needs root, which the tests and CI have)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs", mount], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", mount], check=True)
+
+
+@pytest.fixture
+async def small_api(backend, small_disk, tmp_path, request):
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = settings_for(backend, tmp_path / "data", url, media_root=small_disk)
+    reset_database(settings)
+    async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
+        yield Api(conductor, settings)
+
+
+def free_bytes(path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def wav_bytes_of(tmp_path, size: int) -> bytes:
+    return make_wav_of_size(tmp_path / f"w{size}.wav", size).read_bytes()
+
+
+async def test_a_full_disk_is_507_leaves_nothing_and_gives_the_space_back(
+    small_api, small_disk, tmp_path
+):
+    # As the issue found it: a media volume with 768 KiB free.
+    (small_disk / "filler").write_bytes(b"\0" * 256 * 1024)
+    free_before = free_bytes(small_disk)
+    response = await small_api.upload(
+        wav_bytes_of(tmp_path, 1024 * 1024), "big.wav", content_type="audio/wav"
+    )
+    assert response.status_code == 507, response.text
+    assert response.json["title"] == "Storage full"
+    assert [p.name for p in small_api.media_files()] == ["filler"]
+    assert free_bytes(small_disk) == free_before
+    listing = await small_api.get("/play")
+    assert listing.headers["X-Total-Count"] == "0"
+    # The space given back takes the next upload that fits.
+    fits = await small_api.upload(
+        wav_bytes_of(tmp_path, 200 * 1024), "fits.wav", content_type="audio/wav"
+    )
+    assert fits.status_code == 201, fits.text
+    assert (await small_api.get(fits.json["audio_url"])).status_code == 200
+
+
+async def test_a_read_only_store_is_503_for_uploads_and_still_streams(
+    small_api, small_disk, tmp_path
+):
+    stored = await small_api.upload(
+        wav_bytes_of(tmp_path, 100 * 1024), "a.wav", content_type="audio/wav"
+    )
+    assert stored.status_code == 201
+    subprocess.run(["mount", "-o", "remount,ro", small_disk], check=True)
+    response = await small_api.upload(
+        wav_bytes_of(tmp_path, 120 * 1024), "b.wav", content_type="audio/wav"
+    )
+    assert response.status_code == 503, response.text
+    assert response.json["title"] == "Media store unavailable"
+    assert response.headers["Retry-After"].isdigit()
+    assert (await small_api.get("/play")).headers["X-Total-Count"] == "1"
+    assert (await small_api.get("/readyz", key=None)).status_code == 503
+    streamed = await small_api.get(stored.json["audio_url"])
+    assert streamed.status_code == 200 and len(streamed.content) == stored.json["size"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -215,6 +216,23 @@ def unready(tmp_path_factory) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(asgi)
 
 
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """An app whose media store is a real tmpfs too small for any upload."""
+    root = tmp_path_factory.mktemp("full")
+    mount = root / "media"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", mount], check=True)
+    try:
+        settings = Settings(
+            data_dir=root / "data", media_root=mount, api_key=API_KEY, signing_secret=SIGNING_SECRET
+        )
+        migrate(settings)
+        yield falcon.testing.TestClient(create_app(settings))
+    finally:
+        subprocess.run(["umount", "-l", mount], check=True)
+
+
 # -- what to send ----------------------------------------------------------------------------
 
 # Upload bodies (``form=``), built per request from the live app's state.
@@ -250,7 +268,9 @@ class Case:
     body: str | None = None
     form: str | None = None
     link: str | None = None
-    app: str = "live"  # "live", "broken" (no tables), "unready" (media not writable), "busy"
+    # "live", "broken" (no tables), "unready" (media not writable), "busy", "full" (no
+    # space left)
+    app: str = "live"
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
     warm: bool = False  # sent once before, so a rendition it asks for is cached
@@ -451,6 +471,7 @@ CASES: list[Case] = [
     Case("add as text", "POST /play", 415, headers=TEXT, body="hello"),
     Case("add upload of text", "POST /play", 415, form="not audio"),
     Case("add, database down", "POST /play", 503, json=NEW, app="broken"),
+    Case("add upload, disk full", "POST /play", 507, form="fresh", app="full"),
     Case("upload", "POST /play/upload", 201, form="fresh"),
     Case("upload without file", "POST /play/upload", 400, form="no file"),
     Case("upload, malformed form", "POST /play/upload", 400, form="garbage"),
@@ -460,6 +481,7 @@ CASES: list[Case] = [
     Case("upload as JSON", "POST /play/upload", 415, json=NEW),
     Case("upload of text", "POST /play/upload", 415, form="not audio"),
     Case("upload, database down", "POST /play/upload", 503, form="duplicate", app="broken"),
+    Case("upload, disk full", "POST /play/upload", 507, form="fresh", app="full"),
     Case("get", "GET /play/{clip_id}", 200),
     Case("get, no key", "GET /play/{clip_id}", 401, key=False),
     Case("get unknown", "GET /play/{clip_id}", 404, clip="unknown"),
@@ -556,8 +578,9 @@ def test_every_documented_status_is_produced_by_a_case(document):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_operation_answers_as_documented(case, document, live, broken, unready, busy):
-    client = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}[case.app]
+def test_operation_answers_as_documented(case, document, live, broken, unready, busy, full):
+    clients = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}
+    client = {**clients, "full": full}[case.app]
     request = case.request(live)
     if case.warm:
         warming = {

@@ -9,7 +9,7 @@ import falcon
 import peewee
 
 from mosic.core.catalogue import ClipNotFound
-from mosic.media.storage import StorageUnavailable
+from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
 
@@ -67,6 +67,13 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             retry_after=DATABASE_RETRY_AFTER_S,
         )
 
+    async def storage_full(req, resp, ex, params):
+        # Whatever the upload had written is gone by now (its receiver discards it).
+        raise falcon.HTTPInsufficientStorage(
+            title="Storage full",
+            description="the media store has no space left for this upload",
+        )
+
     async def storage_unavailable(req, resp, ex, params):
         metrics.storage_error()
         raise falcon.HTTPServiceUnavailable(
@@ -92,6 +99,7 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
         )
 
     app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(StorageFull, storage_full)
     app.add_error_handler(StorageUnavailable, storage_unavailable)
     app.add_error_handler(TranscoderBusy, transcoder_busy)
     app.add_error_handler(TranscodeFailed, transcode_failed)

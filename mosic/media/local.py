@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import hashlib
 import logging
 import os
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from mosic.media.storage import MediaMissing, UploadTooLarge
+from mosic.media.storage import MediaMissing, StorageFull, StorageUnavailable, UploadTooLarge
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +30,21 @@ INCOMING_DIR = ".incoming"
 WRITE_BATCH_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
 STALE_INCOMING_S = 60 * 60
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+async def in_thread(work: Callable[..., T], *args) -> T:
+    """Run blocking file ``work`` in a thread, its ``OSError`` turned into the store's own
+    errors (a missing file is the caller's business, so it passes through)."""
+    try:
+        return await asyncio.to_thread(work, *args)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno in FULL_ERRNOS:
+            raise StorageFull(str(exc)) from exc
+        log.error("media store I/O error: %s", exc)
+        raise StorageUnavailable(str(exc)) from exc
 
 
 class LocalIncoming:
@@ -56,11 +73,11 @@ class LocalIncoming:
     async def _flush(self) -> None:
         if self._pending:
             data, self._pending, self._pending_size = b"".join(self._pending), [], 0
-            await asyncio.to_thread(self._fh.write, data)
+            await in_thread(self._fh.write, data)
 
     async def finish(self) -> None:
         await self._flush()
-        await asyncio.to_thread(self._fh.close)
+        await in_thread(self._fh.close)
 
     @property
     def sha256(self) -> str:
@@ -71,15 +88,18 @@ class LocalIncoming:
             with open(self.path, "rb") as fh:
                 return reader(fh)
 
-        return await asyncio.to_thread(run)
+        return await in_thread(run)
 
     async def discard(self) -> None:
         def drop() -> None:
-            self._fh.close()
+            # Closing flushes what is buffered, which fails again on a full disk; the file is
+            # closed regardless, and removing it is what gives the space back.
+            with contextlib.suppress(OSError):
+                self._fh.close()
             if not self.published:
                 self.path.unlink(missing_ok=True)
 
-        await asyncio.to_thread(drop)
+        await in_thread(drop)
 
 
 class LocalMedia:
@@ -94,7 +114,7 @@ class LocalMedia:
         try:
             position, end = start, start + length
             while position < end:
-                chunk = await asyncio.to_thread(
+                chunk = await in_thread(
                     os.pread, fd, min(READ_CHUNK_BYTES, end - position), position
                 )
                 if not chunk:
@@ -137,7 +157,7 @@ class LocalStore:
             path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
             return LocalIncoming(path, open(path, "xb"), limit)  # noqa: SIM115 - it closes it
 
-        return await asyncio.to_thread(create)
+        return await in_thread(create)
 
     async def publish(self, incoming: LocalIncoming, name: str) -> None:
         target = self._path(name)
@@ -147,7 +167,7 @@ class LocalStore:
             os.replace(incoming.path, target)
             incoming.published = True
 
-        await asyncio.to_thread(move)
+        await in_thread(move)
 
     async def open(self, name: str) -> LocalMedia:
         def open_file() -> LocalMedia:
@@ -157,10 +177,10 @@ class LocalStore:
                 raise MediaMissing(name) from None
             return LocalMedia(fh, os.fstat(fh.fileno()).st_size)
 
-        return await asyncio.to_thread(open_file)
+        return await in_thread(open_file)
 
     async def remove(self, name: str) -> None:
-        await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
+        await in_thread(functools.partial(self._path(name).unlink, missing_ok=True))
 
     async def problem(self) -> str | None:
         return await asyncio.to_thread(self._write_problem)
