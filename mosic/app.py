@@ -81,7 +81,7 @@ class Services:
             uploads=Uploads(
                 catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
             ),
-            keys=KeyRing(credentials.api_key),
+            keys=KeyRing(credentials.api_key, settings.read_api_keys),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
             transcoder=Transcoder(
                 cache=renditions, max_running=settings.transcode_max, metrics=metrics
@@ -116,7 +116,7 @@ async def sweep_leftovers(settings: Settings) -> int:
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
     """Return the ASGI application for ``settings``."""
     services = Services.build(settings, credentials)
-    guards = auth.Guards()
+    guards = auth.Guards(services.metrics)
     app = DisconnectAwareApp(middleware=_middleware(services, guards))
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
@@ -143,6 +143,12 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     return middleware
 
 
+# The methods of a route that change state: a read-only key or a signed link gets a 403.
+READS_ONLY: frozenset[str] = frozenset()
+POST = frozenset({"POST"})
+PATCH_DELETE = frozenset({"PATCH", "DELETE"})
+
+
 def _subsonic(s: Services) -> SubsonicApi:
     return SubsonicApi(
         keys=s.keys,
@@ -157,14 +163,14 @@ def _subsonic(s: Services) -> SubsonicApi:
 
 
 def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
-    key = auth.key_required(s.keys)
-    key_or_link = auth.key_or_signature(s.keys, s.signer)
+    key = auth.key_required(s.keys, s.metrics)
+    key_or_link = auth.key_or_signature(s.keys, s.signer, s.metrics)
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [
-        ("/play", ClipCollection(**clip, uploads=s.uploads), key),
-        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key),
-        ("/play/{clip_id:uuid}", ClipItem(**clip), key),
-        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key),
+        ("/play", ClipCollection(**clip, uploads=s.uploads), key, POST),
+        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key, POST),
+        ("/play/{clip_id:uuid}", ClipItem(**clip), key, PATCH_DELETE),
+        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key, READS_ONLY),
         (
             "/play/{clip_id:uuid}/stream",
             ClipStream(
@@ -175,19 +181,20 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
                 link_ttl=s.settings.signed_url_ttl,
             ),
             key_or_link,
+            READS_ONLY,
         ),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
-        ("/rest/{method}", _subsonic(s), None),
-        ("/healthz", Health(), None),
-        ("/readyz", Ready(catalogue=s.catalogue), None),
-        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),
-        ("/openapi.json", OpenApi(), None),
+        ("/rest/{method}", _subsonic(s), None, READS_ONLY),
+        ("/healthz", Health(), None, READS_ONLY),
+        ("/readyz", Ready(catalogue=s.catalogue), None, READS_ONLY),
+        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None, READS_ONLY),
+        ("/openapi.json", OpenApi(), None, READS_ONLY),
         # The page and its files are public: they hold no data; the page asks for a key.
-        ("/", WebPage(assets=s.web_assets), None),
-        ("/web/{name}", WebAsset(assets=s.web_assets), None),
+        ("/", WebPage(assets=s.web_assets), None, READS_ONLY),
+        ("/web/{name}", WebAsset(assets=s.web_assets), None, READS_ONLY),
     ]
-    for template, resource, guard in routes:
+    for template, resource, guard, writes in routes:
         app.add_route(template, resource)
         if guard is not None:
-            guards.protect(template, guard)
+            guards.protect(template, guard, writes)

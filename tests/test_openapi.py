@@ -41,6 +41,8 @@ from tests.support.forms import multipart
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
 KEY = {"X-API-Key": API_KEY}
+READ_KEY = "test-read-key"
+READ = {"X-API-Key": READ_KEY}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 BOUNDARY = "mosic-test-boundary"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -72,6 +74,7 @@ def build_app(data_dir: Path, *, migrated: bool = True):
         api_key=API_KEY,
         signing_secret=SIGNING_SECRET,
         max_upload_mb=MAX_UPLOAD_MB,
+        read_api_keys=(READ_KEY,),
     )
     if migrated:
         migrate(settings)
@@ -464,6 +467,7 @@ CASES: list[Case] = [
     Case("add with unknown field", "POST /play", 400, json={**NEW, "genre": "jazz"}),
     Case("add with invalid JSON", "POST /play", 400, headers=JSON, body="{"),
     Case("add, no key", "POST /play", 401, key=False, json=NEW),
+    Case("add, read-only key", "POST /play", 403, key=False, headers=READ, json=NEW),
     Case("add duplicate upload", "POST /play", 409, form="duplicate"),
     Case("add too large upload", "POST /play", 413, form="too large"),
     Case("add too large JSON", "POST /play", 413, headers=JSON, body=" " * 65537),
@@ -476,6 +480,7 @@ CASES: list[Case] = [
     Case("upload without file", "POST /play/upload", 400, form="no file"),
     Case("upload, malformed form", "POST /play/upload", 400, form="garbage"),
     Case("upload, no key", "POST /play/upload", 401, key=False, form="duplicate"),
+    Case("upload, read-only key", "POST /play/upload", 403, key=False, headers=READ, form="fresh"),
     Case("upload duplicate", "POST /play/upload", 409, form="duplicate"),
     Case("upload too large", "POST /play/upload", 413, form="too large"),
     Case("upload as JSON", "POST /play/upload", 415, json=NEW),
@@ -492,6 +497,7 @@ CASES: list[Case] = [
     Case("patch empty title", "PATCH /play/{clip_id}", 400, json={"title": "  "}),
     Case("patch duration", "PATCH /play/{clip_id}", 400, json={"duration": 3}),
     Case("patch, no key", "PATCH /play/{clip_id}", 401, key=False, json={"title": "x"}),
+    Case("patch, read-only key", "PATCH /play/{clip_id}", 403, key=False, headers=READ, json={}),
     Case("patch unknown", "PATCH /play/{clip_id}", 404, clip="unknown", json={"title": "x"}),
     Case("patch too large", "PATCH /play/{clip_id}", 413, headers=JSON, body=" " * 65537),
     Case("patch as text", "PATCH /play/{clip_id}", 415, headers=TEXT, body="title=x"),
@@ -499,9 +505,11 @@ CASES: list[Case] = [
     Case("delete", "DELETE /play/{clip_id}", 204, clip="new"),
     Case("delete uploaded", "DELETE /play/{clip_id}", 204, clip="new upload"),
     Case("delete, no key", "DELETE /play/{clip_id}", 401, key=False),
+    Case("delete, read-only key", "DELETE /play/{clip_id}", 403, key=False, headers=READ),
     Case("delete unknown", "DELETE /play/{clip_id}", 404, clip="unknown"),
     Case("delete, database down", "DELETE /play/{clip_id}", 503, clip="unknown", app="broken"),
     Case("stats", "GET /play/{clip_id}/stats", 200),
+    Case("stats, read-only key", "GET /play/{clip_id}/stats", 200, key=False, headers=READ),
     Case("stats, no key", "GET /play/{clip_id}/stats", 401, key=False),
     Case("stats unknown", "GET /play/{clip_id}/stats", 404, clip="unknown"),
     Case("stats, database down", "GET /play/{clip_id}/stats", 503, clip="unknown", app="broken"),
