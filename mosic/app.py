@@ -17,6 +17,7 @@ from mosic.api.errors import register_error_handlers
 from mosic.api.middleware import (
     AccessLogging,
     DisconnectAwareApp,
+    IncomingSweep,
     Lifespan,
     MetricsPortGuard,
     RequestMetrics,
@@ -133,6 +134,9 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         AccessLogging(services.access_log),
         guards,
     ]
+    if not services.settings.uses_s3:
+        # The S3 store sweeps what dead instances left from its own heartbeat.
+        middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
     if services.settings.metrics_port:
         middleware.append(
             MetricsPortGuard(
@@ -142,6 +146,9 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         )
     return middleware
 
+
+# How often a worker removes part files that no live process holds (crash leftovers).
+SWEEP_INTERVAL_S = 60
 
 # The methods of a route that change state: a read-only key or a signed link gets a 403.
 READS_ONLY: frozenset[str] = frozenset()

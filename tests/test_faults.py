@@ -5,8 +5,11 @@ running server, a full file system, a ``kill -9`` mid-upload. Each gives a delib
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import time
+from pathlib import Path
 
 import falcon.testing
 import httpx
@@ -184,3 +187,86 @@ async def test_a_read_only_store_is_503_for_uploads_and_still_streams(
     assert (await small_api.get("/readyz", key=None)).status_code == 503
     streamed = await small_api.get(stored.json["audio_url"])
     assert streamed.status_code == 200 and len(streamed.content) == stored.json["size"]
+
+
+# -- a crash mid-upload -----------------------------------------------------------------------
+
+BOUNDARY = "mosic-fault-boundary"
+
+
+class RawUpload:
+    """An upload over a raw socket, sent as far as the test says and no further."""
+
+    def __init__(self, server, data: bytes, declared: int | None = None) -> None:
+        self.data = data
+        self.head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"'
+            "\r\nContent-Type: audio/wav\r\n\r\n"
+        ).encode()
+        self.tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+        length = len(self.head) + (declared or len(data)) + len(self.tail)
+        host, port = server.base.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.sendall(
+            (
+                f"POST /play/upload HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {server.api_key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+                f"Content-Length: {length}\r\n\r\n"
+            ).encode()
+            + self.head
+        )
+        self.sent = 0
+
+    def send(self, upto: int) -> None:
+        self.sock.sendall(self.data[self.sent : upto])
+        self.sent = upto
+
+    def finish(self) -> int:
+        self.send(len(self.data))
+        self.sock.sendall(self.tail)
+        status_line = self.sock.makefile("rb").readline().decode()
+        self.sock.close()
+        return int(status_line.split()[1])
+
+
+def part_files(media: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in (media / ".incoming").glob("*.part")}
+
+
+def new_part(media: Path, known: set[Path], at_least: int) -> Path:
+    def grown():
+        for path, size in part_files(media).items():
+            if path not in known and size >= at_least:
+                return path
+        return None
+
+    return wait_for(f"a part file of {at_least} bytes", grown, 30)
+
+
+def test_kill_9_mid_upload_leaves_nothing_after_restart_and_spares_a_live_upload(tmp_path):
+    media = tmp_path / "shared-media"
+    shared = {"MOSIC_MEDIA_ROOT": str(media)}
+    live_song = make_wav_of_size(tmp_path / "live.wav", 8 * 1024 * 1024).read_bytes()
+    crash_song = make_wav_of_size(tmp_path / "crash.wav", 40 * 1024 * 1024).read_bytes()
+    with mosic_serve(tmp_path / "replica", **shared) as replica:
+        # A replica sharing the store is receiving an upload, half sent, all along.
+        live = RawUpload(replica, live_song)
+        live.send(len(live_song) // 2)
+        live_part = new_part(media, set(), 2 * 1024 * 1024)
+        with mosic_serve(tmp_path / "crashing", **shared) as crashing:
+            upload = RawUpload(crashing, crash_song)
+            upload.send(len(crash_song) // 2)
+            crashed_part = new_part(media, {live_part}, 16 * 1024 * 1024)
+            os.kill(crashing.pid, signal.SIGKILL)
+            crashing.proc.wait(timeout=10)
+            upload.sock.close()
+        assert crashed_part.exists()  # what the crash left
+        with mosic_serve(tmp_path / "crashing", **shared) as restarted:
+            assert not crashed_part.exists()
+            assert live_part.exists()  # locked by its live receiver: untouched
+            again = restarted.upload(tmp_path / "crash.wav", "audio/wav")
+            assert again["size"] == len(crash_song)
+            assert "(1 leftover partial uploads removed)" in restarted.output()
+        assert live.finish() == 201
+        assert part_files(media) == {}
+        assert int(replica.get("/play").headers["X-Total-Count"]) == 1

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import falcon
 import falcon.asgi
@@ -18,6 +19,7 @@ from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 
+log = logging.getLogger(__name__)
 DISCONNECT_EVENT = "mosic.disconnected"
 UNMATCHED_ROUTE = "unmatched"
 # A resource that serves several operations under one template names the one it served
@@ -58,6 +60,40 @@ class Lifespan:
     async def process_shutdown(self, scope, event) -> None:
         await self._store.close()
         await self._db.aio_close()
+
+
+class IncomingSweep:
+    """Removes what crashed uploads left in the media store every ``interval`` seconds for as
+    long as a worker runs (``mosic serve`` sweeps once at start; a replica that crashed leaves
+    its part files in the shared store, and nobody restarts for it)."""
+
+    def __init__(self, sweep: Callable[[], Awaitable[int]], interval: float) -> None:
+        self._sweep = sweep
+        self._interval = interval
+        self._task: asyncio.Task | None = None
+
+    async def _sweep_once(self) -> None:
+        try:
+            removed = await self._sweep()
+        except Exception as exc:  # a failed sweep is retried next round, never fatal
+            log.warning("sweeping partial uploads failed: %s", exc)
+            return
+        if removed:
+            log.info("removed %d partial upload(s) left by a crash", removed)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._sweep_once()
+
+    async def process_startup(self, scope, event) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def process_shutdown(self, scope, event) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class RequestMetrics:

@@ -1,9 +1,13 @@
 """The local media store: audio files in a directory (``MOSIC_MEDIA_ROOT``).
 
 Uploads land in ``<root>/.incoming`` under a random name while they arrive (same file system,
-so publishing is an atomic rename), hashed as they are written. A file is published under its
-content hash only once its catalogue row is being committed; anything that goes wrong before
-that removes the partial file. Every file operation runs in a worker thread.
+so publishing is an atomic rename), hashed as they are written, each held under an exclusive
+``flock`` for as long as it is being received: the kernel drops the lock when its process
+dies, however it dies, so an unlocked part file is one nobody will ever finish, and ``sweep``
+removes exactly those, without touching what another process sharing the store receives.
+A file is published under its content hash only once its catalogue row is being committed;
+anything that goes wrong before that removes the partial file. Every file operation runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import functools
 import hashlib
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -29,7 +33,7 @@ INCOMING_DIR = ".incoming"
 # Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
 WRITE_BATCH_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
-STALE_INCOMING_S = 60 * 60
+CREATE_ATTEMPTS = 3
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -77,7 +81,9 @@ class LocalIncoming:
 
     async def finish(self) -> None:
         await self._flush()
-        await in_thread(self._fh.close)
+        # Flushed, not closed: closing would drop the lock while the file still waits in
+        # .incoming for its row; ``discard`` closes it.
+        await in_thread(self._fh.flush)
 
     @property
     def sha256(self) -> str:
@@ -154,8 +160,17 @@ class LocalStore:
     async def receive(self, limit: int) -> LocalIncoming:
         def create() -> LocalIncoming:
             self.prepare()
-            path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
-            return LocalIncoming(path, open(path, "xb"), limit)  # noqa: SIM115 - it closes it
+            for _ in range(CREATE_ATTEMPTS):
+                path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
+                fh = open(path, "xb")  # noqa: SIM115 - LocalIncoming closes it
+                # Held until the file is closed (or its process dies): the sweep's "alive".
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                # A sweep may have taken the lock between our open and our flock and removed
+                # the file; then it has no name any more, and we start again.
+                if os.fstat(fh.fileno()).st_nlink:
+                    return LocalIncoming(path, fh, limit)
+                fh.close()
+            raise StorageUnavailable("could not create a part file in .incoming")
 
         return await in_thread(create)
 
@@ -196,22 +211,27 @@ class LocalStore:
             log.warning("readiness: media store %s is not writable: %s", self.root, exc)
             return "media store is not writable"
 
-    async def sweep(self, now: float | None = None) -> int:
-        """Remove partial uploads a crashed process left behind; returns how many.
+    async def sweep(self) -> int:
+        """Remove partial uploads that no live process holds; returns how many.
 
-        Only files untouched for ``STALE_INCOMING_S``: replicas sharing the store may be
-        receiving uploads right now, and a live upload writes to its file continually.
+        A part file whose lock can be taken has no receiver: its process finished with it or
+        died. One still locked is being received, here or by a replica sharing the store.
         """
-        return await asyncio.to_thread(self._sweep, now if now is not None else time.time())
+        return await asyncio.to_thread(self._sweep)
 
-    def _sweep(self, now: float) -> int:
+    def _sweep(self) -> int:
         if not self.incoming_dir.is_dir():
             return 0
-        cutoff = now - STALE_INCOMING_S
-        removed = 0
-        for leftover in self.incoming_dir.glob("*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-                    removed += 1
-        return removed
+        return sum(_remove_if_unlocked(leftover) for leftover in self.incoming_dir.glob("*.part"))
+
+
+def _remove_if_unlocked(path: Path) -> int:
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        # Unlinked while we hold the lock, so no receiver can have taken it in between.
+        path.unlink()
+        return 1
+    return 0
