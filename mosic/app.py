@@ -118,7 +118,9 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
     """Return the ASGI application for ``settings``."""
     services = Services.build(settings, credentials)
     guards = auth.Guards(services.metrics)
-    app = DisconnectAwareApp(middleware=_middleware(services, guards))
+    app = DisconnectAwareApp(
+        middleware=_middleware(services, guards), body_timeout=settings.body_timeout_s
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     app.req_options.media_handlers[falcon.MEDIA_JSON] = BoundedJson(settings.max_json_bytes)

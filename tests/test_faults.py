@@ -270,3 +270,78 @@ def test_kill_9_mid_upload_leaves_nothing_after_restart_and_spares_a_live_upload
         assert live.finish() == 201
         assert part_files(media) == {}
         assert int(replica.get("/play").headers["X-Total-Count"]) == 1
+
+
+# -- stalled bodies and half-open connections -------------------------------------------------
+
+BODY_TIMEOUT_S = 2
+HALF_OPEN = 300
+
+
+def response_of(sock: socket.socket, within: float) -> tuple[int, bytes]:
+    """The status and everything the server sent until it closed the connection."""
+    sock.settimeout(within)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return int(received.split(b" ", 2)[1]), received
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory):
+    data = tmp_path_factory.mktemp("impatient") / "data"
+    with mosic_serve(data, MOSIC_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S)) as server:
+        yield server
+
+
+def test_a_slowloris_upload_is_408_closed_and_its_part_file_removed(impatient, tmp_path):
+    song = make_wav_of_size(tmp_path / "slow.wav", 2 * 1024 * 1024).read_bytes()
+    upload = RawUpload(impatient, song)
+    upload.send(1024 * 1024 + 1)
+    media = impatient.data_dir / "media"
+    new_part(media, set(), 0)
+    began = time.monotonic()
+    # One byte now and then, each pause longer than the timeout: the issue's slow client.
+    with pytest.raises(OSError):
+        for _ in range(10):
+            time.sleep(BODY_TIMEOUT_S + 1)
+            upload.send(upload.sent + 1)
+    status, answer = response_of(upload.sock, BODY_TIMEOUT_S * 3)
+    assert status == 408, answer
+    assert b"connection: close" in answer.lower() and b"MOSIC_BODY_TIMEOUT_S" in answer
+    assert time.monotonic() - began < BODY_TIMEOUT_S * 5
+    wait_for("the part file to go", lambda: part_files(media) == {}, 10)
+    assert impatient.get("/play").headers["X-Total-Count"] == "0"
+
+
+def test_a_stalled_json_body_is_408_and_adds_nothing(impatient):
+    host, port = impatient.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"POST /play HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {impatient.api_key}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+                '{"title": "never fin'
+            ).encode()
+        )
+        status, _ = response_of(sock, BODY_TIMEOUT_S * 3)
+    assert status == 408
+    assert impatient.get("/play").headers["X-Total-Count"] == "0"
+
+
+def test_hundreds_of_half_open_connections_leave_healthz_answering(impatient):
+    host, port = impatient.base.removeprefix("http://").split(":")
+    opened = []
+    try:
+        for i in range(HALF_OPEN):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            # Nothing, half a request line, or headers without the end of them.
+            sock.sendall([b"", b"GET /play HT", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"][i % 3])
+            opened.append(sock)
+        for _ in range(5):
+            assert impatient.get("/healthz", key=False).status_code == 200
+        assert impatient.get("/play").status_code == 200
+    finally:
+        for sock in opened:
+            sock.close()
+    assert impatient.proc.poll() is None

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -236,6 +237,69 @@ def full(tmp_path_factory):
         subprocess.run(["umount", "-l", mount], check=True)
 
 
+encode_json = json.dumps  # the simulate_request keyword ``json`` hides the module
+
+
+class StallingClient:
+    """Drives the app as a client that sends half of its request body and then nothing."""
+
+    def __init__(self, asgi) -> None:
+        self.asgi = asgi
+
+    def simulate_request(self, method, path, *, headers, query_string="", body=b"", json=None):
+        if json is not None:
+            body = encode_json(json)
+            headers = {**headers, "Content-Type": "application/json"}
+        return asyncio.run(self._run(method, path, headers, query_string, body))
+
+    async def _run(self, method, path, headers, query_string, body):
+        body = body.encode() if isinstance(body, str) else body
+        raw = [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query_string.encode(),
+            "headers": raw,
+            "root_path": "",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 9),
+        }
+        first = [{"type": "http.request", "body": body[: len(body) // 2], "more_body": True}]
+
+        async def receive():
+            if first:
+                return first.pop()
+            await asyncio.Event().wait()  # the rest never comes
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await self.asgi(scope, receive, send)
+        start = sent[0]
+        headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
+        chunks = [m.get("body", b"") for m in sent[1:]]
+        return falcon.testing.Result(chunks, falcon.code_to_http_status(start["status"]), headers)
+
+
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory) -> StallingClient:
+    """An app with a short body timeout, driven by a client whose bodies stall."""
+    data_dir = tmp_path_factory.mktemp("stalled")
+    settings = Settings(
+        data_dir=data_dir, api_key=API_KEY, signing_secret=SIGNING_SECRET, body_timeout_s=0.2
+    )
+    migrate(settings)
+    return StallingClient(create_app(settings))
+
+
 # -- what to send ----------------------------------------------------------------------------
 
 # Upload bodies (``form=``), built per request from the live app's state.
@@ -272,7 +336,7 @@ class Case:
     form: str | None = None
     link: str | None = None
     # "live", "broken" (no tables), "unready" (media not writable), "busy", "full" (no
-    # space left)
+    # space left) or "stalled" (the client stops sending its body halfway)
     app: str = "live"
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
@@ -467,6 +531,7 @@ CASES: list[Case] = [
     Case("add with unknown field", "POST /play", 400, json={**NEW, "genre": "jazz"}),
     Case("add with invalid JSON", "POST /play", 400, headers=JSON, body="{"),
     Case("add, no key", "POST /play", 401, key=False, json=NEW),
+    Case("add, body stalls", "POST /play", 408, json=NEW, app="stalled"),
     Case("add, read-only key", "POST /play", 403, key=False, headers=READ, json=NEW),
     Case("add duplicate upload", "POST /play", 409, form="duplicate"),
     Case("add too large upload", "POST /play", 413, form="too large"),
@@ -480,6 +545,7 @@ CASES: list[Case] = [
     Case("upload without file", "POST /play/upload", 400, form="no file"),
     Case("upload, malformed form", "POST /play/upload", 400, form="garbage"),
     Case("upload, no key", "POST /play/upload", 401, key=False, form="duplicate"),
+    Case("upload, body stalls", "POST /play/upload", 408, form="fresh", app="stalled"),
     Case("upload, read-only key", "POST /play/upload", 403, key=False, headers=READ, form="fresh"),
     Case("upload duplicate", "POST /play/upload", 409, form="duplicate"),
     Case("upload too large", "POST /play/upload", 413, form="too large"),
@@ -497,6 +563,7 @@ CASES: list[Case] = [
     Case("patch empty title", "PATCH /play/{clip_id}", 400, json={"title": "  "}),
     Case("patch duration", "PATCH /play/{clip_id}", 400, json={"duration": 3}),
     Case("patch, no key", "PATCH /play/{clip_id}", 401, key=False, json={"title": "x"}),
+    Case("patch, body stalls", "PATCH /play/{clip_id}", 408, json={"title": "x"}, app="stalled"),
     Case("patch, read-only key", "PATCH /play/{clip_id}", 403, key=False, headers=READ, json={}),
     Case("patch unknown", "PATCH /play/{clip_id}", 404, clip="unknown", json={"title": "x"}),
     Case("patch too large", "PATCH /play/{clip_id}", 413, headers=JSON, body=" " * 65537),
@@ -586,9 +653,11 @@ def test_every_documented_status_is_produced_by_a_case(document):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_operation_answers_as_documented(case, document, live, broken, unready, busy, full):
+def test_operation_answers_as_documented(
+    case, document, live, broken, unready, busy, full, stalled
+):
     clients = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}
-    client = {**clients, "full": full}[case.app]
+    client = {**clients, "full": full, "stalled": stalled}[case.app]
     request = case.request(live)
     if case.warm:
         warming = {

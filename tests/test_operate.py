@@ -116,6 +116,9 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_SUBSONIC_USER": "  "}, "MOSIC_SUBSONIC_USER"),
         ({"MOSIC_TRANSCODE_MAX": "0"}, "MOSIC_TRANSCODE_MAX"),
         ({"MOSIC_TRANSCODE_CACHE_MB": "lots"}, "MOSIC_TRANSCODE_CACHE_MB"),
+        ({"MOSIC_MAX_JSON_KB": "0"}, "MOSIC_MAX_JSON_KB"),
+        ({"MOSIC_BODY_TIMEOUT_S": "0"}, "MOSIC_BODY_TIMEOUT_S"),
+        ({"MOSIC_BODY_TIMEOUT_S": "soon"}, "MOSIC_BODY_TIMEOUT_S"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):

@@ -8,6 +8,7 @@ import uuid
 import falcon
 import peewee
 
+from mosic.api.middleware import BodyStalled
 from mosic.core.catalogue import ClipNotFound
 from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
@@ -98,7 +99,17 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             "the original is still available (no 'format')",
         )
 
+    async def body_stalled(req, resp, ex, params):
+        # Closing the connection: the rest of a stalled body is never worth waiting for.
+        raise falcon.HTTPError(
+            falcon.HTTP_408,
+            title="Request body timeout",
+            description=f"{ex}; send the body without pausing (MOSIC_BODY_TIMEOUT_S)",
+            headers={"Connection": "close"},
+        )
+
     app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(BodyStalled, body_stalled)
     app.add_error_handler(StorageFull, storage_full)
     app.add_error_handler(StorageUnavailable, storage_unavailable)
     app.add_error_handler(TranscoderBusy, transcoder_busy)

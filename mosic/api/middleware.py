@@ -186,14 +186,27 @@ class MetricsPortGuard:
             )
 
 
+class BodyStalled(Exception):
+    """The client stopped sending its request body (no byte for the body timeout)."""
+
+
 class DisconnectAwareApp(falcon.asgi.App):
-    """Falcon's ASGI app, telling a running stream when its listener has gone.
+    """Falcon's ASGI app, bounding how long a request body may stall, and telling a running
+    stream when its listener has gone.
+
+    Until the body has fully arrived, each wait for the next piece of it is bounded by
+    ``body_timeout`` seconds: a client that stops sending (a slowloris) gets ``BodyStalled``
+    raised where its body is read, which undoes what it had written and answers 408.
 
     Servers turn ``send`` into a no-op after a disconnect, so without this a stream would keep
     reading its file to the end for nobody. Once the response has started (the request body
     is consumed by then in every Mosic route), a task waits for ``http.disconnect`` and sets
     the event that ``scope[DISCONNECT_EVENT]`` holds.
     """
+
+    def __init__(self, *args, body_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -202,6 +215,19 @@ class DisconnectAwareApp(falcon.asgi.App):
         disconnected = asyncio.Event()
         scope[DISCONNECT_EVENT] = disconnected
         watcher: asyncio.Task | None = None
+        body_done = False
+
+        async def bounded_receive():
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(self._body_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyStalled(f"no body byte for {self._body_timeout:g} s") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -215,7 +241,7 @@ class DisconnectAwareApp(falcon.asgi.App):
                 watcher = asyncio.create_task(watch())
 
         try:
-            await super().__call__(scope, receive, send_and_watch)
+            await super().__call__(scope, bounded_receive, send_and_watch)
         finally:
             if watcher is not None:
                 watcher.cancel()
