@@ -15,17 +15,18 @@ from mosic.core.keys import FULL, READ, KeyRing
 from mosic.core.signing import BadSignature, Signer
 from mosic.observability.metrics import AuthFailure
 from mosic.settings import load_settings
-from tests.conftest import API_KEY, Api
+from tests.conftest import API_KEY, Api, media_dir
 from tests.support.asgi import StaysConnected
 
 READ_KEYS = ("read-key-one-0123456789", "read-key-two-0123456789")
 
 
 @pytest.fixture
-async def api(settings):
+async def api(settings, request):
     settings = settings.replace(read_api_keys=READ_KEYS)
     async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
-        yield Api(conductor, settings)
+        s3 = request.getfixturevalue("s3_server") if settings.uses_s3 else None
+        yield Api(conductor, settings, media_dir(settings, request), s3)
 
 
 def failures(text: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from mosic.app import create_app
-from tests.conftest import Api, reset_database, settings_for
+from tests.conftest import LOCAL_BACKENDS, Api, reset_database, settings_for
 from tests.support.asgi import StaysConnected
 from tests.support.audio import make_wav_of_size
 from tests.support.postgres import controllable_cluster
@@ -128,13 +128,14 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", mount], check=True)
 
 
-@pytest.fixture
-async def small_api(backend, small_disk, tmp_path, request):
+@pytest.fixture(params=LOCAL_BACKENDS)
+async def small_api(small_disk, tmp_path, request):
+    backend = request.param
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     settings = settings_for(backend, tmp_path / "data", url, media_root=small_disk)
     reset_database(settings)
     async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
-        yield Api(conductor, settings)
+        yield Api(conductor, settings, small_disk)
 
 
 def free_bytes(path) -> int:

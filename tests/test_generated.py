@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.conftest import LOCAL_BACKENDS
 from tests.support.server import mosic_serve
 
 EXAMPLES = int(os.environ.get("MOSIC_FUZZ_EXAMPLES", "50"))
@@ -63,7 +63,7 @@ def schemathesis_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": python_path, "SCHEMATHESIS_HOOKS": HOOKS}
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=LOCAL_BACKENDS)
 def server(request, tmp_path):
     settings = {}
     if request.param == "postgresql":

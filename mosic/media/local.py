@@ -45,10 +45,12 @@ async def in_thread(work: Callable[..., T], *args) -> T:
     except FileNotFoundError:
         raise
     except OSError as exc:
+        # The client's message names the failure, never a server path; the log has it all.
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         if exc.errno in FULL_ERRNOS:
-            raise StorageFull(str(exc)) from exc
+            raise StorageFull(reason) from exc
         log.error("media store I/O error: %s", exc)
-        raise StorageUnavailable(str(exc)) from exc
+        raise StorageUnavailable(f"the media store failed: {reason}") from exc
 
 
 class LocalIncoming:
