@@ -116,12 +116,15 @@ class Metrics:
         self.auth_failures = Counter(
             "mosic_auth_failures", "Requests refused, by reason.", ["reason"], registry=r
         )
+        self._precreate()
+
+    def _precreate(self) -> None:
+        # Every known label value, so dashboards see zeroes rather than "no data".
         for reason in AuthFailure:
             self.auth_failures.labels(reason)
         for kind in DATABASE_ERROR_KINDS:
             self.db_errors.labels(kind)
         for outcome in UploadOutcome:
-            # Pre-create so dashboards see zeroes rather than "no data".
             self.uploads.labels(outcome)
             self.upload_bytes.labels(outcome)
 
