@@ -249,6 +249,14 @@ def _key_list(value: str) -> tuple[str, ...]:
     return tuple(key for key in (part.strip() for part in value.split(",")) if key)
 
 
+def _access_and_limits(env: Env) -> dict:
+    return {
+        "read_api_keys": _key_list(env.str("READ_API_KEYS", "")),
+        "max_json_kb": _positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
+        "body_timeout_s": _body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
+    }
+
+
 def _body_timeout(value: float) -> float:
     if not value > 0:
         raise SettingsError(f"{PREFIX}BODY_TIMEOUT_S must be a positive number of seconds")
@@ -320,9 +328,7 @@ def _read(env: Env) -> Settings:
         transcode_cache_mb=_positive(
             "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
         ),
-        read_api_keys=_key_list(env.str("READ_API_KEYS", "")),
-        max_json_kb=_positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
-        body_timeout_s=_body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
+        **_access_and_limits(env),
     )
 
 

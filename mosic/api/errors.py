@@ -48,6 +48,24 @@ class DuplicateUpload(falcon.HTTPConflict):
         return body
 
 
+async def storage_full(req, resp, ex, params):
+    # Whatever the upload had written is gone by now (its receiver discards it).
+    raise falcon.HTTPInsufficientStorage(
+        title="Storage full",
+        description="the media store has no space left for this upload",
+    )
+
+
+async def body_stalled(req, resp, ex, params):
+    # Closing the connection: the rest of a stalled body is never worth waiting for.
+    raise falcon.HTTPError(
+        falcon.HTTP_408,
+        title="Request body timeout",
+        description=f"{ex}; send the body without pausing (MOSIC_BODY_TIMEOUT_S)",
+        headers={"Connection": "close"},
+    )
+
+
 def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     async def clip_not_found(req, resp, ex, params):
         raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
@@ -66,13 +84,6 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             title="Database unavailable",
             description="the database did not answer; try again shortly",
             retry_after=DATABASE_RETRY_AFTER_S,
-        )
-
-    async def storage_full(req, resp, ex, params):
-        # Whatever the upload had written is gone by now (its receiver discards it).
-        raise falcon.HTTPInsufficientStorage(
-            title="Storage full",
-            description="the media store has no space left for this upload",
         )
 
     async def storage_unavailable(req, resp, ex, params):
@@ -97,15 +108,6 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             title="Cannot transcode",
             description="the clip's audio could not be decoded for transcoding; "
             "the original is still available (no 'format')",
-        )
-
-    async def body_stalled(req, resp, ex, params):
-        # Closing the connection: the rest of a stalled body is never worth waiting for.
-        raise falcon.HTTPError(
-            falcon.HTTP_408,
-            title="Request body timeout",
-            description=f"{ex}; send the body without pausing (MOSIC_BODY_TIMEOUT_S)",
-            headers={"Connection": "close"},
         )
 
     app.add_error_handler(ClipNotFound, clip_not_found)
