@@ -21,11 +21,13 @@ from mosic.api.errors import register_error_handlers
 from mosic.api.middleware import (
     AccessLogging,
     DisconnectAwareApp,
+    IncomingSweep,
     Lifespan,
     MetricsPortGuard,
     RequestMetrics,
 )
 from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
+from mosic.api.params import BoundedJson
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
@@ -87,7 +89,7 @@ class Services:
             uploads=Uploads(
                 catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
             ),
-            keys=KeyRing(credentials.api_key),
+            keys=KeyRing(credentials.api_key, settings.read_api_keys),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
             transcoder=Transcoder(
                 cache=renditions, max_running=settings.transcode_max, metrics=metrics
@@ -127,10 +129,13 @@ def make_catalogue(db, store: MediaStore) -> Catalogue:
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
     """Return the ASGI application for ``settings``."""
     services = Services.build(settings, credentials)
-    guards = auth.Guards()
-    app = DisconnectAwareApp(middleware=_middleware(services, guards))
+    guards = auth.Guards(services.metrics)
+    app = DisconnectAwareApp(
+        middleware=_middleware(services, guards), body_timeout=settings.body_timeout_s
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = BoundedJson(settings.max_json_bytes)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=_dump_json)
     _add_routes(app, services, guards)
     register_error_handlers(app, services.metrics)
@@ -154,6 +159,9 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         AccessLogging(services.access_log),
         guards,
     ]
+    if not services.settings.uses_s3:
+        # The S3 store sweeps what dead instances left from its own heartbeat.
+        middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
     if services.settings.metrics_port:
         middleware.append(
             MetricsPortGuard(
@@ -162,6 +170,15 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
             )
         )
     return middleware
+
+
+# How often a worker removes part files that no live process holds (crash leftovers).
+SWEEP_INTERVAL_S = 60
+
+# The methods of a route that change state: a read-only key or a signed link gets a 403.
+READS_ONLY: frozenset[str] = frozenset()
+POST = frozenset({"POST"})
+PATCH_DELETE = frozenset({"PATCH", "DELETE"})
 
 
 def _subsonic(s: Services) -> SubsonicApi:
@@ -178,15 +195,15 @@ def _subsonic(s: Services) -> SubsonicApi:
 
 
 def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
-    key = auth.key_required(s.keys)
-    stream_link = auth.key_or_signature(s.keys, s.signer, signing.STREAM)
-    cover_link = auth.key_or_signature(s.keys, s.signer, signing.COVER)
+    key = auth.key_required(s.keys, s.metrics)
+    stream_link = auth.key_or_signature(s.keys, s.signer, s.metrics, signing.STREAM)
+    cover_link = auth.key_or_signature(s.keys, s.signer, s.metrics, signing.COVER)
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [
-        ("/play", ClipCollection(**clip, uploads=s.uploads), key),
-        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key),
-        ("/play/{clip_id:uuid}", ClipItem(**clip), key),
-        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key),
+        ("/play", ClipCollection(**clip, uploads=s.uploads), key, POST),
+        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key, POST),
+        ("/play/{clip_id:uuid}", ClipItem(**clip), key, PATCH_DELETE),
+        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key, READS_ONLY),
         (
             "/play/{clip_id:uuid}/stream",
             ClipStream(
@@ -198,21 +215,22 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
                 accel_redirect=s.settings.accel_redirect,
             ),
             stream_link,
+            READS_ONLY,
         ),
-        ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link),
-        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key),
+        ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link, READS_ONLY),
+        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
-        ("/rest/{method}", _subsonic(s), None),
-        ("/healthz", Health(), None),
-        ("/readyz", Ready(catalogue=s.catalogue), None),
-        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),
-        ("/openapi.json", OpenApi(), None),
+        ("/rest/{method}", _subsonic(s), None, READS_ONLY),
+        ("/healthz", Health(), None, READS_ONLY),
+        ("/readyz", Ready(catalogue=s.catalogue), None, READS_ONLY),
+        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None, READS_ONLY),
+        ("/openapi.json", OpenApi(), None, READS_ONLY),
         # The page and its files are public: they hold no data; the page asks for a key.
-        ("/", WebPage(assets=s.web_assets), None),
-        ("/web/{name}", WebAsset(assets=s.web_assets), None),
+        ("/", WebPage(assets=s.web_assets), None, READS_ONLY),
+        ("/web/{name}", WebAsset(assets=s.web_assets), None, READS_ONLY),
     ]
-    for template, resource, guard in routes:
+    for template, resource, guard, writes in routes:
         app.add_route(template, resource)
         if guard is not None:
-            guards.protect(template, guard)
+            guards.protect(template, guard, writes)

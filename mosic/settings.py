@@ -97,6 +97,9 @@ class Settings:
     transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
     # With nginx in front: the internal location's prefix, e.g. "/internal-media/".
     accel_redirect: str | None = None
+    read_api_keys: tuple[str, ...] = ()
+    max_json_kb: int = 64
+    body_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -122,6 +125,10 @@ class Settings:
     @property
     def transcode_cache_bytes(self) -> int:
         return self.transcode_cache_mb * 1024 * 1024
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_kb * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -242,6 +249,25 @@ def _non_empty(name: str, value: str) -> str:
     return value.strip()
 
 
+def _key_list(value: str) -> tuple[str, ...]:
+    # An empty entry ("a,,b" or a trailing comma) must never become a key that "" matches.
+    return tuple(key for key in (part.strip() for part in value.split(",")) if key)
+
+
+def _access_and_limits(env: Env) -> dict:
+    return {
+        "read_api_keys": _key_list(env.str("READ_API_KEYS", "")),
+        "max_json_kb": _positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
+        "body_timeout_s": _body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
+    }
+
+
+def _body_timeout(value: float) -> float:
+    if not value > 0:
+        raise SettingsError(f"{PREFIX}BODY_TIMEOUT_S must be a positive number of seconds")
+    return value
+
+
 def _log_level(value: str) -> str:
     level = value.upper()
     if level not in LOG_LEVELS:
@@ -257,26 +283,30 @@ def _accel_prefix(value: str | None) -> str | None:
     return value
 
 
-def _read(env: Env) -> Settings:
+def _postgres(env: Env) -> PostgresConfig | None:
     url = _secret(
         "DATABASE_URL_OVERRIDE",
         env.str("DATABASE_URL_OVERRIDE", None),
         env.str("DATABASE_URL_OVERRIDE_FILE", None),
     )
-    host = env.str("DB_HOST", None)
-    postgres = None
     if url:
-        postgres = parse_database_url(url)
-    elif host:
-        postgres = PostgresConfig(
-            host=host,
-            port=env.int("DB_PORT", 5432),
-            name=env.str("DB_NAME", "mosic"),
-            user=env.str("DB_USER", "mosic"),
-            password=_secret(
-                "DB_PASSWORD", env.str("DB_PASSWORD", None), env.str("DB_PASSWORD_FILE", None)
-            ),
-        )
+        return parse_database_url(url)
+    host = env.str("DB_HOST", None)
+    if not host:
+        return None
+    return PostgresConfig(
+        host=host,
+        port=env.int("DB_PORT", 5432),
+        name=env.str("DB_NAME", "mosic"),
+        user=env.str("DB_USER", "mosic"),
+        password=_secret(
+            "DB_PASSWORD", env.str("DB_PASSWORD", None), env.str("DB_PASSWORD_FILE", None)
+        ),
+    )
+
+
+def _read(env: Env) -> Settings:
+    postgres = _postgres(env)
     log_format = env.str("LOG_FORMAT", "text").lower()
     if log_format not in LOG_FORMATS:
         raise SettingsError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
@@ -316,6 +346,7 @@ def _read(env: Env) -> Settings:
             "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
         ),
         accel_redirect=_accel_prefix(env.str("ACCEL_REDIRECT", None)),
+        **_access_and_limits(env),
     )
 
 

@@ -430,6 +430,16 @@ def test_a_dead_workers_counts_survive_and_its_gauges_go(tmp_path):
             START_TIMEOUT_S,
             server.log,
         )
+        # Live gauges count live workers only: two pools, not three. /readyz may have been
+        # answered by the surviving worker, so wait for the new one's pool to report.
+        wait_for(
+            "two live pools in the gauges",
+            lambda: (
+                sample(server.metrics(), "mosic_database_pool_connections", state="capacity") == 2
+            ),
+            START_TIMEOUT_S,
+            server.log,
+        )
         text = server.metrics()
         # Counters of the dead worker still count: requests it served were served.
         assert sample(text, "mosic_total_api_requests_total", **labels) >= REQUESTS_OVER_WORKERS

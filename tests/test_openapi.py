@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ from tests.support.tagging import image, tag_fully
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
 KEY = {"X-API-Key": API_KEY}
+READ_KEY = "test-read-key"
+READ = {"X-API-Key": READ_KEY}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 BOUNDARY = "mosic-test-boundary"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -72,6 +76,7 @@ def build_app(data_dir: Path, *, migrated: bool = True):
         api_key=API_KEY,
         signing_secret=SIGNING_SECRET,
         max_upload_mb=MAX_UPLOAD_MB,
+        read_api_keys=(READ_KEY,),
     )
     if migrated:
         migrate(settings)
@@ -233,6 +238,86 @@ def wav_with_cover(folder: Path) -> bytes:
     return path.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """An app whose media store is a real tmpfs too small for any upload."""
+    root = tmp_path_factory.mktemp("full")
+    mount = root / "media"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", mount], check=True)
+    try:
+        settings = Settings(
+            data_dir=root / "data", media_root=mount, api_key=API_KEY, signing_secret=SIGNING_SECRET
+        )
+        migrate(settings)
+        yield falcon.testing.TestClient(create_app(settings))
+    finally:
+        subprocess.run(["umount", "-l", mount], check=True)
+
+
+encode_json = json.dumps  # the simulate_request keyword ``json`` hides the module
+
+
+class StallingClient:
+    """Drives the app as a client that sends half of its request body and then nothing."""
+
+    def __init__(self, asgi) -> None:
+        self.asgi = asgi
+
+    def simulate_request(self, method, path, *, headers, query_string="", body=b"", json=None):
+        if json is not None:
+            body = encode_json(json)
+            headers = {**headers, "Content-Type": "application/json"}
+        return asyncio.run(self._run(method, path, headers, query_string, body))
+
+    async def _run(self, method, path, headers, query_string, body):
+        body = body.encode() if isinstance(body, str) else body
+        raw = [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query_string.encode(),
+            "headers": raw,
+            "root_path": "",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 9),
+        }
+        first = [{"type": "http.request", "body": body[: len(body) // 2], "more_body": True}]
+
+        async def receive():
+            if first:
+                return first.pop()
+            await asyncio.Event().wait()  # the rest never comes
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await self.asgi(scope, receive, send)
+        start = sent[0]
+        headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
+        chunks = [m.get("body", b"") for m in sent[1:]]
+        return falcon.testing.Result(chunks, falcon.code_to_http_status(start["status"]), headers)
+
+
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory) -> StallingClient:
+    """An app with a short body timeout, driven by a client whose bodies stall."""
+    data_dir = tmp_path_factory.mktemp("stalled")
+    settings = Settings(
+        data_dir=data_dir, api_key=API_KEY, signing_secret=SIGNING_SECRET, body_timeout_s=0.2
+    )
+    migrate(settings)
+    return StallingClient(create_app(settings))
+
+
 # -- what to send ----------------------------------------------------------------------------
 
 # Upload bodies (``form=``), built per request from the live app's state.
@@ -268,7 +353,9 @@ class Case:
     body: str | None = None
     form: str | None = None
     link: str | None = None
-    app: str = "live"  # "live", "broken" (no tables), "unready" (media not writable), "busy"
+    # "live", "broken" (no tables), "unready" (media not writable), "busy", "full" (no
+    # space left) or "stalled" (the client stops sending its body halfway)
+    app: str = "live"
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
     warm: bool = False  # sent once before, so a rendition it asks for is cached
@@ -518,20 +605,28 @@ CASES: list[Case] = [
     Case("add with unknown field", "POST /play", 400, json={**NEW, "genre": "jazz"}),
     Case("add with invalid JSON", "POST /play", 400, headers=JSON, body="{"),
     Case("add, no key", "POST /play", 401, key=False, json=NEW),
+    Case("add, body stalls", "POST /play", 408, json=NEW, app="stalled"),
+    Case("add, read-only key", "POST /play", 403, key=False, headers=READ, json=NEW),
     Case("add duplicate upload", "POST /play", 409, form="duplicate"),
     Case("add too large upload", "POST /play", 413, form="too large"),
+    Case("add too large JSON", "POST /play", 413, headers=JSON, body=" " * 65537),
+    Case("add too deep JSON", "POST /play", 400, headers=JSON, body="[" * 33 + "]" * 33),
     Case("add as text", "POST /play", 415, headers=TEXT, body="hello"),
     Case("add upload of text", "POST /play", 415, form="not audio"),
     Case("add, database down", "POST /play", 503, json=NEW, app="broken"),
+    Case("add upload, disk full", "POST /play", 507, form="fresh", app="full"),
     Case("upload", "POST /play/upload", 201, form="fresh"),
     Case("upload without file", "POST /play/upload", 400, form="no file"),
     Case("upload, malformed form", "POST /play/upload", 400, form="garbage"),
     Case("upload, no key", "POST /play/upload", 401, key=False, form="duplicate"),
+    Case("upload, body stalls", "POST /play/upload", 408, form="fresh", app="stalled"),
+    Case("upload, read-only key", "POST /play/upload", 403, key=False, headers=READ, form="fresh"),
     Case("upload duplicate", "POST /play/upload", 409, form="duplicate"),
     Case("upload too large", "POST /play/upload", 413, form="too large"),
     Case("upload as JSON", "POST /play/upload", 415, json=NEW),
     Case("upload of text", "POST /play/upload", 415, form="not audio"),
     Case("upload, database down", "POST /play/upload", 503, form="duplicate", app="broken"),
+    Case("upload, disk full", "POST /play/upload", 507, form="fresh", app="full"),
     Case("get", "GET /play/{clip_id}", 200),
     Case("get, no key", "GET /play/{clip_id}", 401, key=False),
     Case("get unknown", "GET /play/{clip_id}", 404, clip="unknown"),
@@ -542,15 +637,20 @@ CASES: list[Case] = [
     Case("patch empty title", "PATCH /play/{clip_id}", 400, json={"title": "  "}),
     Case("patch duration", "PATCH /play/{clip_id}", 400, json={"duration": 3}),
     Case("patch, no key", "PATCH /play/{clip_id}", 401, key=False, json={"title": "x"}),
+    Case("patch, body stalls", "PATCH /play/{clip_id}", 408, json={"title": "x"}, app="stalled"),
+    Case("patch, read-only key", "PATCH /play/{clip_id}", 403, key=False, headers=READ, json={}),
     Case("patch unknown", "PATCH /play/{clip_id}", 404, clip="unknown", json={"title": "x"}),
+    Case("patch too large", "PATCH /play/{clip_id}", 413, headers=JSON, body=" " * 65537),
     Case("patch as text", "PATCH /play/{clip_id}", 415, headers=TEXT, body="title=x"),
     Case("patch, database down", "PATCH /play/{clip_id}", 503, json={"title": "x"}, app="broken"),
     Case("delete", "DELETE /play/{clip_id}", 204, clip="new"),
     Case("delete uploaded", "DELETE /play/{clip_id}", 204, clip="new upload"),
     Case("delete, no key", "DELETE /play/{clip_id}", 401, key=False),
+    Case("delete, read-only key", "DELETE /play/{clip_id}", 403, key=False, headers=READ),
     Case("delete unknown", "DELETE /play/{clip_id}", 404, clip="unknown"),
     Case("delete, database down", "DELETE /play/{clip_id}", 503, clip="unknown", app="broken"),
     Case("stats", "GET /play/{clip_id}/stats", 200),
+    Case("stats, read-only key", "GET /play/{clip_id}/stats", 200, key=False, headers=READ),
     Case("stats, no key", "GET /play/{clip_id}/stats", 401, key=False),
     Case("stats unknown", "GET /play/{clip_id}/stats", 404, clip="unknown"),
     Case("stats, database down", "GET /play/{clip_id}/stats", 503, clip="unknown", app="broken"),
@@ -629,8 +729,11 @@ def test_every_documented_status_is_produced_by_a_case(document):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_operation_answers_as_documented(case, document, live, broken, unready, busy):
-    client = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}[case.app]
+def test_operation_answers_as_documented(
+    case, document, live, broken, unready, busy, full, stalled
+):
+    clients = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}
+    client = {**clients, "full": full, "stalled": stalled}[case.app]
     request = case.request(live)
     if case.warm:
         warming = {

@@ -17,7 +17,7 @@ import pytest
 
 from mosic import __version__
 from mosic.app import create_app
-from mosic.media.local import STALE_INCOMING_S, LocalStore
+from mosic.media.local import LocalStore
 from mosic.persistence.database import make_sync_database
 from mosic.persistence.migrations import apply_pending, available, pending
 from mosic.settings import PostgresConfig, Settings
@@ -117,6 +117,9 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_TRANSCODE_MAX": "0"}, "MOSIC_TRANSCODE_MAX"),
         ({"MOSIC_TRANSCODE_CACHE_MB": "lots"}, "MOSIC_TRANSCODE_CACHE_MB"),
         ({"MOSIC_ACCEL_REDIRECT": "internal-media"}, "MOSIC_ACCEL_REDIRECT"),
+        ({"MOSIC_MAX_JSON_KB": "0"}, "MOSIC_MAX_JSON_KB"),
+        ({"MOSIC_BODY_TIMEOUT_S": "0"}, "MOSIC_BODY_TIMEOUT_S"),
+        ({"MOSIC_BODY_TIMEOUT_S": "soon"}, "MOSIC_BODY_TIMEOUT_S"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):
@@ -235,15 +238,19 @@ async def test_sqlite_takes_concurrent_uploads_and_plays_without_locking_errors(
         assert len(api.stored_files()) == 12
 
 
-async def test_start_up_clears_only_stale_partial_uploads(tmp_path):
+async def test_the_sweep_removes_only_part_files_nobody_holds(tmp_path):
     store = LocalStore(tmp_path / "media")
     store.prepare()
-    stale = store.incoming_dir / "crashed.part"
-    live = store.incoming_dir / "receiving.part"
-    for path in (stale, live):
-        path.write_bytes(b"partial")
-    old = time.time() - STALE_INCOMING_S - 60
-    os.utime(stale, (old, old))
-    assert await store.sweep() == 1
-    assert not stale.exists()
-    assert live.exists()
+    orphans = [store.incoming_dir / "crashed.part", store.incoming_dir / "just-left.part"]
+    for orphan in orphans:
+        orphan.write_bytes(b"partial")
+    receiving = await store.receive(1024)
+    await receiving.write(b"live bytes")
+    old = time.time() - 24 * 60 * 60
+    os.utime(receiving.path, (old, old))
+    assert await store.sweep() == 2
+    assert not any(orphan.exists() for orphan in orphans)
+    # Still locked by its receiver, however long it has been quiet.
+    assert receiving.path.exists()
+    await receiving.discard()
+    assert not receiving.path.exists()

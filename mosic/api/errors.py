@@ -8,8 +8,9 @@ import uuid
 import falcon
 import peewee
 
+from mosic.api.middleware import BodyStalled
 from mosic.core.catalogue import ClipNotFound, NoCover, NoWaveform
-from mosic.media.storage import StorageUnavailable
+from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
 
@@ -64,6 +65,24 @@ def _not_found(title: str, description: str):
     return not_found
 
 
+async def storage_full(req, resp, ex, params):
+    # Whatever the upload had written is gone by now (its receiver discards it).
+    raise falcon.HTTPInsufficientStorage(
+        title="Storage full",
+        description="the media store has no space left for this upload",
+    )
+
+
+async def body_stalled(req, resp, ex, params):
+    # Closing the connection: the rest of a stalled body is never worth waiting for.
+    raise falcon.HTTPError(
+        falcon.HTTP_408,
+        title="Request body timeout",
+        description=f"{ex}; send the body without pausing (MOSIC_BODY_TIMEOUT_S)",
+        headers={"Connection": "close"},
+    )
+
+
 def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     async def clip_not_found(req, resp, ex, params):
         raise falcon.HTTPNotFound(title="Not found", description="no clip has this id")
@@ -109,11 +128,14 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
         )
 
     app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(BodyStalled, body_stalled)
+    app.add_error_handler(StorageFull, storage_full)
     app.add_error_handler(StorageUnavailable, storage_unavailable)
     app.add_error_handler(TranscoderBusy, transcoder_busy)
     app.add_error_handler(TranscodeFailed, transcode_failed)
     for missing, (title, description) in MISSING_PARTS.items():
         app.add_error_handler(missing, _not_found(title, description))
     app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
-    app.add_error_handler(peewee.OperationalError, database_error)
-    app.add_error_handler(peewee.InterfaceError, database_error)
+    # Every database failure (peewee wraps the drivers' errors in these) is "try again": the
+    # client's input was checked before any query ran.
+    app.add_error_handler(peewee.PeeweeException, database_error)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import falcon
 import falcon.asgi
@@ -18,6 +19,7 @@ from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 
+log = logging.getLogger(__name__)
 DISCONNECT_EVENT = "mosic.disconnected"
 UNMATCHED_ROUTE = "unmatched"
 # A resource that serves several operations under one template names the one it served
@@ -58,6 +60,40 @@ class Lifespan:
     async def process_shutdown(self, scope, event) -> None:
         await self._store.close()
         await self._db.aio_close()
+
+
+class IncomingSweep:
+    """Removes what crashed uploads left in the media store every ``interval`` seconds for as
+    long as a worker runs (``mosic serve`` sweeps once at start; a replica that crashed leaves
+    its part files in the shared store, and nobody restarts for it)."""
+
+    def __init__(self, sweep: Callable[[], Awaitable[int]], interval: float) -> None:
+        self._sweep = sweep
+        self._interval = interval
+        self._task: asyncio.Task | None = None
+
+    async def _sweep_once(self) -> None:
+        try:
+            removed = await self._sweep()
+        except Exception as exc:  # a failed sweep is retried next round, never fatal
+            log.warning("sweeping partial uploads failed: %s", exc)
+            return
+        if removed:
+            log.info("removed %d partial upload(s) left by a crash", removed)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._sweep_once()
+
+    async def process_startup(self, scope, event) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def process_shutdown(self, scope, event) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class RequestMetrics:
@@ -150,14 +186,27 @@ class MetricsPortGuard:
             )
 
 
+class BodyStalled(Exception):
+    """The client stopped sending its request body (no byte for the body timeout)."""
+
+
 class DisconnectAwareApp(falcon.asgi.App):
-    """Falcon's ASGI app, telling a running stream when its listener has gone.
+    """Falcon's ASGI app, bounding how long a request body may stall, and telling a running
+    stream when its listener has gone.
+
+    Until the body has fully arrived, each wait for the next piece of it is bounded by
+    ``body_timeout`` seconds: a client that stops sending (a slowloris) gets ``BodyStalled``
+    raised where its body is read, which undoes what it had written and answers 408.
 
     Servers turn ``send`` into a no-op after a disconnect, so without this a stream would keep
     reading its file to the end for nobody. Once the response has started (the request body
     is consumed by then in every Mosic route), a task waits for ``http.disconnect`` and sets
     the event that ``scope[DISCONNECT_EVENT]`` holds.
     """
+
+    def __init__(self, *args, body_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -166,6 +215,19 @@ class DisconnectAwareApp(falcon.asgi.App):
         disconnected = asyncio.Event()
         scope[DISCONNECT_EVENT] = disconnected
         watcher: asyncio.Task | None = None
+        body_done = False
+
+        async def bounded_receive():
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(self._body_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyStalled(f"no body byte for {self._body_timeout:g} s") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -179,7 +241,7 @@ class DisconnectAwareApp(falcon.asgi.App):
                 watcher = asyncio.create_task(watch())
 
         try:
-            await super().__call__(scope, receive, send_and_watch)
+            await super().__call__(scope, bounded_receive, send_and_watch)
         finally:
             if watcher is not None:
                 watcher.cancel()

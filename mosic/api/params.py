@@ -3,15 +3,18 @@ what was wrong."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from urllib.parse import urlsplit
 
 import falcon
+import falcon.media
 
 from mosic.api.errors import bad_request
 from mosic.core import audio, catalogue
 from mosic.core.catalogue import ListQuery
-from mosic.core.text import InvalidText, client_text
+from mosic.core.text import InvalidText, client_text, unstorable
 from mosic.media import transcode
 from mosic.media.transcode import Rendition
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
@@ -22,6 +25,12 @@ DEFAULT_LIMIT = 100
 OFFSET_MAX = 1_000_000_000
 URL_MAX = 2000
 QUERY_MAX = TITLE_MAX * 5
+CURSOR_MAX = 1000
+# Deeper than any clip body; shallow enough that no decoder recursion comes near its limit.
+JSON_DEPTH_MAX = 32
+# Strings are blanked before brackets are counted, so a "[" inside a title is not nesting.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
 JSON_CLIP_FIELDS = {"title", "description", "duration", "audio_url", "artist", "album"}
 PATCH_FIELDS = {"title", "description"}
 
@@ -68,6 +77,8 @@ def list_query(req) -> ListQuery:
     if sort.lstrip("-") not in catalogue.SORT_FIELDS or sort.count("-") > 1:
         allowed = ", ".join(f"{f}, -{f}" for f in catalogue.SORT_FIELDS)
         raise bad_request(f"'sort' must be one of {allowed}; got {sort!r}")
+    if cursor is not None and len(cursor) > CURSOR_MAX:
+        raise bad_request("'cursor': the cursor is not one this server issued")
     return ListQuery(
         limit=limit or DEFAULT_LIMIT,
         offset=offset,
@@ -83,9 +94,56 @@ def search_param(req, name: str, limit: int) -> str | None:
     value = req.get_param(name)
     if value is not None and len(value) > limit:
         raise bad_request(f"'{name}' must be at most {limit} characters")
-    if value is not None and "\x00" in value:
-        raise bad_request(f"'{name}' must not contain NUL characters")
+    problem = unstorable(name, value) if value is not None else None
+    if problem:
+        raise bad_request(problem)
     return value or None
+
+
+def json_depth(data: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, counted without recursion."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', data)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class BoundedJson(falcon.media.BaseHandler):
+    """Request bodies in JSON, read no further than ``max_bytes`` (413) and no deeper than
+    ``JSON_DEPTH_MAX`` (400) before the decoder, which recurses, ever sees them."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._out = falcon.media.JSONHandler()
+
+    def _too_large(self) -> falcon.HTTPContentTooLarge:
+        return falcon.HTTPContentTooLarge(
+            title="Body too large",
+            description=f"JSON bodies are limited to {self._max_bytes // 1024} KB "
+            "(MOSIC_MAX_JSON_KB)",
+        )
+
+    async def deserialize_async(self, stream, content_type, content_length):
+        if content_length is not None and content_length > self._max_bytes:
+            raise self._too_large()
+        data = await stream.read(self._max_bytes + 1)
+        if len(data) > self._max_bytes:
+            raise self._too_large()
+        if not data.strip():
+            raise bad_request("the body is empty; send a JSON object")
+        if json_depth(data) > JSON_DEPTH_MAX:
+            raise bad_request(f"the JSON body nests deeper than {JSON_DEPTH_MAX} levels")
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise bad_request("the body is not valid JSON in UTF-8") from None
+
+    def serialize(self, media, content_type) -> bytes:
+        return self._out.serialize(media, content_type)
+
+    async def serialize_async(self, media, content_type) -> bytes:
+        return await self._out.serialize_async(media, content_type)
 
 
 async def json_object(req, allowed: set[str]) -> dict:

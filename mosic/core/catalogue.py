@@ -188,6 +188,10 @@ class Catalogue:
         """Why the media store cannot take writes now, or None (readiness)."""
         return await self._store.problem()
 
+    async def sweep_incoming(self) -> int:
+        """Remove partial uploads that crashed processes left behind; returns how many."""
+        return await self._store.sweep()
+
     async def _one(self, query) -> Clip | None:
         rows = await self._db.aio_execute(query.limit(1))
         return rows[0] if rows else None

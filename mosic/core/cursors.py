@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 
+from mosic.core.text import unstorable
 from mosic.persistence.models import Clip
 
 # Numbers in a cursor must fit a 64-bit column, or the database refuses the query.
@@ -45,7 +46,7 @@ def _sort_value(field: str, value: object) -> object:
     if field == "created_at":
         return dt.datetime.fromisoformat(value)
     if field == "title":
-        if not isinstance(value, str) or "\x00" in value:
+        if not isinstance(value, str) or unstorable("cursor", value):
             raise InvalidCursor("the cursor is not one this server issued")
         return value
     if (

@@ -9,35 +9,56 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Grant:
-    """What an accepted key allows. Read-only keys (``MOSIC_READ_API_KEYS``) will answer
-    ``Grant(writes=False)``; today the one key is a full key."""
+    """What an accepted key allows: the full key writes, read-only keys
+    (``MOSIC_READ_API_KEYS``) do not."""
 
     writes: bool
 
 
 FULL = Grant(writes=True)
+READ = Grant(writes=False)
 
 
 class KeyRing:
-    """The configured API key, checked in constant time so the response time says nothing
-    about how much of a guess was right."""
+    """The full API key and any read-only keys.
 
-    def __init__(self, api_key: str) -> None:
-        self._key = api_key.encode()
+    Every key is compared, in constant time, whatever matched first, so the response time
+    says nothing about how much of a guess was right or which kind of key it was near.
+    """
+
+    def __init__(self, api_key: str, read_keys: tuple[str, ...] = ()) -> None:
+        self._keys = [(api_key.encode(), FULL)] + [
+            # Empty entries never become keys, even if a caller passes them.
+            (key.encode(), READ)
+            for key in read_keys
+            if key
+        ]
 
     def accepts(self, given: str | None) -> bool:
+        """Whether ``given`` is any key of ours (full or read-only)."""
         return self.grant(given) is not None
 
     def grant(self, given: str | None) -> Grant | None:
         """The grant of the key ``given``, or None when it is no key of ours."""
-        if given and hmac.compare_digest(given.encode(), self._key):
-            return FULL
-        return None
+        if not given:
+            return None
+        candidate = given.encode()
+        return _first([hmac.compare_digest(candidate, key) for key, _ in self._keys], self._keys)
 
     def grant_for_token(self, token: str, salt: str) -> Grant | None:
         """The grant of the key whose ``md5(key + salt)`` is ``token`` (Subsonic token auth,
         where the key is the password and only its salted hash travels)."""
-        expected = hashlib.md5(self._key + salt.encode(), usedforsecurity=False).hexdigest()
-        if hmac.compare_digest(token.lower().encode(), expected.encode()):
-            return FULL
-        return None
+        given = token.lower().encode()
+        matches = (
+            hmac.compare_digest(
+                given, hashlib.md5(key + salt.encode(), usedforsecurity=False).hexdigest().encode()
+            )
+            for key, _ in self._keys
+        )
+        return _first(matches, self._keys)
+
+
+def _first(matches, keys) -> Grant | None:
+    # Every comparison runs (a list, not a short-circuit), then the first match wins.
+    results = list(matches)
+    return next((grant for matched, (_, grant) in zip(results, keys, strict=True) if matched), None)

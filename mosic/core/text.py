@@ -19,11 +19,24 @@ class InvalidText(ValueError):
     """A title or description a client sent that the catalogue cannot take."""
 
 
+def unstorable(name: str, value: str) -> str | None:
+    """Why no database could store ``value`` (named ``name``), or None when it can: PostgreSQL
+    refuses NUL, and a lone surrogate (valid in JSON's ``\\ud800``) is not UTF-8 at all."""
+    if "\x00" in value:
+        return f"'{name}' must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"'{name}' must not contain lone surrogates (not valid Unicode text)"
+    return None
+
+
 def client_text(name: str, value: str, limit: int) -> str | None:
     """A client's title or description, trimmed; None when blank. The same rules for JSON
     bodies and upload forms."""
-    if "\x00" in value:
-        raise InvalidText(f"'{name}' must not contain NUL characters")
+    problem = unstorable(name, value)
+    if problem:
+        raise InvalidText(problem)
     value = value.strip()
     if len(value) > limit:
         raise InvalidText(f"'{name}' must be at most {limit} characters, got {len(value)}")
@@ -32,10 +45,13 @@ def client_text(name: str, value: str, limit: int) -> str | None:
 
 def printable(value: str | None, limit: int) -> str | None:
     """Text from files and file names, made fit to store: control characters (NUL among
-    them, which PostgreSQL refuses) dropped, whitespace trimmed, length capped."""
+    them, which PostgreSQL refuses) and lone surrogates dropped, whitespace trimmed, length
+    capped."""
     if not value:
         return None
-    kept = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    kept = "".join(
+        ch for ch in value if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
     return kept.strip()[:limit].strip() or None
 
 

@@ -1,25 +1,31 @@
 """The local media store: audio files in a directory (``MOSIC_MEDIA_ROOT``).
 
 Uploads land in ``<root>/.incoming`` under a random name while they arrive (same file system,
-so publishing is an atomic rename), hashed as they are written. A file is published under its
-content hash only once its catalogue row is being committed; anything that goes wrong before
-that removes the partial file. Every file operation runs in a worker thread.
+so publishing is an atomic rename), hashed as they are written, each held under an exclusive
+``flock`` for as long as it is being received: the kernel drops the lock when its process
+dies, however it dies, so an unlocked part file is one nobody will ever finish, and ``sweep``
+removes exactly those, without touching what another process sharing the store receives.
+A file is published under its content hash only once its catalogue row is being committed;
+anything that goes wrong before that removes the partial file. Every file operation runs in a
+worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
+import functools
 import hashlib
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from mosic.media.storage import MediaMissing, UploadTooLarge
+from mosic.media.storage import MediaMissing, StorageFull, StorageUnavailable, UploadTooLarge
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,7 +33,24 @@ INCOMING_DIR = ".incoming"
 # Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
 WRITE_BATCH_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
-STALE_INCOMING_S = 60 * 60
+CREATE_ATTEMPTS = 3
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+async def in_thread(work: Callable[..., T], *args) -> T:
+    """Run blocking file ``work`` in a thread, its ``OSError`` turned into the store's own
+    errors (a missing file is the caller's business, so it passes through)."""
+    try:
+        return await asyncio.to_thread(work, *args)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        # The client's message names the failure, never a server path; the log has it all.
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        if exc.errno in FULL_ERRNOS:
+            raise StorageFull(reason) from exc
+        log.error("media store I/O error: %s", exc)
+        raise StorageUnavailable(f"the media store failed: {reason}") from exc
 
 
 class LocalIncoming:
@@ -56,11 +79,13 @@ class LocalIncoming:
     async def _flush(self) -> None:
         if self._pending:
             data, self._pending, self._pending_size = b"".join(self._pending), [], 0
-            await asyncio.to_thread(self._fh.write, data)
+            await in_thread(self._fh.write, data)
 
     async def finish(self) -> None:
         await self._flush()
-        await asyncio.to_thread(self._fh.close)
+        # Flushed, not closed: closing would drop the lock while the file still waits in
+        # .incoming for its row; ``discard`` closes it.
+        await in_thread(self._fh.flush)
 
     @property
     def sha256(self) -> str:
@@ -71,15 +96,18 @@ class LocalIncoming:
             with open(self.path, "rb") as fh:
                 return reader(fh)
 
-        return await asyncio.to_thread(run)
+        return await in_thread(run)
 
     async def discard(self) -> None:
         def drop() -> None:
-            self._fh.close()
+            # Closing flushes what is buffered, which fails again on a full disk; the file is
+            # closed regardless, and removing it is what gives the space back.
+            with contextlib.suppress(OSError):
+                self._fh.close()
             if not self.published:
                 self.path.unlink(missing_ok=True)
 
-        await asyncio.to_thread(drop)
+        await in_thread(drop)
 
 
 class LocalMedia:
@@ -94,7 +122,7 @@ class LocalMedia:
         try:
             position, end = start, start + length
             while position < end:
-                chunk = await asyncio.to_thread(
+                chunk = await in_thread(
                     os.pread, fd, min(READ_CHUNK_BYTES, end - position), position
                 )
                 if not chunk:
@@ -134,10 +162,19 @@ class LocalStore:
     async def receive(self, limit: int) -> LocalIncoming:
         def create() -> LocalIncoming:
             self.prepare()
-            path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
-            return LocalIncoming(path, open(path, "xb"), limit)  # noqa: SIM115 - it closes it
+            for _ in range(CREATE_ATTEMPTS):
+                path = self.incoming_dir / f"{secrets.token_hex(16)}.part"
+                fh = open(path, "xb")  # noqa: SIM115 - LocalIncoming closes it
+                # Held until the file is closed (or its process dies): the sweep's "alive".
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                # A sweep may have taken the lock between our open and our flock and removed
+                # the file; then it has no name any more, and we start again.
+                if os.fstat(fh.fileno()).st_nlink:
+                    return LocalIncoming(path, fh, limit)
+                fh.close()
+            raise StorageUnavailable("could not create a part file in .incoming")
 
-        return await asyncio.to_thread(create)
+        return await in_thread(create)
 
     async def publish(self, incoming: LocalIncoming, name: str) -> None:
         target = self._path(name)
@@ -147,7 +184,7 @@ class LocalStore:
             os.replace(incoming.path, target)
             incoming.published = True
 
-        await asyncio.to_thread(move)
+        await in_thread(move)
 
     async def open(self, name: str) -> LocalMedia:
         def open_file() -> LocalMedia:
@@ -157,7 +194,7 @@ class LocalStore:
                 raise MediaMissing(name) from None
             return LocalMedia(fh, os.fstat(fh.fileno()).st_size)
 
-        return await asyncio.to_thread(open_file)
+        return await in_thread(open_file)
 
     async def inspect(self, name: str, reader: Callable[[BinaryIO], T]) -> T:
         def run() -> T:
@@ -171,7 +208,7 @@ class LocalStore:
         return await asyncio.to_thread(run)
 
     async def remove(self, name: str) -> None:
-        await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
+        await in_thread(functools.partial(self._path(name).unlink, missing_ok=True))
 
     async def put(self, name: str, data: bytes) -> None:
         target = self._path(name)
@@ -213,22 +250,27 @@ class LocalStore:
             log.warning("readiness: media store %s is not writable: %s", self.root, exc)
             return "media store is not writable"
 
-    async def sweep(self, now: float | None = None) -> int:
-        """Remove partial uploads a crashed process left behind; returns how many.
+    async def sweep(self) -> int:
+        """Remove partial uploads that no live process holds; returns how many.
 
-        Only files untouched for ``STALE_INCOMING_S``: replicas sharing the store may be
-        receiving uploads right now, and a live upload writes to its file continually.
+        A part file whose lock can be taken has no receiver: its process finished with it or
+        died. One still locked is being received, here or by a replica sharing the store.
         """
-        return await asyncio.to_thread(self._sweep, now if now is not None else time.time())
+        return await asyncio.to_thread(self._sweep)
 
-    def _sweep(self, now: float) -> int:
+    def _sweep(self) -> int:
         if not self.incoming_dir.is_dir():
             return 0
-        cutoff = now - STALE_INCOMING_S
-        removed = 0
-        for leftover in self.incoming_dir.glob("*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-                    removed += 1
-        return removed
+        return sum(_remove_if_unlocked(leftover) for leftover in self.incoming_dir.glob("*.part"))
+
+
+def _remove_if_unlocked(path: Path) -> int:
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        # Unlinked while we hold the lock, so no receiver can have taken it in between.
+        path.unlink()
+        return 1
+    return 0

@@ -10,6 +10,9 @@ The upload lifecycle: ``receive`` starts an ``Incoming`` that hashes and size-ch
 they are written; ``publish`` makes it visible under its final name (inside the catalogue's
 transaction); ``discard`` drops whatever was not published. A crash can leave partial uploads
 behind, which ``sweep`` removes.
+
+A backend raises ``StorageFull`` or ``StorageUnavailable`` for its own faults, never its
+library's exceptions, so callers need not know what the store is made of.
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ class UploadTooLarge(Exception):
         self.limit = limit
 
 
+class StorageFull(Exception):
+    """The store has no room (or no quota) left for what is being written."""
+
+
 class MediaMissing(Exception):
     """No stored media has this name (it was removed, or never arrived)."""
 
 
 class StorageUnavailable(Exception):
-    """The store cannot be reached or did not answer; the request may be tried again."""
+    """The store cannot be reached, did not answer or failed (an I/O error, a read-only or
+    vanished volume); the request may be tried again."""
 
 
 class Incoming(Protocol):

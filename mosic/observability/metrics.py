@@ -45,6 +45,16 @@ class TranscodeOutcome(StrEnum):
     BUSY = "busy"  # refused: MOSIC_TRANSCODE_MAX were running
 
 
+class AuthFailure(StrEnum):
+    """Why a request was refused (the label of ``mosic_auth_failures_total``)."""
+
+    MISSING = "missing"
+    WRONG = "wrong"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    READ_ONLY = "read_only"
+
+
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
@@ -104,10 +114,18 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._add_transcode_metrics(r)
+        self.auth_failures = Counter(
+            "mosic_auth_failures", "Requests refused, by reason.", ["reason"], registry=r
+        )
+        self._precreate()
+
+    def _precreate(self) -> None:
+        # Every known label value, so dashboards see zeroes rather than "no data".
+        for reason in AuthFailure:
+            self.auth_failures.labels(reason)
         for kind in DATABASE_ERROR_KINDS:
             self.db_errors.labels(kind)
         for outcome in UploadOutcome:
-            # Pre-create so dashboards see zeroes rather than "no data".
             self.uploads.labels(outcome)
             self.upload_bytes.labels(outcome)
 
@@ -168,6 +186,9 @@ class Metrics:
 
     def transcode_refused(self) -> None:
         self.transcodes.labels(TranscodeOutcome.BUSY).inc()
+
+    def auth_failure(self, reason: AuthFailure) -> None:
+        self.auth_failures.labels(reason).inc()
 
     def database_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()

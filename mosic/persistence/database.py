@@ -1,6 +1,8 @@
 """Database connections: an async pool for the service, a plain connection for migrations.
 
-PostgreSQL goes through peewee-async's aiopg backend with a bounded pool. SQLite needs more
+PostgreSQL goes through peewee-async's psycopg 3 backend with a bounded pool whose every wait
+is bounded too, so an outage answers 503 at once instead of hanging (see ``PostgresPoolBackend``
+for why not aiopg). SQLite needs more
 care: peewee-async opens a fresh connection per query and ignores ``pragmas`` and ``timeout``,
 so concurrent writers fail with "database is locked". Our SQLite pool keeps a small, fixed set
 of connections, each switched to WAL with a busy timeout, and a size of one means writes from
@@ -11,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 import peewee
 import peewee_async
-from peewee_async.pool import AioPgPoolBackend, PoolBackend
+import psycopg
+import psycopg_pool
+from peewee_async.pool import PoolBackend, PsycopgPoolBackend
 
 from mosic.settings import Settings
 
@@ -32,11 +37,20 @@ SQLITE_PRAGMAS = (
 # One connection per process: SQLite has a single writer anyway, and queueing in-process is
 # cheaper and fairer than spinning on the file lock.
 SQLITE_POOL_SIZE = 1
-PG_POOL_TIMEOUT_S = 30
+# Every wait on PostgreSQL is bounded, so that during an outage a request fails over to a 503
+# well within two seconds instead of hanging: the wait for a pool connection, the TCP connect
+# (libpq's minimum is 2 s), and each statement (the server's limit and ours).
+PG_ACQUIRE_TIMEOUT_S = 1.5
+PG_CONNECT_TIMEOUT_S = 2
+PG_STATEMENT_TIMEOUT_S = 10
+# A reconnection attempt gives up after this long, so the next request starts a fresh one at
+# once instead of waiting out the pool's growing backoff: recovery within seconds of the
+# database's return.
+PG_RECONNECT_TIMEOUT_S = 4
 
 
 class SqlitePool:
-    """A fixed-size pool of configured aiosqlite connections (aiopg's pool interface)."""
+    """A fixed-size pool of configured aiosqlite connections (an aiopg-style pool)."""
 
     def __init__(self, database: str, size: int) -> None:
         self.database = database
@@ -104,41 +118,65 @@ class SqliteDatabase(peewee_async.SqliteDatabase):
     pool_backend_cls = SqlitePoolBackend
 
 
-class FairAioPgPoolBackend(AioPgPoolBackend):
-    """aiopg's pool, entered in arrival order.
+class PostgresPoolBackend(PsycopgPoolBackend):
+    """psycopg 3's pool with every wait bounded and each connection checked when handed out.
 
-    When aiopg's pool is exhausted, a released connection wakes one waiter, which must then
-    re-take the pool's lock behind any request that arrived meanwhile: the newcomer gets the
-    connection and the waiter queues again, so a few requests wait many turns (the p99 of
-    bench/profiles/FINDINGS.md, 1). A FIFO semaphore of the pool's size in front means aiopg
-    always has a connection (or room for one) for whoever gets in. The pool's timeout covers
-    the wait for a turn and for the connection together, as aiopg's alone did before.
+    Not aiopg: on uvloop (the server's loop) aiopg leaves a closed poll handle registered for
+    the socket libpq closed when a connection failed, so the next connection that gets the
+    same file descriptor fails with ``RuntimeError: unable to perform operation on <UVPoll
+    closed=True>``, leaking it ("Unclosed connection", "Future exception was never
+    retrieved"); the same aiopg calls on asyncio's own loop give clean ``OperationalError``s.
+    psycopg 3 registers a descriptor only while it waits on it. A broken connection fails the
+    check (a round trip of an empty query) and is discarded, never handed out; one returned
+    broken or mid-transaction is closed by the pool.
     """
 
     async def create(self) -> None:
-        self._turns = asyncio.Semaphore(self.connect_params["maxsize"])
-        await super().create()
+        p = self.connect_params
+        pool = psycopg_pool.AsyncConnectionPool(
+            psycopg.conninfo.make_conninfo(
+                host=p["host"],
+                port=p["port"],
+                user=p["user"],
+                password=p["password"],
+                dbname=self.database,
+                connect_timeout=PG_CONNECT_TIMEOUT_S,
+                options=f"-c statement_timeout={PG_STATEMENT_TIMEOUT_S * 1000}",
+            ),
+            kwargs={"cursor_factory": psycopg.AsyncClientCursor, "autocommit": True},
+            # Zero, so a worker starts (and reports not-ready) while the database is down.
+            min_size=0,
+            max_size=p["pool_size"],
+            timeout=PG_ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=PG_RECONNECT_TIMEOUT_S,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            open=False,
+        )
+        await pool.open()
+        self.pool = pool
 
     async def acquire(self) -> Any:
-        if self.pool is None:
-            await self.connect()
-        async with asyncio.timeout(self.connect_params.get("timeout")):
-            await self._turns.acquire()
-            try:
-                return await super().acquire()
-            except BaseException:
-                self._turns.release()
-                raise
-
-    async def release(self, conn: Any) -> None:
+        # Transactions acquire outside peewee's exception wrapper: make a timeout the same
+        # peewee error as any other database failure.
         try:
-            await super().release(conn)
-        finally:
-            self._turns.release()
+            return await super().acquire()
+        except psycopg.Error as exc:
+            raise peewee.OperationalError(str(exc)) from exc
 
 
-class PostgresqlDatabase(peewee_async.PostgresqlDatabase):
-    pool_backend_cls = FairAioPgPoolBackend
+class PostgresqlDatabase(peewee_async.Psycopg3Database):
+    pool_backend_cls = PostgresPoolBackend
+
+    async def aio_execute_sql(
+        self, sql: str, params: Sequence[Any] | None = None, fetch_results=None
+    ) -> Any:
+        # Our own bound as well as the server's: a database that stops answering without
+        # closing the socket (a partition) would otherwise hold the request for ever.
+        try:
+            async with asyncio.timeout(PG_STATEMENT_TIMEOUT_S):
+                return await super().aio_execute_sql(sql, params, fetch_results)
+        except TimeoutError:
+            raise peewee.OperationalError("the database did not answer in time") from None
 
 
 def make_database(settings: Settings) -> peewee_async.AioDatabase:
@@ -152,12 +190,7 @@ def make_database(settings: Settings) -> peewee_async.AioDatabase:
             port=pg.port,
             user=pg.user,
             password=pg.password,
-            pool_params={
-                # Zero, so a worker starts (and reports not-ready) while the database is down.
-                "minsize": 0,
-                "maxsize": settings.db_pool_size,
-                "timeout": PG_POOL_TIMEOUT_S,
-            },
+            pool_params={"pool_size": settings.db_pool_size},
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteDatabase(str(settings.sqlite_path))
@@ -184,5 +217,5 @@ def pool_usage(db: peewee_async.AioDatabase) -> tuple[int, int]:
         return 0, 0
     if isinstance(pool, SqlitePool):
         return pool.in_use, pool.size
-    # aiopg's pool: ``size`` counts open connections, ``freesize`` the idle ones.
-    return pool.size - pool.freesize, pool.maxsize
+    stats = pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"], pool.max_size

@@ -178,6 +178,40 @@ def _stop(bin_dir: Path, data: Path, run_as: _RunAs) -> None:
         _run([str(bin_dir / "pg_ctl"), *stop], run_as, data.parent, START_TIMEOUT_S)
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster that a fault test may stop and start again (same port)."""
+
+    url: str
+    bin_dir: Path
+    data: Path
+    log: Path
+    run_as: _RunAs
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m MODE``: clients see their connections dropped."""
+        stop = ["stop", "-m", mode, "-w", "-D", str(self.data)]
+        _run([str(self.bin_dir / "pg_ctl"), *stop], self.run_as, self.data.parent, START_TIMEOUT_S)
+
+    def start(self) -> None:
+        start = [
+            "start",
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+        ]
+        _run(
+            [str(self.bin_dir / "pg_ctl"), *start],
+            self.run_as,
+            self.data.parent,
+            START_TIMEOUT_S + 10,
+        )
+
+
 @contextmanager
 def throwaway_cluster() -> Iterator[str]:
     """Start a private PostgreSQL cluster and yield a URL to a fresh database.
@@ -185,6 +219,13 @@ def throwaway_cluster() -> Iterator[str]:
     The URL looks like ``postgresql://mosic@127.0.0.1:PORT/mosic_test`` and
     needs no password (trust authentication, loopback only).
     """
+    with controllable_cluster() as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def controllable_cluster() -> Iterator[Cluster]:
+    """``throwaway_cluster``, yielding the ``Cluster`` so a test can stop and restart it."""
     bin_dir = _server_bin_dir()
     run_as = _server_identity()
     root = Path(tempfile.mkdtemp(prefix="mosic-pg-"))
@@ -204,7 +245,8 @@ def throwaway_cluster() -> Iterator[str]:
             _run([str(bin_dir / "createdb"), *createdb], _RunAs(), root, 30)
         except ClusterError as exc:
             raise ClusterError(f"{exc}\n--- server log ---\n{_read(log)}") from exc
-        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        yield Cluster(url, bin_dir, data, log, run_as)
     finally:
         # Also after a failed start: pg_ctl may give up waiting on a server
         # that is still coming up and would otherwise outlive the test run.
