@@ -1,7 +1,8 @@
 """The library view: the clips seen as artists, albums and songs (what Subsonic apps browse).
 
-Every clip with a stored file is a song. Its artist is its artist tag ("Unknown Artist" when
-it has none), its album the pair (artist, album tag) ("Unknown Album"). Artist and album ids
+Every clip with a stored file is a song. Its artist is its album artist tag, else its artist
+tag ("Unknown Artist" when it has neither), its album the pair (artist, album tag) ("Unknown
+Album"). Artist and album ids
 are derived from those names, so they are stable across restarts and replicas with nothing
 stored: ``ar-`` or ``al-`` and a short hash. Albums are computed by one GROUP BY over the
 clips, so the view is always exactly what the catalogue holds.
@@ -53,9 +54,9 @@ def names(artist: str | None, album: str | None) -> tuple[str, str]:
 
 
 def song_names(clip: Clip) -> tuple[str, str]:
-    # TODO(library branch): the album_artist tag first, once the column exists (and group
-    # albums by it in ``Library.albums``).
-    return names(clip.artist, clip.album)
+    # An album's artist is its album artist when tagged: a compilation is one album, not
+    # one per track artist.
+    return names(clip.album_artist or clip.artist, clip.album)
 
 
 @dataclass
@@ -69,9 +70,20 @@ class Album:
     play_count: int = 0
     created: dt.datetime | None = None
     last_played: dt.datetime | None = None
+    year: int | None = None
+    # Every genre its songs have, the most common first (Subsonic shows the first).
+    genres: list[str] = field(default_factory=list)
+    has_cover: bool = False
     # The raw (artist, album) tag pairs that make up this album: NULL and "" and the
     # placeholder names all land in the same album.
     tags: list[tuple[str | None, str | None]] = field(default_factory=list)
+
+
+@dataclass
+class Genre:
+    name: str
+    song_count: int = 0
+    albums: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -91,9 +103,18 @@ def _matches_tags(tags: list[tuple[str | None, str | None]]):
 
     condition = None
     for artist, album in tags:
-        one = same(Clip.artist, artist) & same(Clip.album, album)
+        one = same(_album_artist(), artist) & same(Clip.album, album)
         condition = one if condition is None else condition | one
     return condition
+
+
+def _album_artist():
+    """The artist an album is grouped by: the album artist tag when set, else the artist."""
+    return fn.COALESCE(fn.NULLIF(Clip.album_artist, ""), Clip.artist)
+
+
+def _genre_is(genre: str):
+    return Clip.genre_key == genre.casefold()
 
 
 def _words(query: str) -> list[str]:
@@ -118,16 +139,21 @@ class Library:
         """Every album, from one grouped query over the stored clips."""
         query = (
             Clip.select(
-                Clip.artist,
+                _album_artist().alias("artist"),
                 Clip.album,
                 fn.COUNT(Clip.id).alias("songs"),
                 fn.SUM(Clip.duration).alias("seconds"),
                 fn.SUM(Clip.play_count).alias("plays"),
                 fn.MIN(Clip.created_at).alias("first_added"),
                 fn.MAX(Clip.last_played_at).alias("last_played"),
+                fn.MAX(Clip.year).alias("year"),
+                Clip.genre,
+                fn.MAX(Clip.cover_name).alias("cover"),
             )
             .where(_stored())
-            .group_by(Clip.artist, Clip.album)
+            # By genre too: an album's genres come from the same one query.
+            .group_by(_album_artist(), Clip.album, Clip.genre)
+            .order_by(fn.COUNT(Clip.id).desc())
             .dicts()
         )
         albums: dict[str, Album] = {}
@@ -135,12 +161,7 @@ class Library:
             artist, name = names(row["artist"], row["album"])
             key = album_id(artist, name)
             album = albums.setdefault(key, Album(key, name, artist, artist_id(artist)))
-            album.tags.append((row["artist"], row["album"]))
-            album.song_count += row["songs"]
-            album.duration += row["seconds"] or 0.0
-            album.play_count += int(row["plays"] or 0)
-            album.created = _earliest(album.created, _as_datetime(row["first_added"]))
-            album.last_played = _latest(album.last_played, _as_datetime(row["last_played"]))
+            _add_group(album, row)
         return sorted(albums.values(), key=lambda a: (a.name.casefold(), a.artist.casefold()))
 
     async def artists(self) -> list[Artist]:
@@ -203,12 +224,68 @@ class Library:
         )
         return list(await self._db.aio_execute(rows))
 
-    async def random_songs(self, count: int) -> list[Clip]:
-        rows = Clip.select().where(_stored()).order_by(fn.Random()).limit(count)
+    async def random_songs(
+        self,
+        count: int,
+        *,
+        genre: str | None = None,
+        from_year: int | None = None,
+        to_year: int | None = None,
+    ) -> list[Clip]:
+        condition = _stored()
+        if genre:
+            condition &= _genre_is(genre)
+        if from_year is not None:
+            condition &= Clip.year >= from_year
+        if to_year is not None:
+            condition &= Clip.year <= to_year
+        rows = Clip.select().where(condition).order_by(fn.Random()).limit(count)
         return list(await self._db.aio_execute(rows))
+
+    async def genre_songs(self, genre: str, *, offset: int, count: int) -> list[Clip]:
+        """Songs of ``genre`` (case-insensitive), oldest first, so pages never skip one."""
+        rows = (
+            Clip.select()
+            .where(_stored() & _genre_is(genre))
+            .order_by(Clip.created_at, Clip.id)
+            .offset(offset)
+            .limit(count)
+        )
+        return list(await self._db.aio_execute(rows))
+
+    async def genres(self) -> list[Genre]:
+        """Every genre with its song count and album count, by name."""
+        query = (
+            Clip.select(Clip.genre, _album_artist().alias("artist"), Clip.album, fn.COUNT(Clip.id))
+            .where(_stored() & Clip.genre.is_null(False) & (Clip.genre != ""))
+            .group_by(Clip.genre, _album_artist(), Clip.album)
+            .tuples()
+        )
+        genres: dict[str, Genre] = {}
+        for name, artist, album, songs in await self._db.aio_execute(query):
+            genre = genres.setdefault(name, Genre(name))
+            genre.song_count += songs
+            genre.albums.add(album_id(*names(artist, album)))
+        return sorted(genres.values(), key=lambda g: g.name.casefold())
 
     async def song_count(self) -> int:
         return await Clip.select().where(_stored()).aio_count(self._db)
+
+
+def _add_group(album: Album, row: dict) -> None:
+    """Fold one (artist, album, genre) group of the grouped query into its album."""
+    tags = (row["artist"], row["album"])
+    if tags not in album.tags:
+        album.tags.append(tags)
+    if row["genre"] and row["genre"] not in album.genres:
+        album.genres.append(row["genre"])
+    album.song_count += row["songs"]
+    album.duration += row["seconds"] or 0.0
+    album.play_count += int(row["plays"] or 0)
+    album.created = _earliest(album.created, _as_datetime(row["first_added"]))
+    album.last_played = _latest(album.last_played, _as_datetime(row["last_played"]))
+    album.year = max((y for y in (album.year, row["year"]) if y is not None), default=None)
+    album.has_cover = album.has_cover or row["cover"] is not None
 
 
 def _uuid(value: str) -> uuid.UUID | None:

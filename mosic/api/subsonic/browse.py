@@ -18,10 +18,24 @@ LIST_MAX = 500
 # is better than silently shortening it, which a syncing app would take for the end.
 SEARCH_MAX = 10_000
 QUERY_MAX = 1000
+YEAR_MIN, YEAR_MAX = 0, 9999
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
 ]
+
+
+def _by_year(albums: list[Album], from_year: int, to_year: int) -> list[Album]:
+    """Albums from ``from_year`` to ``to_year``, in that direction (newest first when
+    ``from_year`` is the later one, as Subsonic has it)."""
+    low, high = sorted((from_year, to_year))
+    within = [a for a in albums if a.year is not None and low <= a.year <= high]
+    return sorted(within, key=lambda a: a.year, reverse=from_year > to_year)
+
+
+def _by_genre(albums: list[Album], genre: str) -> list[Album]:
+    folded = genre.casefold()
+    return [a for a in albums if any(g.casefold() == folded for g in a.genres)]
 
 
 def _album_order(kind: str, albums: list[Album], starred: dict) -> list[Album]:
@@ -41,7 +55,6 @@ def _album_order(kind: str, albums: list[Album], starred: dict) -> list[Album]:
         return sorted(albums, key=lambda a: (a.artist.casefold(), a.name.casefold()))
     if kind == "starred":
         return sorted((a for a in albums if a.id in starred), key=lambda a: a.name.casefold())
-    # TODO(library branch): byYear and byGenre, from the album's year and genre.
     return []
 
 
@@ -214,15 +227,17 @@ class Browse:
         kind = call.params.required("type")
         if kind not in ALBUM_LIST_TYPES:
             raise SubsonicError(Code.GENERIC, f"unknown album list type {kind!r}")
+        albums = await self._library.albums()
+        marks = await self.marks()
         if kind == "byYear":
-            call.params.required("fromYear")
-            call.params.required("toYear")
-        if kind == "byGenre":
-            call.params.required("genre")
+            from_year = _year(call, "fromYear", required=True)
+            ordered = _by_year(albums, from_year, _year(call, "toYear", required=True))
+        elif kind == "byGenre":
+            ordered = _by_genre(albums, call.params.required("genre"))
+        else:
+            ordered = _album_order(kind, albums, marks.stars)
         size = call.params.count("size", 10, LIST_MAX)
         offset = call.params.offset("offset")
-        marks = await self.marks()
-        ordered = _album_order(kind, await self._library.albums(), marks.stars)
         return ordered[offset : offset + size], marks
 
     async def album_list(self, call: Call) -> dict:
@@ -235,23 +250,28 @@ class Browse:
 
     async def random_songs(self, call: Call) -> dict:
         size = call.params.count("size", 10, LIST_MAX)
-        # TODO(library branch): filter by genre and year. Until clips have them, no song
-        # matches a genre or year filter.
-        filtered = any(call.params.one(n) for n in ("genre", "fromYear", "toYear"))
-        songs = [] if filtered else await self._library.random_songs(size)
+        songs = await self._library.random_songs(
+            size,
+            genre=call.params.one("genre"),
+            from_year=_year(call, "fromYear"),
+            to_year=_year(call, "toYear"),
+        )
         marks = await self.marks()
         return {"randomSongs": {"song": [shapes.song(s, marks) for s in songs]}}
 
     async def genres(self, call: Call) -> dict:
-        # TODO(library branch): one genre per distinct clip genre, with song/album counts.
-        return {"genres": {"genre": []}}
+        genres = await self._library.genres()
+        return {"genres": {"genre": [shapes.genre(g) for g in genres]}}
 
     async def songs_by_genre(self, call: Call) -> dict:
-        call.params.required("genre")
-        call.params.count("count", 10, LIST_MAX)
-        call.params.offset("offset")
-        # TODO(library branch): the songs of that genre.
-        return {"songsByGenre": {"song": []}}
+        genre = call.params.required("genre")
+        songs = await self._library.genre_songs(
+            genre,
+            count=call.params.count("count", 10, LIST_MAX),
+            offset=call.params.offset("offset"),
+        )
+        marks = await self.marks()
+        return {"songsByGenre": {"song": [shapes.song(s, marks) for s in songs]}}
 
     async def _search(self, call: Call):
         terms = search_terms(call.params.text("query", QUERY_MAX))
@@ -294,6 +314,12 @@ class Browse:
                 "song": [shapes.song(s, marks) for s in songs],
             }
         }
+
+
+def _year(call: Call, name: str, *, required: bool = False) -> int | None:
+    if required:
+        call.params.required(name)
+    return call.params.integer(name, None, YEAR_MIN, YEAR_MAX)
 
 
 def _page(items: list, offset: int, count: int) -> list:

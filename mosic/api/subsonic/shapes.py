@@ -1,7 +1,7 @@
 """How the library looks to Subsonic apps: songs (``Child``), albums, artists, playlists.
 
 ``song`` is the one place a clip becomes a Subsonic song, so a new clip field is one line
-here (see the TODO below).
+here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from mosic.core.collection import Collection, PlaylistInfo, QueueInfo
-from mosic.core.library import Album, Artist, album_id, artist_id, song_names
+from mosic.core.library import Album, Artist, Genre, album_id, artist_id, song_names
 from mosic.persistence.models import Clip
 
 MUSIC_FOLDER_ID = 1
@@ -41,9 +41,8 @@ def seconds(duration: float | None) -> int:
 def song(clip: Clip, marks: Marks) -> dict:
     artist, album = song_names(clip)
     song_id = str(clip.id)
-    # TODO(library branch): track, discNumber, year, genre, bitRate, samplingRate,
-    # channelCount, coverArt=song_id (when the clip has a cover); TODO(transcode branch):
-    # transcodedContentType / transcodedSuffix.
+    # No transcodedContentType/Suffix: stream sends the original unless the app asks for
+    # a format or a lower bitrate.
     return {
         "id": song_id,
         "parent": album_id(artist, album),
@@ -55,6 +54,14 @@ def song(clip: Clip, marks: Marks) -> dict:
         "contentType": clip.content_type,
         "suffix": PurePosixPath(clip.file_name or "").suffix.lstrip(".") or None,
         "duration": seconds(clip.duration),
+        "track": clip.track,
+        "discNumber": clip.disc,
+        "year": clip.year,
+        "genre": clip.genre,
+        "bitRate": clip.bitrate,
+        "samplingRate": clip.sample_rate,
+        "channelCount": clip.channels,
+        "coverArt": song_id if clip.cover_name else None,
         "playCount": clip.play_count,
         "created": clip.created_at,
         "albumId": album_id(artist, album),
@@ -67,7 +74,6 @@ def song(clip: Clip, marks: Marks) -> dict:
 
 
 def album_id3(album: Album, marks: Marks) -> dict:
-    # TODO(library branch): year, genre; coverArt=album.id once covers exist.
     return {
         "id": album.id,
         "name": album.name,
@@ -75,6 +81,9 @@ def album_id3(album: Album, marks: Marks) -> dict:
         "artistId": album.artist_id,
         "songCount": album.song_count,
         "duration": seconds(album.duration),
+        "year": album.year,
+        "genre": album.genres[0] if album.genres else None,
+        "coverArt": album.id if album.has_cover else None,
         "playCount": album.play_count,
         "created": album.created,
         "played": album.last_played,
@@ -96,10 +105,17 @@ def album_child(album: Album, marks: Marks) -> dict:
         "artist": album.artist,
         "songCount": album.song_count,
         "duration": seconds(album.duration),
+        "year": album.year,
+        "genre": album.genres[0] if album.genres else None,
+        "coverArt": album.id if album.has_cover else None,
         "playCount": album.play_count,
         "created": album.created,
         **marks.of(album.id),
     }
+
+
+def genre(item: Genre) -> dict:
+    return {"value": item.name, "songCount": item.song_count, "albumCount": len(item.albums)}
 
 
 def artist_id3(artist: Artist, marks: Marks) -> dict:
