@@ -189,6 +189,7 @@ def _subsonic(s: Services) -> SubsonicApi:
         collection=s.collection,
         catalogue=s.catalogue,
         plays=s.plays,
+        transcoder=s.transcoder,
         metrics=s.metrics,
         link_ttl=s.settings.signed_url_ttl,
     )

@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import shutil
+import subprocess
 import uuid
 from urllib.parse import urlencode
 
@@ -25,6 +27,8 @@ from tests.conftest import API_KEY
 from tests.support.asgi import StaysConnected
 from tests.support.measure import metric
 from tests.support.subsonic import NOT_IN_SCHEMA, password_auth, token_auth, validate_xml
+from tests.support.tagging import image, tag_fully
+from tests.test_listen_transcoded import probe
 
 KEY = {"apiKey": API_KEY}
 SPEC_METHODS = {
@@ -156,7 +160,7 @@ async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, li
                 assert result.status_code == 200
                 assert result.content == library["bytes"]["alpha" if method == "stream" else "beta"]
                 continue
-            if method == "getCoverArt":  # no covers until the clips have them
+            if method == "getCoverArt":  # these clips embed no picture
                 assert await sub.error(name, post=post, **params) == 70
                 continue
             auth = {"apiKey": API_KEY} if method == "tokenInfo" else token_auth(API_KEY)
@@ -276,6 +280,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         collection=services.collection,
         catalogue=services.catalogue,
         plays=services.plays,
+        transcoder=services.transcoder,
         metrics=services.metrics,
         link_ttl=settings.signed_url_ttl,
     )
@@ -475,7 +480,7 @@ async def test_random_songs_genres_and_songs_by_genre(sub, library):
     drawn = (await sub.ok("getRandomSongs", size=10))["randomSongs"]["song"]
     assert {s["id"] for s in drawn} == songs
     assert len((await sub.ok("getRandomSongs", size=2))["randomSongs"]["song"]) == 2
-    # No clip has a genre or year yet, so no song matches either filter.
+    # These clips have no genre or year, so no song matches either filter.
     assert (await sub.ok("getRandomSongs", genre="Jazz"))["randomSongs"]["song"] == []
     assert (await sub.ok("getGenres"))["genres"]["genre"] == []
     assert (await sub.ok("getSongsByGenre", genre="Jazz"))["songsByGenre"]["song"] == []
@@ -503,9 +508,11 @@ async def test_stream_and_download_send_the_original_with_range_and_count_nothin
     assert (posted.status_code, posted.content) == (206, data)
     past = await sub.call("stream", id=alpha, headers={"Range": f"bytes={len(data)}-"})
     assert past.status_code == 416
-    # maxBitRate and format are accepted; the original is served until the transcoder lands.
-    asked = await sub.call("stream", id=alpha, maxBitRate=96, format="opus")
-    assert asked.content == data and asked.headers["Content-Type"] == "audio/mpeg"
+    # A format Mosic does not make, or a maxBitRate above the file's, is the original.
+    for asked in ({"format": "flv"}, {"format": "raw", "maxBitRate": 320}, {"maxBitRate": 0}):
+        same = await sub.call("stream", id=alpha, **asked)
+        assert same.content == data and same.headers["Content-Type"] == "audio/mpeg", asked
+    assert await sub.error("stream", id=alpha, maxBitRate=-1) == 0
     download = await sub.call("download", id=alpha)
     assert download.content == data
     assert download.headers["Content-Disposition"].startswith("attachment")
@@ -531,10 +538,148 @@ async def test_scrobble_counts_exactly_one_play_per_id(sub, library):
     assert await sub.error("scrobble", id=alpha, submission="maybe") == 0
 
 
-async def test_cover_art_is_not_found_until_clips_have_covers(sub, library):
+async def test_cover_art_is_not_found_when_no_song_has_one(sub, library):
     for item in (library["alpha"], "al-" + short_hash("Ann", "First"), "nothing"):
         assert await sub.error("getCoverArt", id=item, size=300) == 70
     assert await sub.error("getCoverArt", id=library["alpha"], size=0) == 0
+
+
+# -- full tags, covers and transcoding --------------------------------------------------------
+
+
+@pytest.fixture
+async def tagged(api, clip_file, tmp_path) -> dict:
+    """A compilation ("Various Artists", two track artists, 1994, Jazz; one song with a
+    cover) and a 2008 Rock album with no cover."""
+    picture = image(tmp_path / "cover", color="navy")
+    songs = {
+        "one": ("mp3", "Ann", "Mix", {"track": "1/2", "disc": "1/1", "date": "1994",
+                "genre": "Jazz", "album_artist": "Various Artists"}),
+        "two": ("flac", "Bob", "Mix", {"track": "2/2", "disc": "1/1", "date": "1994",
+                 "genre": "Jazz", "album_artist": "Various Artists", "picture": picture}),
+        "three": ("ogg", "Cy", "Loud", {"track": "1", "date": "2008", "genre": "Rock"}),
+    }  # fmt: skip
+    ids = {"picture": picture.data}
+    for n, (name, (fmt, artist, album, tags)) in enumerate(songs.items()):
+        source = clip_file(fmt, freq=400 + n * 10, title=name.title(), artist=artist, album=album)
+        path = tmp_path / f"{name}.{fmt}"
+        shutil.copy(source, path)
+        tag_fully(path, fmt, **tags)
+        result = await api.upload(path.read_bytes(), path.name)
+        assert result.status_code == 201, result.text
+        ids[name] = result.json["id"]
+    ids["mix"] = "al-" + short_hash("Various Artists", "Mix")
+    ids["loud"] = "al-" + short_hash("Cy", "Loud")
+    return ids
+
+
+async def test_songs_and_albums_carry_their_tags_stream_facts_and_cover(sub, tagged):
+    two = (await sub.ok("getSong", id=tagged["two"]))["song"]
+    facts = ("track", "discNumber", "year", "genre", "samplingRate", "channelCount")
+    assert {k: two[k] for k in facts} == {
+        "track": 2, "discNumber": 1, "year": 1994, "genre": "Jazz", "samplingRate": 22050,
+        "channelCount": 1,
+    }  # fmt: skip
+    assert two["bitRate"] > 0 and two["coverArt"] == tagged["two"]
+    # The album artist makes one album of the compilation, under its album artist.
+    assert (two["artist"], two["albumId"]) == ("Various Artists", tagged["mix"])
+    one = (await sub.ok("getSong", id=tagged["one"]))["song"]
+    assert "coverArt" not in one and one["track"] == 1
+    mix = (await sub.ok("getAlbum", id=tagged["mix"]))["album"]
+    assert (mix["songCount"], mix["year"], mix["genre"]) == (2, 1994, "Jazz")
+    assert mix["coverArt"] == tagged["mix"] and mix["artist"] == "Various Artists"
+    assert [s["title"] for s in mix["song"]] == ["One", "Two"]
+    loud = (await sub.ok("getAlbum", id=tagged["loud"]))["album"]
+    assert (loud["year"], loud["genre"]) == (2008, "Rock") and "coverArt" not in loud
+    artists = (await sub.ok("getArtists"))["artists"]["index"]
+    assert sorted(a["name"] for g in artists for a in g["artist"]) == ["Cy", "Various Artists"]
+    await sub.xml("getAlbum", id=tagged["mix"])  # the new attributes are in the schema
+
+
+async def test_album_lists_by_year_and_genre(sub, tagged):
+    assert await album_names(sub, "byYear", fromYear=1990, toYear=2010) == [
+        "Various Artists/Mix", "Cy/Loud",
+    ]  # fmt: skip
+    assert await album_names(sub, "byYear", fromYear=2010, toYear=1990) == [
+        "Cy/Loud", "Various Artists/Mix",
+    ]  # fmt: skip
+    assert await album_names(sub, "byYear", fromYear=2000, toYear=2008) == ["Cy/Loud"]
+    assert await album_names(sub, "byYear", fromYear=1995, toYear=2000) == []
+    assert await album_names(sub, "byGenre", genre="jazz") == ["Various Artists/Mix"]
+    assert await album_names(sub, "byGenre", genre="Rock", offset=1) == []
+    old_style = (await sub.ok("getAlbumList", type="byGenre", genre="Rock"))["albumList"]
+    assert [a["id"] for a in old_style["album"]] == [tagged["loud"]]
+    assert await sub.error("getAlbumList2", type="byYear", fromYear="then", toYear=1) == 0
+
+
+async def test_genres_songs_by_genre_and_random_song_filters(sub, tagged):
+    genres = (await sub.ok("getGenres"))["genres"]["genre"]
+    assert genres == [
+        {"value": "Jazz", "songCount": 2, "albumCount": 1},
+        {"value": "Rock", "songCount": 1, "albumCount": 1},
+    ]
+    xml_genres = (await sub.xml("getGenres")).find("{*}genres")
+    assert [g.text for g in xml_genres] == ["Jazz", "Rock"]
+
+    async def genre_page(**params) -> list[str]:
+        body = await sub.ok("getSongsByGenre", **params)
+        return [s["title"] for s in body["songsByGenre"]["song"]]
+
+    assert await genre_page(genre="Jazz") == ["One", "Two"]
+    assert await genre_page(genre="jazz", count=1, offset=1) == ["Two"]
+    assert await genre_page(genre="Blues") == []
+
+    async def random_titles(**params) -> set[str]:
+        body = await sub.ok("getRandomSongs", size=10, **params)
+        return {s["title"] for s in body["randomSongs"]["song"]}
+
+    assert await random_titles(genre="Jazz") == {"One", "Two"}
+    assert await random_titles(fromYear=2000) == {"Three"}
+    assert await random_titles(toYear=2000) == {"One", "Two"}
+    assert await random_titles(genre="Rock", fromYear=1990, toYear=2000) == set()
+
+
+async def test_cover_art_is_the_embedded_picture_of_the_song_or_album(sub, tagged):
+    for item in (tagged["two"], tagged["mix"]):
+        cover = await sub.call("getCoverArt", id=item, size=64)
+        assert cover.status_code == 200
+        assert cover.content == tagged["picture"]
+        assert cover.headers["Content-Type"] == "image/jpeg"
+    for item in (tagged["one"], tagged["loud"], "al-" + short_hash("Nobody", "Nothing")):
+        assert await sub.error("getCoverArt", id=item) == 70
+
+
+async def test_stream_transcodes_by_format_and_max_bit_rate_and_counts_nothing(sub, tmp_path):
+    source = tmp_path / "rich.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+         "-i", "sine=frequency=440:duration=12", "-ac", "2", "-ar", "44100",
+         "-c:a", "libmp3lame", "-b:a", "192k", str(source)],
+        check=True,
+    )  # fmt: skip
+    uploaded = await sub.api.upload(source.read_bytes(), "rich.mp3")
+    song_id = uploaded.json["id"]
+    assert (await sub.ok("getSong", id=song_id))["song"]["bitRate"] == 192
+    before = await plays_total(sub.api)
+
+    opus = await sub.call("stream", id=song_id, format="opus", maxBitRate=64)
+    assert (opus.status_code, opus.headers["Content-Type"]) == (200, "audio/ogg")
+    heard = probe(opus.content, tmp_path)
+    assert heard["codec"] == "opus" and abs(heard["kbps"] - 64) <= 64 * 0.25, heard
+    lower = await sub.call("stream", id=song_id, maxBitRate=96)
+    assert lower.headers["Content-Type"] == "audio/mpeg"
+    heard = probe(lower.content, tmp_path)
+    assert heard["codec"] == "mp3" and abs(heard["kbps"] - 96) <= 96 * 0.10, heard
+    assert abs(heard["seconds"] - 12) < 0.5
+    # mp3 with no bitrate: the format's default (128); a huge one is held to 320.
+    default = probe((await sub.call("stream", id=song_id, format="mp3")).content, tmp_path)
+    assert abs(default["kbps"] - 128) <= 128 * 0.10, default
+    again = await sub.call("stream", id=song_id, maxBitRate=96)  # from the rendition cache
+    assert again.content == lower.content
+    original = await sub.call("stream", id=song_id, maxBitRate=320)
+    assert original.content == source.read_bytes()
+    assert (await sub.api.get(f"/play/{song_id}/stats")).json["play_count"] == 0
+    assert await plays_total(sub.api) == before
 
 
 # -- stars, ratings, playlists, the play queue -----------------------------------------------

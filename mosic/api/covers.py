@@ -12,6 +12,7 @@ import falcon
 
 from mosic.core.catalogue import Catalogue
 from mosic.media import ranges
+from mosic.persistence.models import Clip
 
 
 class ClipCover:
@@ -20,13 +21,18 @@ class ClipCover:
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
         clip = await self._catalogue.get(clip_id)
-        data = await self._catalogue.cover(clip)  # NoCover is a 404 (mosic.api.errors)
-        etag = ranges.etag_for(clip.cover_name)
-        resp.etag = etag
-        # Signed links are per listener; shared caches must not keep them.
-        resp.cache_control = ["private", "max-age=0", "must-revalidate"]
-        if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = clip.cover_type
-        resp.data = data
+        await send_cover(req, resp, clip, self._catalogue)  # NoCover: 404 (mosic.api.errors)
+
+
+async def send_cover(req, resp, clip: Clip, catalogue: Catalogue) -> None:
+    """Answer with the clip's cover (ETag, 304); raises ``NoCover`` when it has none."""
+    data = await catalogue.cover(clip)
+    etag = ranges.etag_for(clip.cover_name)
+    resp.etag = etag
+    # Signed links are per listener; shared caches must not keep them.
+    resp.cache_control = ["private", "max-age=0", "must-revalidate"]
+    if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
+        resp.status = falcon.HTTP_304
+        return
+    resp.content_type = clip.cover_type
+    resp.data = data

@@ -92,7 +92,17 @@ class ClipStream:
 
         try:
             if rendition is not None:
-                await self._serve_rendition(req, resp, clip, rendition, count_listen)
+                await serve_rendition(
+                    req,
+                    resp,
+                    clip,
+                    rendition,
+                    catalogue=self._catalogue,
+                    transcoder=self._transcoder,
+                    metrics=self._metrics,
+                    link_lifetime=self._link_lifetime(req),
+                    on_sent=count_listen,
+                )
                 return
             await serve_stored(
                 req,
@@ -109,48 +119,6 @@ class ClipStream:
                 title="Audio missing",
                 description="the clip exists but its audio file is gone from the media store",
             ) from None
-
-    async def _serve_rendition(self, req, resp, clip, rendition: Rendition, count_listen) -> None:
-        """A finished rendition is served like a file; otherwise it is made while it is sent
-        (200, no length, no ranges), and kept for the next listener."""
-        if clip.is_external:
-            raise falcon.HTTPNotFound(
-                title="Nothing to transcode",
-                description="a metadata-only clip has no stored audio to transcode",
-            )
-        cached = await self._transcoder.cached(clip.sha256, rendition)
-        content_type = rendition.format.content_type
-        if cached is not None:
-            etag = ranges.etag_for(clip.sha256, rendition.tag)
-            validators = Validators(etag, clip.created_at, content_type)
-            await serve_media(
-                req,
-                resp,
-                cached,
-                validators,
-                metrics=self._metrics,
-                link_lifetime=self._link_lifetime(req),
-                on_sent=count_listen,
-            )
-            return
-        resp.accept_ranges = "none"
-        resp.content_type = content_type
-        resp.cache_control = PRIVATE
-        # Opened first: a source that vanished is a 404, never a counted play.
-        media = await self._catalogue.open_media(clip)
-        if req.method == "HEAD":
-            await media.close()
-            return  # no work is started for a HEAD
-        transcode = await self._transcoder.start(
-            clip.sha256, media, lambda: self._catalogue.open_media(clip), rendition
-        )
-        try:
-            # A progressive answer always starts at byte 0 and runs to the end: a listen.
-            await count_listen(None, media.size)
-        except BaseException:
-            transcode.stop()
-            raise
-        resp.stream = _body(req.scope.get(DISCONNECT_EVENT), transcode.chunks(), self._metrics)
 
     async def _redirect(self, req, resp, clip_id: uuid.UUID, url: str) -> None:
         resp.status = falcon.HTTP_307
@@ -199,6 +167,56 @@ async def serve_stored(
         link_lifetime=link_lifetime,
         on_sent=on_sent,
     )
+
+
+async def serve_rendition(
+    req,
+    resp,
+    clip: Clip,
+    rendition: Rendition,
+    *,
+    catalogue: Catalogue,
+    transcoder: Transcoder,
+    metrics: Metrics,
+    link_lifetime: int,
+    on_sent: OnSent | None = None,
+) -> None:
+    """A clip transcoded: a finished rendition is served like a file; otherwise it is made
+    while it is sent (200, no length, no ranges), and kept for the next listener."""
+    if clip.is_external:
+        raise falcon.HTTPNotFound(
+            title="Nothing to transcode",
+            description="a metadata-only clip has no stored audio to transcode",
+        )
+    cached = await transcoder.cached(clip.sha256, rendition)
+    content_type = rendition.format.content_type
+    if cached is not None:
+        etag = ranges.etag_for(clip.sha256, rendition.tag)
+        validators = Validators(etag, clip.created_at, content_type)
+        await serve_media(
+            req, resp, cached, validators, metrics=metrics, link_lifetime=link_lifetime,
+            on_sent=on_sent,
+        )  # fmt: skip
+        return
+    resp.accept_ranges = "none"
+    resp.content_type = content_type
+    resp.cache_control = PRIVATE
+    # Opened first: a source that vanished is a 404, never a counted play.
+    media = await catalogue.open_media(clip)
+    if req.method == "HEAD":
+        await media.close()
+        return  # no work is started for a HEAD
+    transcode = await transcoder.start(
+        clip.sha256, media, lambda: catalogue.open_media(clip), rendition
+    )
+    try:
+        # A progressive answer always starts at byte 0 and runs to the end: a listen.
+        if on_sent is not None:
+            await on_sent(None, media.size)
+    except BaseException:
+        transcode.stop()
+        raise
+    resp.stream = _body(req.scope.get(DISCONNECT_EVENT), transcode.chunks(), metrics)
 
 
 async def serve_media(

@@ -31,6 +31,7 @@ from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
+from mosic.media.transcode import Transcoder
 from mosic.observability.metrics import Metrics
 
 VIEW_SUFFIX = ".view"
@@ -62,6 +63,7 @@ class SubsonicApi:
         collection: Collection,
         catalogue: Catalogue,
         plays: PlayRecorder,
+        transcoder: Transcoder,
         metrics: Metrics,
         link_ttl: int,
     ) -> None:
@@ -73,6 +75,7 @@ class SubsonicApi:
                 library=library,
                 catalogue=catalogue,
                 plays=plays,
+                transcoder=transcoder,
                 metrics=metrics,
                 link_ttl=link_ttl,
             ).methods(),

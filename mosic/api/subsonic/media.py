@@ -9,16 +9,38 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from mosic.api.streams import serve_stored
+from mosic.api.covers import send_cover
+from mosic.api.streams import serve_rendition, serve_stored
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import missing, not_found
-from mosic.core.catalogue import Catalogue
-from mosic.core.library import Library, NotInLibrary
+from mosic.core.catalogue import Catalogue, NoCover
+from mosic.core.library import ALBUM_PREFIX, Library, NotInLibrary
 from mosic.core.plays import PlayRecorder
+from mosic.media import transcode
 from mosic.media.storage import MediaMissing
+from mosic.media.transcode import Rendition, Transcoder
 from mosic.observability.metrics import Metrics
+from mosic.persistence.models import Clip
 
 COVER_SIZE_MAX = 4096
+MAX_BIT_RATE_MAX = 10_000
+# The original, untouched (Subsonic's name for it).
+RAW = "raw"
+# A lower bitrate with no format asked is sent as MP3, which every Subsonic app plays.
+DEFAULT_TRANSCODE = transcode.FORMATS["mp3"]
+
+
+def stream_rendition(clip, format_name: str | None, max_kbps: int) -> Rendition | None:
+    """What ``stream`` sends: the asked format at ``maxBitRate`` (or its default), or MP3
+    when only a bitrate below the file's is asked; None for the original. A format Mosic
+    does not make (an app's flv or aac) gets the original, which every app plays."""
+    fmt = transcode.FORMATS.get(format_name or RAW)
+    if fmt is None:
+        if not max_kbps or not clip.bitrate or clip.bitrate <= max_kbps:
+            return None
+        fmt = DEFAULT_TRANSCODE
+    kbps = min(max_kbps or fmt.default_kbps, transcode.BITRATE_MAX_KBPS)
+    return Rendition(fmt, max(kbps, transcode.BITRATE_MIN_KBPS))
 
 
 class Media:
@@ -28,6 +50,7 @@ class Media:
         library: Library,
         catalogue: Catalogue,
         plays: PlayRecorder,
+        transcoder: Transcoder,
         metrics: Metrics,
         link_ttl: int,
     ) -> None:
@@ -36,6 +59,7 @@ class Media:
         self._library = library
         self._catalogue = catalogue
         self._plays = plays
+        self._transcoder = transcoder
         self._metrics = metrics
 
     def methods(self) -> dict:
@@ -46,43 +70,59 @@ class Media:
             "scrobble": self.scrobble,
         }
 
-    async def _send(self, call: Call, *, attachment: bool) -> None:
+    async def _song(self, call: Call):
         try:
-            clip = await self._library.song(call.params.required("id"))
+            return await self._library.song(call.params.required("id"))
         except NotInLibrary:
             raise not_found("song") from None
+
+    async def _send(self, call: Call, clip, rendition: Rendition | None) -> None:
+        # No listen callback either way: Subsonic plays are counted by scrobble alone.
+        where = {"catalogue": self._catalogue, "metrics": self._metrics}
         try:
-            # No listen callback: Subsonic plays are counted by scrobble alone.
-            await serve_stored(
-                call.req,
-                call.resp,
-                clip,
-                catalogue=self._catalogue,
-                metrics=self._metrics,
-                link_lifetime=self._link_ttl,
-            )
+            if rendition is None:
+                await serve_stored(call.req, call.resp, clip, link_lifetime=self._link_ttl, **where)
+            else:
+                await serve_rendition(
+                    call.req, call.resp, clip, rendition, transcoder=self._transcoder,
+                    link_lifetime=self._link_ttl, **where,
+                )  # fmt: skip
         except MediaMissing:
             raise not_found("the song's audio file") from None
-        if attachment:
-            suffix = PurePosixPath(clip.file_name).suffix
-            call.resp.downloadable_as = f"{clip.title}{suffix}"
 
     async def stream(self, call: Call) -> None:
-        # maxBitRate and format are accepted and, until the transcoder lands, the original
-        # file is served (with Range), which every Subsonic app plays.
-        # TODO(transcode branch): format=opus|mp3 / maxBitRate through media/transcode.py.
-        call.params.integer("maxBitRate", 0, 0, 10_000)
-        await self._send(call, attachment=False)
+        max_kbps = call.params.integer("maxBitRate", 0, 0, MAX_BIT_RATE_MAX)
+        clip = await self._song(call)
+        await self._send(call, clip, stream_rendition(clip, call.params.one("format"), max_kbps))
 
     async def download(self, call: Call) -> None:
-        await self._send(call, attachment=True)
+        clip = await self._song(call)
+        await self._send(call, clip, None)
+        suffix = PurePosixPath(clip.file_name).suffix
+        call.resp.downloadable_as = f"{clip.title}{suffix}"
 
-    async def cover_art(self, call: Call) -> dict:
+    async def cover_art(self, call: Call) -> None:
         item_id = call.params.required("id")
+        # Accepted, and the original picture sent at its own size: apps scale it to fit.
         call.params.integer("size", None, 1, COVER_SIZE_MAX)
-        # TODO(library branch): the clip's (or album's first clip's) embedded picture,
-        # resized once to ``size`` and cached. Until covers exist, there is none to send.
-        raise not_found(f"cover art {item_id!r}")
+        clip = await self._covered(item_id)
+        if clip is None:
+            raise not_found(f"cover art {item_id!r}")
+        try:
+            await send_cover(call.req, call.resp, clip, self._catalogue)
+        except NoCover:
+            raise not_found(f"cover art {item_id!r}") from None
+
+    async def _covered(self, item_id: str) -> Clip | None:
+        """The song with that id, or the album's first song with a cover; None if neither."""
+        if item_id.startswith(ALBUM_PREFIX):
+            try:
+                songs = await self._library.album_songs(await self._library.album(item_id))
+            except NotInLibrary:
+                return None
+            return next((s for s in songs if s.cover_name), None)
+        songs = await self._library.songs_by_id([item_id])
+        return songs[0] if songs and songs[0].cover_name else None
 
     async def scrobble(self, call: Call) -> dict:
         ids = call.params.all("id")
