@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import falcon.asgi
 import falcon.testing
+import PIL.Image
 import pytest
 
 from mosic.api.middleware import Lifespan
@@ -647,6 +648,22 @@ async def test_cover_art_is_the_embedded_picture_of_the_song_or_album(sub, tagge
         assert cover.headers["Content-Type"] == "image/jpeg"
     for item in (tagged["one"], tagged["loud"], "al-" + short_hash("Nobody", "Nothing")):
         assert await sub.error("getCoverArt", id=item) == 70
+
+
+async def test_cover_art_is_resized_once_to_the_size_asked(sub, tagged, tmp_path):
+    small = await sub.call("getCoverArt", id=tagged["two"], size=16)
+    assert small.headers["Content-Type"] == "image/jpeg"
+    (tmp_path / "small.jpg").write_bytes(small.content)
+    with PIL.Image.open(tmp_path / "small.jpg") as picture:
+        assert (picture.format, picture.size) == ("JPEG", (16, 16))
+    # Kept: the same bytes again, and a blob beside the original in the media store.
+    again = await sub.call("getCoverArt", id=tagged["mix"], size=16)
+    assert again.content == small.content and again.headers["ETag"] == small.headers["ETag"]
+    stored = sorted(p.name for p in sub.api.media_dir.rglob("*-16.jpg"))
+    assert stored == [hashlib.sha256(tagged["picture"]).hexdigest() + "-16.jpg"]
+    # Never enlarged: the 32x32 original for any bigger size.
+    assert (await sub.call("getCoverArt", id=tagged["two"], size=300)).content == tagged["picture"]
+    assert await sub.error("getCoverArt", id=tagged["two"], size=0) == 0
 
 
 async def test_stream_transcodes_by_format_and_max_bit_rate_and_counts_nothing(sub, tmp_path):

@@ -24,15 +24,16 @@ class ClipCover:
         await send_cover(req, resp, clip, self._catalogue)  # NoCover: 404 (mosic.api.errors)
 
 
-async def send_cover(req, resp, clip: Clip, catalogue: Catalogue) -> None:
-    """Answer with the clip's cover (ETag, 304); raises ``NoCover`` when it has none."""
-    data = await catalogue.cover(clip)
-    etag = ranges.etag_for(clip.cover_name)
+async def send_cover(req, resp, clip: Clip, catalogue: Catalogue, size: int | None = None) -> None:
+    """Answer with the clip's cover, at most ``size`` pixels a side when given (ETag, 304);
+    raises ``NoCover`` when it has none."""
+    cover = await catalogue.cover_at(clip, size)
+    etag = ranges.etag_for(cover.name)
     resp.etag = etag
     # Signed links are per listener; shared caches must not keep them.
     resp.cache_control = ["private", "max-age=0", "must-revalidate"]
     if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
         resp.status = falcon.HTTP_304
         return
-    resp.content_type = clip.cover_type
-    resp.data = data
+    resp.content_type = cover.mime
+    resp.data = cover.data

@@ -6,6 +6,7 @@ catalogue owns its database and media store: callers ask it, never them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import peewee
 from peewee import SQL, NodeList
 
-from mosic.core import audio
+from mosic.core import audio, covers
 from mosic.core.cursors import decode_cursor, encode_cursor
 from mosic.core.text import (
     DESCRIPTION_MAX,
@@ -222,6 +223,21 @@ class Catalogue:
             return await self._store.get(clip.cover_name)
         except MediaMissing:
             raise NoCover(clip.id) from None
+
+    async def cover_at(self, clip: Clip, size: int | None) -> covers.Cover:
+        """The clip's cover with its longest side at most ``size`` (None: as embedded);
+        raises ``NoCover``. A resized picture is made once and kept in the store."""
+        if size is None or clip.cover_name is None:
+            return covers.Cover(clip.cover_name, await self.cover(clip), clip.cover_type)
+        name = covers.sized_name(clip.cover_name, size)
+        with contextlib.suppress(MediaMissing):
+            return covers.Cover(name, await self._store.get(name), clip.cover_type)
+        original = await self.cover(clip)
+        data = await covers.resized(original, size)
+        if data is None:  # already that small (or unreadable): the original, as it is
+            return covers.Cover(clip.cover_name, original, clip.cover_type)
+        await self._store.put(name, data)
+        return covers.Cover(name, data, clip.cover_type)
 
     async def waveform(self, clip: Clip) -> Peaks:
         """The clip's stored peaks, at full resolution; raises ``NoWaveform``."""

@@ -103,13 +103,12 @@ class Media:
 
     async def cover_art(self, call: Call) -> None:
         item_id = call.params.required("id")
-        # Accepted, and the original picture sent at its own size: apps scale it to fit.
-        call.params.integer("size", None, 1, COVER_SIZE_MAX)
+        size = call.params.integer("size", None, 1, COVER_SIZE_MAX)
         clip = await self._covered(item_id)
         if clip is None:
             raise not_found(f"cover art {item_id!r}")
         try:
-            await send_cover(call.req, call.resp, clip, self._catalogue)
+            await send_cover(call.req, call.resp, clip, self._catalogue, size)
         except NoCover:
             raise not_found(f"cover art {item_id!r}") from None
 
