@@ -73,12 +73,11 @@ def song(clip: Clip, marks: Marks) -> dict:
     }
 
 
-def album_id3(album: Album, marks: Marks) -> dict:
+def _album_facts(album: Album, marks: Marks) -> dict:
+    """What both album shapes say of an album."""
     return {
         "id": album.id,
-        "name": album.name,
         "artist": album.artist,
-        "artistId": album.artist_id,
         "songCount": album.song_count,
         "duration": seconds(album.duration),
         "year": album.year,
@@ -86,8 +85,16 @@ def album_id3(album: Album, marks: Marks) -> dict:
         "coverArt": album.id if album.has_cover else None,
         "playCount": album.play_count,
         "created": album.created,
-        "played": album.last_played,
         **marks.of(album.id),
+    }
+
+
+def album_id3(album: Album, marks: Marks) -> dict:
+    return {
+        **_album_facts(album, marks),
+        "name": album.name,
+        "artistId": album.artist_id,
+        "played": album.last_played,
     }
 
 
@@ -96,21 +103,12 @@ def album_child(album: Album, marks: Marks) -> dict:
     Also the ID3 album's ``name``, ``songCount`` and ``duration``, as Navidrome sends: apps
     and client libraries (py-opensonic) read an album list's entries as albums."""
     return {
-        "id": album.id,
+        **_album_facts(album, marks),
         "parent": album.artist_id,
         "isDir": True,
         "title": album.name,
         "name": album.name,
         "album": album.name,
-        "artist": album.artist,
-        "songCount": album.song_count,
-        "duration": seconds(album.duration),
-        "year": album.year,
-        "genre": album.genres[0] if album.genres else None,
-        "coverArt": album.id if album.has_cover else None,
-        "playCount": album.play_count,
-        "created": album.created,
-        **marks.of(album.id),
     }
 
 
