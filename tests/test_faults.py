@@ -111,6 +111,42 @@ def test_a_postgres_outage_is_a_prompt_503_and_recovers_by_itself(cluster, tmp_p
         assert not [leak for leak in LEAKS if leak in output], output[-3000:]
 
 
+def test_connections_the_server_ended_are_never_handed_out(cluster, tmp_path):
+    """A backend ended under an idle pool (an administrator, a failover, an idle timeout)
+    leaves dead connections in it: each is found dead when it would be handed out and
+    replaced, so no request sees one (no 503) and nothing is logged as an error."""
+    with mosic_serve(tmp_path / "data", MOSIC_DATABASE_URL_OVERRIDE=cluster.url) as server:
+        # Several requests at once, so the pool holds several connections.
+        with httpx.Client(base_url=server.base, headers=server.headers) as client:
+            for _ in range(3):
+                assert all(r.status_code == 200 for r in concurrently(client, "/play", 8))
+            ended = terminate_backends(cluster.url)
+            assert ended >= 2, ended
+            answers = [client.get("/play").status_code for _ in range(12)]
+        assert answers == [200] * 12
+        assert "database error" not in server.output()
+
+
+def concurrently(client: httpx.Client, path: str, n: int) -> list[httpx.Response]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: client.get(path), range(n)))
+
+
+def terminate_backends(url: str) -> int:
+    """End every other session of the database's user, as pg_terminate_backend does."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    time.sleep(0.2)  # the backends' goodbyes reach the sockets
+    return sum(1 for (done,) in rows if done)
+
+
 # -- a full disk ------------------------------------------------------------------------------
 
 SMALL_DISK = "1m"
