@@ -19,12 +19,11 @@ from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.covers import ClipCover
 from mosic.api.errors import register_error_handlers
 from mosic.api.middleware import (
-    AccessLogging,
     DisconnectAwareApp,
     IncomingSweep,
     Lifespan,
     MetricsPortGuard,
-    RequestMetrics,
+    RequestObserver,
 )
 from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.params import BoundedJson
@@ -155,8 +154,11 @@ def _dump_json(media) -> bytes:
 def _middleware(services: Services, guards: auth.Guards) -> list:
     middleware = [
         Lifespan(db=services.db, store=services.store),
-        RequestMetrics(metrics=services.metrics, pool_usage=lambda: pool_usage(services.db)),
-        AccessLogging(services.access_log),
+        RequestObserver(
+            metrics=services.metrics,
+            pool_usage=lambda: pool_usage(services.db),
+            access_log=services.access_log,
+        ),
         guards,
     ]
     if not services.settings.uses_s3:

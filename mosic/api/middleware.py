@@ -1,4 +1,4 @@
-"""Falcon middleware, and the app class: lifespan, request metrics, access log, the
+"""Falcon middleware, and the app class: lifespan, request metrics and access log, the
 metrics-port guard, and the disconnect watch that lets a stream stop for a listener who left.
 """
 
@@ -96,13 +96,22 @@ class IncomingSweep:
                 await self._task
 
 
-class RequestMetrics:
-    """Latency and count of every request, by route template, and the database pool's use
-    after each one (cheap: a few attribute reads)."""
+class RequestObserver:
+    """What every request leaves behind: its latency and count by route template in the
+    metrics, the database pool's use after it, and one access-log line. A streamed response
+    is logged when its stream ends, with the bytes really sent and the whole duration, so a
+    listener who left early shows. (One middleware for both: each is a hook per request.)"""
 
-    def __init__(self, *, metrics: Metrics, pool_usage: Callable[[], tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        pool_usage: Callable[[], tuple[int, int]],
+        access_log: AccessLog,
+    ) -> None:
         self._metrics = metrics
         self._pool_usage = pool_usage
+        self._log = access_log
 
     async def process_startup(self, scope, event) -> None:
         self._metrics.set_pool(*self._pool_usage())
@@ -116,46 +125,32 @@ class RequestMetrics:
             return
         # Methods come from clients: an unbounded label set unless folded.
         method = req.method if req.method in KNOWN_METHODS else "OTHER"
-        elapsed = time.perf_counter() - started
-        self._metrics.request(method, request_route(req), str(resp.status_code), elapsed)
+        route, status = request_route(req), resp.status_code
+        self._metrics.request(method, route, str(status), time.perf_counter() - started)
         self._metrics.set_pool(*self._pool_usage())
-
-
-class AccessLogging:
-    """One access-log line per request. A streamed response is logged when its stream ends,
-    with the bytes really sent and the whole duration, so a listener who left early shows."""
-
-    def __init__(self, access_log: AccessLog) -> None:
-        self._log = access_log
-
-    async def process_request(self, req, resp) -> None:
-        req.context.access_started = time.perf_counter()
-
-    async def process_response(self, req, resp, resource, req_succeeded) -> None:
         if not self._log.enabled():
             return
-        started = req.context.get("access_started", time.perf_counter())
         if resp.stream is not None:
-            resp.stream = self._logged_stream(resp.stream, req, resp.status_code, started)
+            resp.stream = self._logged_stream(resp.stream, req, route, status, started)
             return
         length = resp.headers.get("content-length")
         # Rendering is cached by Falcon, so the body is not serialised twice.
         size = int(length) if length and length.isdigit() else len(await resp.render_body() or b"")
-        self._write(req, resp.status_code, started, size)
+        self._write(req, route, status, started, size)
 
-    async def _logged_stream(self, stream, req, status: int, started: float):
+    async def _logged_stream(self, stream, req, route: str, status: int, started: float):
         sent = 0
         try:
             async for chunk in stream:
                 sent += len(chunk)
                 yield chunk
         finally:
-            self._write(req, status, started, sent)
+            self._write(req, route, status, started, sent)
 
-    def _write(self, req, status: int, started: float, size: int | None) -> None:
+    def _write(self, req, route: str, status: int, started: float, size: int | None) -> None:
         self._log.write(
             method=req.method,
-            route=request_route(req),
+            route=route,
             status=status,
             started=started,
             size=size,
@@ -190,6 +185,18 @@ class BodyStalled(Exception):
     """The client stopped sending its request body (no byte for the body timeout)."""
 
 
+def _declares_body(scope) -> bool:
+    # ASGI allows any iterables here, even one-shot ones (Falcon's test client sends those):
+    # read them into pairs the app can read again. Servers send a list of tuples.
+    headers = scope["headers"]
+    if not isinstance(headers, list) or (headers and not isinstance(headers[0], tuple)):
+        scope["headers"] = headers = [tuple(pair) for pair in headers]
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 class DisconnectAwareApp(falcon.asgi.App):
     """Falcon's ASGI app, bounding how long a request body may stall, and telling a running
     stream when its listener has gone.
@@ -199,9 +206,9 @@ class DisconnectAwareApp(falcon.asgi.App):
     raised where its body is read, which undoes what it had written and answers 408.
 
     Servers turn ``send`` into a no-op after a disconnect, so without this a stream would keep
-    reading its file to the end for nobody. Once the response has started (the request body
-    is consumed by then in every Mosic route), a task waits for ``http.disconnect`` and sets
-    the event that ``scope[DISCONNECT_EVENT]`` holds.
+    reading its file to the end for nobody. Once a streamed body has started (the request
+    body is consumed by then in every Mosic route), a task waits for ``http.disconnect`` and
+    sets the event that ``scope[DISCONNECT_EVENT]`` holds.
     """
 
     def __init__(self, *args, body_timeout: float, **kwargs) -> None:
@@ -215,7 +222,9 @@ class DisconnectAwareApp(falcon.asgi.App):
         disconnected = asyncio.Event()
         scope[DISCONNECT_EVENT] = disconnected
         watcher: asyncio.Task | None = None
-        body_done = False
+        # A request that declares no body has nothing to wait for (its one empty message
+        # is there at once): no timer for it.
+        body_done = not _declares_body(scope)
 
         async def bounded_receive():
             nonlocal body_done
@@ -237,7 +246,8 @@ class DisconnectAwareApp(falcon.asgi.App):
         async def send_and_watch(message) -> None:
             nonlocal watcher
             await send(message)
-            if watcher is None and message["type"] == "http.response.start":
+            # Only a body sent in pieces (a stream) has a "while" for the listener to leave.
+            if watcher is None and message.get("more_body"):
                 watcher = asyncio.create_task(watch())
 
         try:

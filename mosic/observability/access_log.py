@@ -21,13 +21,16 @@ class AccessLog:
         self, *, method: str, route: str, status: int, started: float, size: int | None, client
     ) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        log.info(
+        # Made and handed over directly: ``log.info`` would also look up the caller's source
+        # line, which no access-log format shows (a quarter of the line's cost).
+        record = log.makeRecord(
+            log.name,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s %s %.2fms %s",
-            method,
-            route,
-            status,
-            duration_ms,
-            size if size is not None else "-",
+            (method, route, status, duration_ms, size if size is not None else "-"),
+            None,
             extra={
                 "method": method,
                 "route": route,
@@ -37,3 +40,4 @@ class AccessLog:
                 "client": client,
             },
         )
+        log.handle(record)

@@ -63,3 +63,6 @@ def logging_config(settings: Settings) -> dict:
 
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
+    # No format shows threads or processes: not looking them up per record is logging's own
+    # advice for speed (every request writes a line).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

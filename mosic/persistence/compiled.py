@@ -1,23 +1,64 @@
-"""Queries whose SQL text is built once, then run with fresh values.
+"""Queries whose SQL text is built once, then run with fresh values, and rows as plain records.
 
-peewee turns a query object into SQL on every execution; for the single-row read behind
-``GET /play/{id}`` and ``/stats`` that was 27 % of the request's time (bench/profiles). A
-``CompiledQuery`` builds the text once per database and keeps peewee's row handling, so the
-rows are the same model objects as before.
+peewee turns a query object into SQL on every execution, and peewee-async then builds a model
+object per row through a cursor wrapper. For the single-row read behind ``GET /play/{id}`` and
+``/stats`` those two were three quarters of the database time (bench/profiles). Here the text
+is built once per database, the rows come back as tuples (``fetch_rows`` of the databases in
+mosic.persistence.database) and become records: slotted dataclasses with the model's fields as
+attributes, converted by the same fields as peewee would.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+import peewee
+
+
+def record_type(model: type[peewee.Model], **members: Any) -> type:
+    """A slotted dataclass named ``<Model>Record`` with every field of ``model`` in column
+    order (positional, as rows come), and ``members`` (properties shared with the model)."""
+    names = [field.name for field in model._meta.sorted_fields]
+    return dataclasses.make_dataclass(
+        f"{model.__name__}Record", names, slots=True, namespace=members
+    )
+
+
+class Records:
+    """Turns rows of ``fields`` (in that order) into ``record`` instances."""
+
+    def __init__(self, record: type, fields: Sequence[peewee.Field]) -> None:
+        self._record = record
+        self._convert = [_converter(field) for field in fields]
+
+    def __call__(self, rows: Iterable[Sequence[Any]]) -> list:
+        make, convert = self._record, self._convert
+        # Not strict: a row may carry more after the fields (a list's count of matches).
+        return [
+            make(*[c(v) if c else v for c, v in zip(convert, row, strict=False)]) for row in rows
+        ]
+
+
+_DRIVER_TYPED = (peewee.CharField, peewee.TextField, peewee.IntegerField, peewee.FloatField)
+
+
+def _converter(field: peewee.Field) -> Callable[[Any], Any] | None:
+    # Text and numbers arrive as Python values from both drivers: skip the call per value.
+    if isinstance(field, _DRIVER_TYPED):
+        return None
+    return field.python_value
 
 
 class CompiledQuery:
-    """``query`` compiled for ``db``. ``slots`` name the values that change per call, each as
-    (field, the placeholder value the query was built with)."""
+    """``query`` compiled for ``db``, its rows (the columns ``fields``, in order) returned as
+    ``records``. ``slots`` name the values that change per call, each as (field, the
+    placeholder value the query was built with)."""
 
-    def __init__(self, db, query, **slots: tuple[Any, Any]) -> None:
+    def __init__(self, db, query, records: Records, **slots: tuple[Any, Any]) -> None:
         self._db = db
-        self._query = query
+        self._records = records
         self.sql, params = db.get_sql_context().sql(query).query()
         by_value = {field.db_value(dummy): (name, field) for name, (field, dummy) in slots.items()}
         self._params = [by_value.get(value, (None, value)) for value in params]
@@ -26,6 +67,4 @@ class CompiledQuery:
 
     async def run(self, **values: Any) -> list:
         params = [field.db_value(values[name]) if name else field for name, field in self._params]
-        return await self._db.aio_execute_sql(
-            self.sql, params, fetch_results=self._query.fetch_results
-        )
+        return self._records(await self._db.fetch_rows(self.sql, params))

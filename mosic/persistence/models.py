@@ -12,6 +12,8 @@ import uuid
 import peewee
 from peewee_async import AioModel
 
+from mosic.persistence.compiled import Records, record_type
+
 TITLE_MAX = 200
 TAG_MAX = 500
 
@@ -68,6 +70,12 @@ class Clip(AioModel):
     @property
     def is_external(self) -> bool:
         return self.file_name is None
+
+
+# A clip as the hot reads return it: the same attributes, without a model object per row.
+ClipRecord = record_type(Clip, is_external=Clip.is_external)
+CLIP_FIELDS = tuple(Clip._meta.sorted_fields)
+clip_records = Records(ClipRecord, CLIP_FIELDS)
 
 
 # -- what a listener keeps (the Subsonic API's one user) ------------------------------------
