@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import struct
 import subprocess
+import tracemalloc
 
+import numpy as np
 import pytest
 
-from tests.support.audio import FORMATS, make_half_silent_clip, wav_bytes
+from mosic.core.waveform import base_samples_per_pixel, compute_peaks
+from tests.support.audio import (
+    FORMATS,
+    make_half_silent_clip,
+    make_tones,
+    make_wav_of_size,
+    wav_bytes,
+)
 from tests.support.database import migrate, mosic_env
 from tests.support.tagging import image, tag_fully
 from tests.test_operate import run_mosic
@@ -324,6 +334,79 @@ async def test_the_waveform_shows_the_silent_first_half(api, tmp_path, fmt):
     onset = next(i for i, p in enumerate(peaks) if p >= 8)
     seconds = onset * body["samples_per_pixel"] / body["sample_rate"]
     assert 1.9 <= seconds <= 2.1, seconds
+
+
+def computed_peaks(path):
+    with path.open("rb") as audio:
+        return compute_peaks(audio)
+
+
+def decoded_by_ffmpeg(path):
+    """The whole file decoded by the ffmpeg command, mixed to mono by its own downmix: float32
+    samples, full scale -1 to 1."""
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path),
+               "-ac", "1", "-f", "f32le", "-"]  # fmt: skip
+    raw = subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def reference_peaks(samples, size):
+    """The peaks by their definition, all at once: the min and max of every ``size`` samples,
+    full scale onto -128..127."""
+    starts = np.arange(0, len(samples), size)
+    extremes = np.minimum.reduceat(samples, starts), np.maximum.reduceat(samples, starts)
+    return [np.clip(np.round(values * 128), -128, 127).astype(np.int8) for values in extremes]
+
+
+# Every sample format the decoders give: WAV s16, u8 and s32, FLAC s16 (packed); MP3, Vorbis,
+# Opus and AAC float (planar). Mono, and stereo with different channels; and 5.1, which the
+# decoder hands to FFmpeg's own resampler to mix.
+PEAK_CASES = [
+    *((fmt, channels, None) for fmt in FORMATS for channels in (1, 2)),
+    *(("wav", channels, codec) for codec in ("pcm_u8", "pcm_s32le") for channels in (1, 2)),
+    ("flac", 6, None),
+]
+
+
+@pytest.mark.parametrize(("fmt", "channels", "codec"), PEAK_CASES)
+def test_peaks_are_min_and_max_of_every_block_of_ffmpegs_mono_mix(tmp_path, fmt, channels, codec):
+    path = make_tones(tmp_path / f"tones.{fmt}", fmt, channels=channels, codec=codec)
+    peaks = computed_peaks(path)
+    samples = decoded_by_ffmpeg(path)
+    size = base_samples_per_pixel(len(samples))
+    # Blocks of several samples, so that blocks straddle frames and batches.
+    assert peaks.samples_per_pixel == size > 1
+    mins, maxs = reference_peaks(samples, size)
+    assert peaks.length == len(mins)
+    for got, want in ((peaks.mins, mins), (peaks.maxs, maxs)):
+        off = np.abs(got.astype(np.int16) - want)
+        # One step at most, where this ffmpeg's decoder or its mix rounds a sample the other
+        # way across a half step; and that rarely.
+        assert off.max() <= 1 and np.count_nonzero(off) <= len(off) // 1000, np.flatnonzero(off)
+
+
+def test_stereo_peaks_are_ffmpegs_downmix_not_the_mean(tmp_path):
+    # Left at 0.5 and right at 0.3 of full scale, summed at -3 dB each as FFmpeg mixes stereo
+    # to mono: (0.5 + 0.3) * sqrt(1/2) = 0.566, 72 of 128. Their mean would peak at 51, the
+    # left channel alone at 64.
+    peaks = computed_peaks(make_tones(tmp_path / "tones.wav", "wav", channels=2))
+    assert (peaks.mins.min(), peaks.maxs.max()) == (-72, 72)
+
+
+def test_peaks_of_a_long_clip_are_computed_in_little_memory(tmp_path):
+    # 21 million samples: 80 MiB as float32 if they were ever all held at once.
+    path = make_wav_of_size(tmp_path / "long.wav", 40 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        peaks = computed_peaks(path)
+        _, most = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert most < 4 * 1024 * 1024, most
+    samples = (40 * 1024 * 1024 - 44) // 2
+    assert peaks.length == math.ceil(samples / peaks.samples_per_pixel)
+    # Every block but the short last one spans whole periods of the tone, 8000 of 32768: 31.
+    assert set(peaks.maxs[:-1].tolist()) == {31} and set(peaks.mins[:-1].tolist()) == {-31}
 
 
 @pytest.mark.parametrize("points", [1, 7, 333, 1000, 4321, 10000])

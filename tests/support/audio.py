@@ -144,6 +144,35 @@ def make_half_silent_clip(path: Path, fmt: str, *, seconds: float = 2.0, freq: i
     return path
 
 
+# One tone a channel, each of its own pitch and level, so that a mix is none of them: the
+# first (left, or the only one) 440 Hz at half of full scale, the second (right) 97 Hz at 0.3.
+_TONES = (
+    "0.5*sin(2*PI*440*t)", "0.3*sin(2*PI*97*t)", "0.2*sin(2*PI*200*t)",
+    "0.4*sin(2*PI*50*t)", "0.2*sin(2*PI*300*t)", "0.1*sin(2*PI*700*t)",
+)  # fmt: skip
+
+
+def make_tones(
+    path: Path, fmt: str, *, channels: int = 1, seconds: float = 25.0, codec: str | None = None
+) -> Path:
+    """``seconds`` of ``channels`` (1, 2, or 6 for 5.1) different tones (``_TONES``) as ``fmt``,
+    at its fixture encoding; ``codec`` replaces the encoder (``pcm_u8`` or ``pcm_s32le``: an
+    8-bit or 32-bit WAV). Returns ``path``."""
+    muxer, encoding = _ENCODINGS[fmt]
+    if codec is not None:  # in place of the value after "-c:a"
+        at = encoding.index("-c:a") + 1
+        encoding = [*encoding[:at], codec, *encoding[at + 1 :]]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"aevalsrc={'|'.join(_TONES[:channels])}:s=48000:d={seconds}",
+        "-map_metadata", "-1", *encoding,
+        "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        "-f", muxer, str(path),
+    )  # fmt: skip
+    return path
+
+
 def make_wav_of_size(path: Path, size_bytes: int) -> Path:
     """Write a valid 16-bit mono 44.1 kHz PCM WAV of about ``size_bytes`` bytes.
 
