@@ -39,7 +39,7 @@ from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
 from mosic.core.waveform import Waveforms
-from mosic.media.local import LocalStore
+from mosic.media.local import LocalStore, ReadAhead
 from mosic.media.renditions import RenditionCache
 from mosic.media.storage import MediaStore
 from mosic.media.transcode import Transcoder
@@ -72,10 +72,13 @@ class Services:
     def build(cls, settings: Settings, credentials: Credentials | None = None) -> Services:
         credentials = credentials or resolve_credentials(settings)
         db = make_database(settings)
-        store = make_store(settings)
+        read_ahead = ReadAhead()  # one budget for every stream of the process
+        store = make_store(settings, read_ahead)
         catalogue = make_catalogue(db, store)
         metrics = Metrics()
-        renditions = RenditionCache(settings.transcode_cache_dir, settings.transcode_cache_bytes)
+        renditions = RenditionCache(
+            settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
+        )
         renditions.prepare()
         return cls(
             settings=settings,
@@ -99,13 +102,13 @@ class Services:
         )
 
 
-def make_store(settings: Settings) -> MediaStore:
+def make_store(settings: Settings, read_ahead: ReadAhead | None = None) -> MediaStore:
     """The media backend the settings choose: the local disk, or an S3 bucket."""
     if settings.uses_s3:
         from mosic.media.s3 import S3Store  # aiobotocore loads only where it is used
 
         return S3Store(settings.s3)
-    store = LocalStore(settings.media_root)
+    store = LocalStore(settings.media_root, read_ahead)
     store.prepare()
     return store
 

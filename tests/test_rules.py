@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from mosic.core import waveform
 from mosic.core.plays import PROBE_END_BEFORE, counts_as_play
 from mosic.core.signing import COVER, STREAM, BadSignature, ExpiredSignature, Signer
+from mosic.media import local
 from mosic.media.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -167,3 +169,54 @@ def test_waveform_resolution_fits_points_within_one_percent(samples, points):
     # to the last point's overhang.
     drawn = peaks.length * peaks.samples_per_pixel * 44100 / peaks.sample_rate
     assert abs(drawn - stored * base) <= max(0.01 * stored * base, peaks.samples_per_pixel)
+
+
+# -- reading stored files: chunk sizes shared by the streams, page-cache reads ---------------
+
+
+def test_each_stream_reads_a_share_of_the_read_ahead_within_bounds():
+    read_ahead = local.ReadAhead(total=6 * 1024 * 1024)
+    sizes = {}
+    for streams in (0, 1, 16, 200):
+        read_ahead.streams = streams
+        sizes[streams] = read_ahead.chunk_size()
+    assert sizes == {
+        0: local.MAX_CHUNK_BYTES,
+        1: local.MAX_CHUNK_BYTES,
+        16: 384 * 1024,
+        200: local.MIN_CHUNK_BYTES,
+    }
+
+
+async def test_a_stream_counts_while_it_reads_and_gives_the_bytes_back(tmp_path):
+    data = os.urandom(3 * local.MAX_CHUNK_BYTES + 123)
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / "abc.mp3").write_bytes(data)
+    read_ahead = local.ReadAhead()
+    store = local.LocalStore(tmp_path, read_ahead)
+    whole = await store.open("abc.mp3")
+    chunks = whole.chunks(5, len(data) - 5)
+    first = await anext(chunks)
+    assert read_ahead.streams == 1
+    await chunks.aclose()  # a listener who left
+    assert read_ahead.streams == 0
+    media = await store.open("abc.mp3")
+    assert b"".join([c async for c in media.chunks(7, len(data) - 9)]) == data[7:-2]
+    assert first == data[5 : 5 + len(first)] and read_ahead.streams == 0
+
+
+@pytest.mark.skipif(local.RWF_NOWAIT is None, reason="RWF_NOWAIT is Linux's")
+def test_a_page_cache_read_answers_none_when_the_bytes_would_wait_for_the_disk(tmp_path):
+    path = tmp_path / "f"
+    data = os.urandom(1024 * 1024)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert local.read_cached(fd, 4096, 100) == data[100:4196]
+        assert local.read_cached(fd, 8192, len(data) - 10) == data[-10:]
+        # Clean pages dropped from the cache: the read would wait, so it is left to a thread.
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert local.read_cached(fd, 4096, 512 * 1024) is None
+    finally:
+        os.close(fd)

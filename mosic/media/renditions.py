@@ -20,7 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
-from mosic.media.local import LocalMedia
+from mosic.media.local import LocalMedia, ReadAhead
 
 log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
@@ -61,9 +61,12 @@ class PendingRendition:
 
 
 class RenditionCache:
-    def __init__(self, directory: Path, limit_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, limit_bytes: int, read_ahead: ReadAhead | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.limit_bytes = limit_bytes
+        self._read_ahead = read_ahead or ReadAhead()
 
     def prepare(self) -> None:
         """Create the directory (at start-up, before the event loop runs)."""
@@ -80,7 +83,7 @@ class RenditionCache:
             # A hit makes it the most recently used.
             with contextlib.suppress(OSError):
                 os.utime(fh.fileno())
-            return LocalMedia(fh, os.fstat(fh.fileno()).st_size)
+            return LocalMedia(fh, os.fstat(fh.fileno()).st_size, self._read_ahead)
 
         return await asyncio.to_thread(open_file)
 

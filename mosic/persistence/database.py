@@ -15,6 +15,7 @@ import asyncio
 import logging
 import select
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,8 @@ SQLITE_POOL_SIZE = 1
 # well within two seconds instead of hanging: the wait for a pool connection, the TCP connect
 # (libpq's minimum is 2 s), and each statement (the server's limit and ours).
 PG_ACQUIRE_TIMEOUT_S = 1.5
+# How long a request waits for a connection in all while the pool is busy but working.
+PG_BUSY_WAIT_S = 10
 PG_CONNECT_TIMEOUT_S = 2
 PG_STATEMENT_TIMEOUT_S = 10
 # A reconnection attempt gives up after this long, so the next request starts a fresh one at
@@ -190,6 +193,10 @@ class PostgresPoolBackend(PsycopgPoolBackend):
         await pool.open()
         self.pool = pool
 
+    # Connections handed back healthy: while this moves, a wait is a busy pool, not an
+    # outage.
+    _returned_healthy = 0
+
     async def acquire(self) -> Any:
         # Transactions acquire outside peewee's exception wrapper: make a timeout the same
         # peewee error as any other database failure.
@@ -197,7 +204,7 @@ class PostgresPoolBackend(PsycopgPoolBackend):
             # Checked here rather than by the pool's ``check``, which backs off a second
             # after each failed one: a pool full of dead connections would time out.
             for _ in range(self.connect_params["pool_size"] + 1):
-                conn = await super().acquire()
+                conn = await self._wait_for_connection()
                 if _quiet(conn):
                     return conn
                 await conn.close()  # the pool discards a closed connection it takes back
@@ -205,6 +212,25 @@ class PostgresPoolBackend(PsycopgPoolBackend):
         except psycopg.Error as exc:
             raise peewee.OperationalError(str(exc)) from exc
         raise peewee.OperationalError("no live database connection")
+
+    async def _wait_for_connection(self) -> Any:
+        """A pooled connection. A wait of ``PG_ACQUIRE_TIMEOUT_S`` in which no connection
+        came back healthy is an outage (a 503 within 2 s); one in which others did is a busy
+        pool (200 listeners starting at once), which goes on waiting, up to
+        ``PG_BUSY_WAIT_S`` in all."""
+        deadline = time.monotonic() + PG_BUSY_WAIT_S
+        while True:
+            returned = self._returned_healthy
+            try:
+                return await super().acquire()
+            except psycopg_pool.PoolTimeout:
+                if self._returned_healthy == returned or time.monotonic() > deadline:
+                    raise
+
+    async def release(self, conn: Any) -> None:
+        if not (conn.closed or conn.broken):
+            self._returned_healthy += 1
+        await super().release(conn)
 
 
 def _quiet(conn: psycopg.AsyncConnection) -> bool:
