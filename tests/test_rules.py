@@ -211,12 +211,14 @@ def test_a_page_cache_read_answers_none_when_the_bytes_would_wait_for_the_disk(t
     data = os.urandom(1024 * 1024)
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
+    scratch = local.ReadAhead().scratch
     try:
-        assert local.read_cached(fd, 4096, 100) == data[100:4196]
-        assert local.read_cached(fd, 8192, len(data) - 10) == data[-10:]
+        assert local.read_cached(fd, 4096, 100, scratch) == data[100:4196]
+        assert local.read_cached(fd, 8192, len(data) - 10, scratch) == data[-10:]
+        assert local.read_cached(fd, 10, len(data), scratch) == b""
         # Clean pages dropped from the cache: the read would wait, so it is left to a thread.
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        assert local.read_cached(fd, 4096, 512 * 1024) is None
+        assert local.read_cached(fd, 4096, 512 * 1024, scratch) is None
     finally:
         os.close(fd)
