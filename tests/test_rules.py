@@ -11,7 +11,14 @@ import pytest
 
 from mosic.core import waveform
 from mosic.core.plays import PROBE_END_BEFORE, counts_as_play
-from mosic.core.signing import COVER, STREAM, BadSignature, ExpiredSignature, Signer
+from mosic.core.signing import (
+    COVER,
+    EXPIRY_STEP_S,
+    STREAM,
+    BadSignature,
+    ExpiredSignature,
+    Signer,
+)
 from mosic.media import local
 from mosic.media.ranges import (
     ByteRange,
@@ -222,3 +229,21 @@ def test_a_page_cache_read_answers_none_when_the_bytes_would_wait_for_the_disk(t
         assert local.read_cached(fd, 4096, 512 * 1024, scratch) is None
     finally:
         os.close(fd)
+
+
+def test_long_lived_links_made_within_a_minute_are_the_same_link():
+    signer = Signer("s3cret", ttl=6 * 3600)
+    first = signer.query("clip-a", now=1_000_000)  # 16:40 past a whole minute
+    assert signer.query("clip-a", now=1_000_019.9) == first
+    expires, sig = signer.sign("clip-a", now=1_000_000)
+    assert expires % EXPIRY_STEP_S == 0
+    assert 6 * 3600 <= expires - 1_000_000 < 6 * 3600 + EXPIRY_STEP_S
+    assert signer.query("clip-a", now=1_000_021) != first  # the next minute's link
+    assert signer.query("clip-b", now=1_000_000) != first
+    signer.verify("clip-a", str(expires), sig, now=expires)
+    with pytest.raises(ExpiredSignature):
+        signer.verify("clip-a", str(expires), sig, now=expires + 1)
+
+
+def test_short_lived_links_keep_their_exact_second():
+    assert Signer("s3cret", ttl=2).sign("clip-a", now=1_000_000.5)[0] == 1_000_002

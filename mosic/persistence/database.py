@@ -272,7 +272,7 @@ class PostgresqlDatabase(peewee_async.Psycopg3Database):
                     self.aio_connection() as conn,
                     psycopg.AsyncCursor(conn, row_factory=tuple_row) as cursor,
                 ):
-                    await cursor.execute(sql, params)
+                    await cursor.execute(sql, params, binary=True)
                     return await cursor.fetchall()
         except TimeoutError:
             raise peewee.OperationalError("the database did not answer in time") from None
