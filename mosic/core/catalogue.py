@@ -101,7 +101,7 @@ class ListQuery:
 
 @dataclass
 class Page:
-    clips: list  # rows with Clip's fields as attributes (named tuples)
+    clips: list  # ClipRecords: the Clip fields as attributes, without model objects
     total: int
     next_offset: int | None = None
     next_cursor: str | None = None

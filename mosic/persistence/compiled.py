@@ -60,9 +60,9 @@ def _converter(field: peewee.Field) -> Callable[[Any], Any] | None:
 
 
 class CompiledQuery:
-    """``query`` compiled for ``db``, its rows (the columns ``fields``, in order) returned as
-    ``records``. ``slots`` name the values that change per call, each as (field, the
-    placeholder value the query was built with)."""
+    """``query`` compiled for ``db``, its rows returned as ``records`` make them (so it must
+    select or return exactly their fields, in order). ``slots`` name the values that change
+    per call, each as (field, the placeholder value the query was built with)."""
 
     def __init__(self, db, query, records: Records, **slots: tuple[Any, Any]) -> None:
         self._db = db
