@@ -666,6 +666,23 @@ async def test_cover_art_is_resized_once_to_the_size_asked(sub, tagged, tmp_path
     assert await sub.error("getCoverArt", id=tagged["two"], size=0) == 0
 
 
+async def test_cover_sizes_come_in_steps_and_go_with_their_cover(sub, tagged, tmp_path):
+    async def side(size: int) -> int:
+        got = await sub.call("getCoverArt", id=tagged["two"], size=size)
+        (tmp_path / "got.jpg").write_bytes(got.content)
+        with PIL.Image.open(tmp_path / "got.jpg") as picture:
+            return max(picture.size)
+
+    # Any size is served at the largest step not above it, so sizes make few copies.
+    assert [await side(size) for size in (5, 16, 20, 23, 24, 31)] == [16, 16, 16, 16, 24, 24]
+    cover_hash = hashlib.sha256(tagged["picture"]).hexdigest()
+    stored = sorted(p.name for p in sub.api.media_dir.rglob(f"{cover_hash}*"))
+    assert stored == [f"{cover_hash}-16.jpg", f"{cover_hash}-24.jpg", f"{cover_hash}.jpg"]
+    # The one clip with this cover deleted: the cover and every scaled copy go with it.
+    assert (await sub.api.delete(f"/play/{tagged['two']}")).status_code == 204
+    assert list(sub.api.media_dir.rglob(f"{cover_hash}*")) == []
+
+
 async def test_stream_transcodes_by_format_and_max_bit_rate_and_counts_nothing(sub, tmp_path):
     source = tmp_path / "rich.mp3"
     subprocess.run(

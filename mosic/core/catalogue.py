@@ -238,7 +238,7 @@ class Catalogue:
         with contextlib.suppress(MediaMissing):
             return covers.Cover(name, await self._store.get(name), clip.cover_type)
         original = await self.cover(clip)
-        data = await covers.resized(original, size)
+        data = await covers.resized(original, covers.size_step(size))
         if data is None:  # already that small (or unreadable): the original, as it is
             return covers.Cover(clip.cover_name, original, clip.cover_type)
         await self._store.put(name, data)
@@ -276,6 +276,9 @@ class Catalogue:
         # (covers are shared; an identical upload that won a race has the same peaks).
         if name and not await self._one(Clip.select(Clip.id).where(column == name)):
             await self._store.remove(name)
+            if column is Clip.cover_name:  # and the copies made for getCoverArt sizes
+                for scaled in covers.sized_names(name):
+                    await self._store.remove(scaled)
 
     async def _cleanup_blobs(self, row: dict) -> None:
         """After a failed add: drop its cover and peaks unless another clip uses them. Never

@@ -20,10 +20,26 @@ class Cover:
     mime: str
 
 
+# The sizes a cover is scaled to: an asked size is served at the largest step not above it
+# (at least two thirds of it), so a client trying every size from 1 to 4096 makes at most
+# these copies of one cover, and they can all be removed with it. Sizes below the first
+# step get that step: nothing draws a cover smaller than 16 pixels.
+SIZE_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+
+
+def size_step(size: int) -> int:
+    return max([SIZE_STEPS[0], *(step for step in SIZE_STEPS if step <= size)])
+
+
 def sized_name(cover_name: str, size: int) -> str:
-    """``<sha256>-<size>.<ext>``: the stored original's name with the size in it."""
+    """``<sha256>-<step>.<ext>``: the stored original's name with its size step in it."""
     path = PurePosixPath(cover_name)
-    return f"{path.stem}-{size}{path.suffix}"
+    return f"{path.stem}-{size_step(size)}{path.suffix}"
+
+
+def sized_names(cover_name: str) -> list[str]:
+    """Every scaled copy a cover can have."""
+    return [sized_name(cover_name, step) for step in SIZE_STEPS]
 
 
 def _resized(data: bytes, size: int) -> bytes | None:
