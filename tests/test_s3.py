@@ -11,6 +11,7 @@ has. The whole API suite also runs on it, in proxy mode (the ``s3`` backend of c
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 import uuid
@@ -26,6 +27,7 @@ from tests.support.audio import make_wav_of_size
 from tests.support.forms import multipart
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, rclone_s3
 from tests.support.server import mosic_serve, wait_for
+from tests.support.tagging import image, tag_fully
 
 PROBE = "bytes=0-1"
 
@@ -314,31 +316,50 @@ def test_storage_migrate_copies_a_library_to_a_bucket_and_back_verifying_hashes(
     config = s3_server.new_bucket("mosic-migrate")
     data = tmp_path / "data"
     files = [clip_file("mp3", seconds=1.0, freq=700 + 11 * i) for i in range(3)]
+    # One with a cover: covers and waveform peaks are copied with the audio.
+    files[0] = Path(shutil.copy(files[0], tmp_path / "covered.mp3"))
+    tag_fully(files[0], "mp3", picture=image(tmp_path / "cover", color="teal"))
     with mosic_serve(data, api_key=API_KEY) as local:
         songs = [local.upload(f, "audio/mpeg") for f in files]
+        extras = {u: local.get(u).content for u in derived_urls(songs)}
+    assert len(extras) == 4  # one cover, three waveforms
     bucket_env = {k: v for k, v in s3_env(config).items() if k != "MOSIC_STORAGE"}
 
     first = run_mosic(data, "storage", "migrate", "--to", "s3", **bucket_env)
     assert first.returncode == 0, first.stderr
-    assert "3 copied, 0 already there, 0 failed" in first.stderr
+    assert "7 copied, 0 already there, 0 failed" in first.stderr
     assert len(stored_objects(s3_server, config)) == 3
 
     # A damaged object is found by its hash and copied again; the others are left alone.
     damaged = stored_objects(s3_server, config)[0]
-    s3_server.client().put_object(Bucket=config.bucket, Key=damaged, Body=b"not the audio")
+    client = s3_server.client()
+    client.put_object(Bucket=config.bucket, Key=damaged, Body=b"not the audio")
+    listed = client.list_objects_v2(Bucket=config.bucket, Prefix=config.prefix)["Contents"]
+    (cover_key,) = [o["Key"] for o in listed if o["Key"].endswith(".jpg")]
+    client.put_object(Bucket=config.bucket, Key=cover_key, Body=b"not the picture")
     second = run_mosic(data, "storage", "migrate", "--to", "s3", **bucket_env)
     assert second.returncode == 0, second.stderr
-    assert "1 copied, 2 already there, 0 failed" in second.stderr
+    assert "2 copied, 5 already there, 0 failed" in second.stderr
 
     with mosic_serve(data, api_key=API_KEY, **{**s3_env(config), "MOSIC_S3_STREAM": "proxy"}) as s3:
         for song, path in zip(songs, files, strict=True):
             assert s3.get(song["audio_url"]).content == path.read_bytes()
+        assert {u: s3.get(u).content for u in derived_urls(songs)} == extras
 
-    for stored in (data / "media").rglob("*.mp3"):
-        stored.unlink()
+    for stored in (data / "media").rglob("*.*"):
+        if stored.is_file() and ".incoming" not in stored.parts:
+            stored.unlink()
     back = run_mosic(data, "storage", "migrate", "--to", "local", **bucket_env)
     assert back.returncode == 0, back.stderr
-    assert "3 copied, 0 already there, 0 failed" in back.stderr
+    assert "7 copied, 0 already there, 0 failed" in back.stderr
     restored = sorted(p.read_bytes() for p in (data / "media").rglob("*.mp3"))
     assert restored == sorted(p.read_bytes() for p in files)
+    with mosic_serve(data, api_key=API_KEY) as local:
+        assert {u: local.get(u).content for u in derived_urls(songs)} == extras
     assert "Traceback" not in first.stderr + second.stderr + back.stderr
+
+
+def derived_urls(songs: list[dict]) -> list[str]:
+    """The cover (unsigned path: the key opens it) and waveform of each song that has them."""
+    urls = [s["cover_url"].split("?")[0] for s in songs if s["cover_url"]]
+    return urls + [s["waveform_url"] for s in songs if s["waveform_url"]]

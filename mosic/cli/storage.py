@@ -1,5 +1,6 @@
-"""``mosic storage migrate --to s3|local``: copy every clip's audio between the local media
-directory and the S3 bucket, verifying each copy's SHA-256 against the catalogue.
+"""``mosic storage migrate --to s3|local``: copy every clip's audio, cover and waveform
+between the local media directory and the S3 bucket, verifying each audio copy's SHA-256
+against the catalogue, each cover's against its name, and every copy read back.
 
 It goes through the storage interface on both sides (the same receive/publish path as an
 upload), so a copy is published only once its hash is right, and a failed copy leaves
@@ -10,13 +11,14 @@ that stopped halfway is finished by running it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import sys
 from dataclasses import dataclass, field
 
 from mosic.app import make_catalogue
-from mosic.core.catalogue import StoredEntry
+from mosic.core.catalogue import StoredBlob, StoredEntry
 from mosic.media.local import LocalStore
 from mosic.media.s3 import S3Store
 from mosic.media.storage import MediaMissing, MediaStore, StorageUnavailable
@@ -60,16 +62,23 @@ async def _migrate(settings: Settings, source: MediaStore, target: MediaStore, j
     await source.start()
     await target.start()
     try:
-        entries = await make_catalogue(db, source).stored_entries()
+        catalogue = make_catalogue(db, source)
+        entries = await catalogue.stored_entries()
+        blobs = await catalogue.stored_blobs()
         tally = Tally()
-        with _progress(len(entries), sum(e.size for e in entries)) as advance:
+        files, size = len(entries) + len(blobs), sum(e.size for e in entries)
+        with _progress(files, size) as advance:
             limit = asyncio.Semaphore(jobs)
 
             async def one(entry: StoredEntry) -> None:
                 async with limit:
                     await _copy_counted(source, target, entry, tally, advance)
 
-            await asyncio.gather(*(one(e) for e in entries))
+            async def blob(entry: StoredBlob) -> None:
+                async with limit:
+                    await _copy_counted_blob(source, target, entry, tally, advance)
+
+            await asyncio.gather(*(one(e) for e in entries), *(blob(b) for b in blobs))
         return tally
     finally:
         await target.close()
@@ -86,6 +95,32 @@ async def _copy_counted(source, target, entry: StoredEntry, tally: Tally, advanc
     except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
         tally.failed.append(f"{entry.file_name}: {exc}")
     advance(entry.size)
+
+
+async def _copy_counted_blob(source, target, blob: StoredBlob, tally: Tally, advance) -> None:
+    try:
+        if await _copy_blob(source, target, blob):
+            tally.copied += 1
+        else:
+            tally.present += 1
+    except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
+        tally.failed.append(f"{blob.name}: {exc}")
+    advance(0)
+
+
+async def _copy_blob(source: MediaStore, target: MediaStore, blob: StoredBlob) -> bool:
+    """Copy one cover or waveform unless the target has the same bytes; True when copied."""
+    data = await source.get(blob.name)
+    if blob.sha256 is not None and hashlib.sha256(data).hexdigest() != blob.sha256:
+        raise HashMismatch("the source's bytes do not hash to the cover's name")
+    with contextlib.suppress(MediaMissing):
+        if await target.get(blob.name) == data:
+            return False
+        await target.remove(blob.name)  # damaged: a store never overwrites a blob
+    await target.put(blob.name, data)
+    if await target.get(blob.name) != data:
+        raise HashMismatch("the copy read back does not match")
+    return True
 
 
 async def _copy(source: MediaStore, target: MediaStore, entry: StoredEntry) -> bool:

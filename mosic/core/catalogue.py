@@ -125,6 +125,15 @@ class StoredEntry:
     size: int
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A cover or a waveform as the catalogue names it; a cover's name is its content's
+    SHA-256 (``sha256``), a waveform's is its audio's (``sha256`` None: not its own)."""
+
+    name: str
+    sha256: str | None
+
+
 def new_clip_row(**fields) -> dict:
     """The columns of a new clip: ``fields`` plus the id, counters, times and search text."""
     now = utcnow()
@@ -219,6 +228,16 @@ class Catalogue:
         )
         rows = await self._db.aio_execute(query.order_by(Clip.created_at).tuples())
         return [StoredEntry(*row) for row in rows]
+
+    async def stored_blobs(self) -> list[StoredBlob]:
+        """Every cover and waveform blob the catalogue refers to, each once (covers are
+        shared). Scaled covers are left out: they are made again when asked for."""
+        blobs = []
+        for column, named_by_content in ((Clip.cover_name, True), (Clip.waveform_name, False)):
+            query = Clip.select(column).where(column.is_null(False)).distinct()
+            for (name,) in await self._db.aio_execute(query.order_by(column).tuples()):
+                blobs.append(StoredBlob(name, name.split(".")[0] if named_by_content else None))
+        return blobs
 
     async def cover(self, clip: Clip) -> bytes:
         """The bytes of the clip's cover; raises ``NoCover``."""
