@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import pty
 import re
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,13 +58,20 @@ def run_import(settings, *args, terminal=False, jobs="3"):
     return run_in_pty(command, env)
 
 
+PTY_TIMEOUT_S = 120
+
+
 def run_in_pty(command, env) -> tuple[int, str]:
-    """Run ``command`` with a pseudo-terminal as its stdin, stdout and stderr."""
+    """Run ``command`` with a pseudo-terminal as its stdin, stdout and stderr; an import that
+    has not finished in ``PTY_TIMEOUT_S`` fails the test with what it wrote (never a hang)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
     chunks = []
-    while True:
+    deadline = time.monotonic() + PTY_TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([leader], [], [], left)[0]:
+            continue
         try:
             chunk = os.read(leader, 65536)
         except OSError:  # EIO: the child closed the terminal
@@ -71,7 +80,12 @@ def run_in_pty(command, env) -> tuple[int, str]:
             break
         chunks.append(chunk)
     os.close(leader)
-    return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+    output = b"".join(chunks).decode("utf-8", "replace")
+    if proc.poll() is None and time.monotonic() >= deadline:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"mosic import did not finish in {PTY_TIMEOUT_S} s:\n{output}")
+    return proc.wait(timeout=60), output
 
 
 def lines_for(output: str, status: str) -> set[str]:
