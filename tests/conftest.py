@@ -7,7 +7,12 @@ tests start themselves; it is never skipped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import faulthandler
+import os
+import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +57,22 @@ def postgres_url():
 def s3_server(tmp_path_factory):
     with rclone_s3(tmp_path_factory.mktemp("s3")) as server:
         yield server
+
+
+def _dump_tasks(signum, frame) -> None:
+    """``kill -USR1 <pytest>``: where each task of the running event loop waits, and every
+    thread's stack, into ``$TMPDIR/mosic-tasks-<pid>.txt`` (pytest captures stderr; a stuck
+    async test otherwise shows only an idle loop)."""
+    path = Path(tempfile.gettempdir()) / f"mosic-tasks-{os.getpid()}.txt"
+    with path.open("w") as out:
+        faulthandler.dump_traceback(file=out, all_threads=True)
+        with contextlib.suppress(RuntimeError):  # no loop running
+            for task in asyncio.all_tasks(asyncio.get_running_loop()):
+                print(f"--- {task!r}", file=out)
+                task.print_stack(file=out)
+
+
+signal.signal(signal.SIGUSR1, _dump_tasks)
 
 
 def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overrides) -> Settings:

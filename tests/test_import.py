@@ -6,11 +6,14 @@ file, and files that are not audio by name (ignored). Every case runs on both da
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from mosic.cli.library import log_tasks_on_sigusr1
 from tests.support.audio import make_clip
 from tests.support.database import mosic_env
 from tests.support.server import clean_env
@@ -63,29 +67,39 @@ PTY_TIMEOUT_S = 120
 
 def run_in_pty(command, env) -> tuple[int, str]:
     """Run ``command`` with a pseudo-terminal as its stdin, stdout and stderr; an import that
-    has not finished in ``PTY_TIMEOUT_S`` fails the test with what it wrote (never a hang)."""
+    has not finished in ``PTY_TIMEOUT_S`` fails the test with what it wrote, and where its
+    tasks waited (never a hang)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + PTY_TIMEOUT_S
+    chunks: list[bytes] = []
+    try:
+        if not _read_to_end(leader, PTY_TIMEOUT_S, chunks):
+            proc.send_signal(signal.SIGUSR1)  # it logs where each of its tasks waits
+            _read_to_end(leader, 3, chunks)
+            proc.kill()
+            proc.wait()
+            output = b"".join(chunks).decode("utf-8", "replace")
+            raise AssertionError(f"mosic import did not finish in {PTY_TIMEOUT_S} s:\n{output}")
+    finally:
+        os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _read_to_end(leader: int, seconds: float, chunks: list[bytes]) -> bool:
+    """Read the terminal into ``chunks`` until the child closes it (True) or time is up."""
+    deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if not select.select([leader], [], [], left)[0]:
             continue
         try:
             chunk = os.read(leader, 65536)
         except OSError:  # EIO: the child closed the terminal
-            break
+            return True
         if not chunk:
-            break
+            return True
         chunks.append(chunk)
-    os.close(leader)
-    output = b"".join(chunks).decode("utf-8", "replace")
-    if proc.poll() is None and time.monotonic() >= deadline:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"mosic import did not finish in {PTY_TIMEOUT_S} s:\n{output}")
-    return proc.wait(timeout=60), output
+    return False
 
 
 def lines_for(output: str, status: str) -> set[str]:
@@ -165,3 +179,26 @@ def test_bad_jobs_is_a_clear_error(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "--jobs must be at least 1" in proc.stderr
+
+
+async def test_sigusr1_logs_where_each_task_waits(caplog):
+    gate = asyncio.Event()
+
+    async def stuck_on_the_gate() -> None:
+        await gate.wait()
+
+    waiter = asyncio.create_task(stuck_on_the_gate(), name="the-waiter")
+    before = signal.getsignal(signal.SIGUSR1)  # the test session's own (conftest)
+    log_tasks_on_sigusr1()
+    try:
+        await asyncio.sleep(0)
+        with caplog.at_level(logging.WARNING, logger="mosic"):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            await asyncio.sleep(0.1)
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        signal.signal(signal.SIGUSR1, before)
+        gate.set()
+        await waiter
+    dumped = [r.getMessage() for r in caplog.records if "the-waiter" in r.getMessage()]
+    assert len(dumped) == 1 and "stuck_on_the_gate" in dumped[0], caplog.text

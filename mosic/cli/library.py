@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +35,19 @@ async def open_catalogue(settings: Settings) -> AsyncIterator[Catalogue]:
     finally:
         await db.aio_close()
         await store.close()
+
+
+def log_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` logs where each task of a stuck run waits (the event loop's own
+    view: a thread dump shows only an idle loop)."""
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            where = io.StringIO()
+            task.print_stack(file=where)
+            log.warning("task %s waits:\n%s", task.get_name(), where.getvalue())
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
 
 def read_pending(settings: Settings) -> int:
@@ -64,6 +79,7 @@ def import_paths(settings: Settings, paths: list[Path], jobs: int) -> int:
         report.done(outcome, 0)
 
     async def run() -> list[Outcome]:
+        log_tasks_on_sigusr1()
         async with open_catalogue(settings) as catalogue:
             return await import_files(
                 catalogue,
