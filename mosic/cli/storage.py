@@ -39,6 +39,17 @@ class Tally:
     present: int = 0
     failed: list[str] = field(default_factory=list)
 
+    async def count(self, name: str, copy) -> None:
+        """Await ``copy`` (True: copied, False: already there) and count what it did; a
+        failure is noted with ``name``, never raised, so the other copies go on."""
+        try:
+            if await copy:
+                self.copied += 1
+            else:
+                self.present += 1
+        except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
+            self.failed.append(f"{name}: {exc}")
+
 
 def migrate_storage(settings: Settings, to: str, jobs: int = DEFAULT_JOBS) -> int:
     if settings.s3 is None:
@@ -70,42 +81,20 @@ async def _migrate(settings: Settings, source: MediaStore, target: MediaStore, j
         with _progress(files, size) as advance:
             limit = asyncio.Semaphore(jobs)
 
-            async def one(entry: StoredEntry) -> None:
+            async def one(name: str, copy, size: int) -> None:
                 async with limit:
-                    await _copy_counted(source, target, entry, tally, advance)
+                    await tally.count(name, copy)
+                advance(size)
 
-            async def blob(entry: StoredBlob) -> None:
-                async with limit:
-                    await _copy_counted_blob(source, target, entry, tally, advance)
-
-            await asyncio.gather(*(one(e) for e in entries), *(blob(b) for b in blobs))
+            await asyncio.gather(
+                *(one(e.file_name, _copy(source, target, e), e.size) for e in entries),
+                *(one(b.name, _copy_blob(source, target, b), 0) for b in blobs),
+            )
         return tally
     finally:
         await target.close()
         await source.close()
         await db.aio_close()
-
-
-async def _copy_counted(source, target, entry: StoredEntry, tally: Tally, advance) -> None:
-    try:
-        if await _copy(source, target, entry):
-            tally.copied += 1
-        else:
-            tally.present += 1
-    except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
-        tally.failed.append(f"{entry.file_name}: {exc}")
-    advance(entry.size)
-
-
-async def _copy_counted_blob(source, target, blob: StoredBlob, tally: Tally, advance) -> None:
-    try:
-        if await _copy_blob(source, target, blob):
-            tally.copied += 1
-        else:
-            tally.present += 1
-    except (MediaMissing, StorageUnavailable, HashMismatch, OSError) as exc:
-        tally.failed.append(f"{blob.name}: {exc}")
-    advance(0)
 
 
 async def _copy_blob(source: MediaStore, target: MediaStore, blob: StoredBlob) -> bool:
