@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -210,6 +212,42 @@ async def test_a_stream_counts_while_it_reads_and_gives_the_bytes_back(tmp_path)
     media = await store.open("abc.mp3")
     assert b"".join([c async for c in media.chunks(7, len(data) - 9)]) == data[7:-2]
     assert first == data[5 : 5 + len(first)] and read_ahead.streams == 0
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting the work handed to its threads."""
+
+    handed = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.handed += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_file_opened_lately_opens_on_the_loop_and_a_vanished_one_is_seen_at_once(
+    tmp_path,
+):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10)
+    executor = CountingExecutor(1)
+    asyncio.get_running_loop().set_default_executor(executor)
+    opens = local.WarmOpens(window_s=60)
+    for _ in range(3):
+        fd, size = await opens.open(str(path))
+        os.close(fd)
+        assert size == 10
+    assert executor.handed == 1  # only the first: the path had not been opened lately
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        await opens.open(str(path))
+    path.write_bytes(b"y" * 4)
+    fd, size = await opens.open(str(path))  # after a miss the path counts as cold again
+    os.close(fd)
+    assert (size, executor.handed) == (4, 2)
+    cold = local.WarmOpens(window_s=0)  # nothing stays warm: every open goes to a thread
+    for _ in range(2):
+        os.close((await cold.open(str(path)))[0])
+    assert executor.handed == 4
 
 
 @pytest.mark.skipif(local.RWF_NOWAIT is None, reason="RWF_NOWAIT is Linux's")

@@ -77,13 +77,17 @@ class RenditionCache:
 
         def open_file() -> LocalMedia | None:
             try:
-                fh = open(self.directory / name, "rb")  # noqa: SIM115 - LocalMedia closes it
+                fd = os.open(self.directory / name, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return None
-            # A hit makes it the most recently used.
-            with contextlib.suppress(OSError):
-                os.utime(fh.fileno())
-            return LocalMedia(fh, os.fstat(fh.fileno()).st_size, self._read_ahead)
+            try:
+                # A hit makes it the most recently used.
+                with contextlib.suppress(OSError):
+                    os.utime(fd)
+                return LocalMedia(fd, os.fstat(fd).st_size, self._read_ahead)
+            except BaseException:
+                os.close(fd)
+                raise
 
         return await asyncio.to_thread(open_file)
 
