@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -297,3 +299,50 @@ async def test_stats_names_song_id_and_play_count(api):
     assert resp.json["play_count"] == 0
     assert resp.json["last_played_at"] is None
     assert resp.json["title"] == "Stats"
+
+
+async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(settings, api):
+    """Rows become records without a conversion per value where the driver types them
+    (PostgreSQL) and with one where it returns text (SQLite): the same types either way."""
+    from mosic.app import Services
+    from mosic.core.catalogue import ListQuery
+
+    await _add_many(api, ["typed one", "typed two"])
+    played = (await api.get("/play", params={"limit": 1})).json[0]["id"]
+    assert (await api.get(f"/play/{played}/stream")).status_code == 307  # a counted play
+    services = Services.build(settings)
+    await services.db.aio_connect()
+    try:
+        page = await services.catalogue.list(ListQuery(limit=10))
+        one = await services.catalogue.get(uuid.UUID(played))
+    finally:
+        await services.db.aio_close()
+    assert len(page.clips) == 2
+    for record in [*page.clips, one]:
+        assert isinstance(record.id, uuid.UUID) and isinstance(record.created_at, dt.datetime)
+    assert isinstance(one.last_played_at, dt.datetime)
+    assert str(one.id) == played
+
+
+async def test_clips_read_at_once_share_one_statement_and_each_reader_gets_its_own(settings, api):
+    from mosic.app import Services
+    from mosic.core.catalogue import ClipNotFound
+
+    ids = [uuid.UUID(i) for i in await _add_many(api, [f"together {i}" for i in range(5)])]
+    services = Services.build(settings)
+    lookup = services.catalogue.reads_by_id
+    await services.db.aio_connect()
+    try:
+        asked = [*ids * 4, uuid.uuid4()]  # each clip four times, and one that does not exist
+        got = await asyncio.gather(
+            *(services.catalogue.get(i) for i in asked), return_exceptions=True
+        )
+        alone = await services.catalogue.get(ids[0])  # a read by itself is a statement too
+    finally:
+        await services.db.aio_close()
+    assert isinstance(got[-1], ClipNotFound)
+    assert [clip.id for clip in got[:-1]] == asked[:-1]
+    assert {clip.title for clip in got[:-1]} == {f"together {i}" for i in range(5)}
+    assert len({id(clip) for clip in got[:-1]}) == 20  # none shares its record with another
+    assert alone.id == ids[0]
+    assert (lookup.reads, lookup.statements) == (22, 2)

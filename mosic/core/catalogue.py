@@ -28,7 +28,7 @@ from mosic.core.text import (
 )
 from mosic.core.waveform import Peaks, Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
-from mosic.persistence.compiled import CompiledQuery, Records
+from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
 from mosic.persistence.models import CLIP_FIELDS, TAG_MAX, TITLE_MAX, Clip, clip_records
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,7 @@ class Catalogue:
         self._store = store
         self._waveforms = waveforms
         some_id = (Clip.id, _SOME_ID)
-        self._by_id = CompiledQuery(
-            db, Clip.select(*CLIP_FIELDS).where(Clip.id == _SOME_ID), clip_records, clip_id=some_id
-        )
+        self._by_id = BatchedLookup(db, Clip.select(*CLIP_FIELDS), Clip.id, clip_records)
         self._play = CompiledQuery(
             db,
             Clip.update(play_count=Clip.play_count + 1, last_played_at=_SOME_TIME)
@@ -211,11 +209,16 @@ class Catalogue:
         rows = await self._db.aio_execute(query.limit(1))
         return rows[0] if rows else None
 
+    @property
+    def reads_by_id(self) -> BatchedLookup:
+        """The coalesced reads behind ``get`` (its counters show how much is coalesced)."""
+        return self._by_id
+
     async def get(self, clip_id: uuid.UUID) -> Clip:
-        rows = await self._by_id.run(clip_id=clip_id)
-        if not rows:
+        clip = await self._by_id.get(clip_id)
+        if clip is None:
             raise ClipNotFound(clip_id)
-        return rows[0]
+        return clip
 
     async def open_media(self, clip: Clip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
@@ -332,7 +335,9 @@ class Catalogue:
         rows = await self._db.fetch_rows(sql, params)
         # Past the last page there is no row to carry the count.
         total = rows[0][-1] if rows else await matches.aio_scalar(self._db)
-        page = Page(clips=clip_records(rows[: query.limit]), total=total)
+        page = Page(
+            clips=clip_records(rows[: query.limit], typed=self._db.rows_are_typed), total=total
+        )
         if len(rows) > query.limit:
             if query.offset is not None:
                 page.next_offset = query.offset + query.limit

@@ -62,17 +62,22 @@ class Signer:
         self, clip_id: str, now: float | None = None, *, resource: str = STREAM
     ) -> tuple[int, str]:
         expires = self._expiry(now if now is not None else time.time())
-        key = (resource, clip_id, expires)
-        sig = self._memo.get(key)
-        if sig is None:
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            sig = self._memo[key] = self._digest(resource, clip_id, expires)
-        return expires, sig
+        return expires, self._signed(resource, clip_id, expires)[0]
 
     def query(self, clip_id: str, now: float | None = None, *, resource: str = STREAM) -> str:
-        expires, sig = self.sign(clip_id, now, resource=resource)
-        return f"expires={expires}&sig={sig}"
+        expires = self._expiry(now if now is not None else time.time())
+        return self._signed(resource, clip_id, expires)[1]
+
+    def _signed(self, resource: str, clip_id: str, expires: int) -> tuple[str, str]:
+        """The signature, and the link's query text, made once per memo entry."""
+        key = (resource, clip_id, expires)
+        signed = self._memo.get(key)
+        if signed is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            sig = self._digest(resource, clip_id, expires)
+            signed = self._memo[key] = (sig, f"expires={expires}&sig={sig}")
+        return signed
 
     def verify(
         self,

@@ -146,6 +146,8 @@ def as_peewee_error(exc: Exception) -> peewee.PeeweeException:
 
 class SqliteDatabase(peewee_async.SqliteDatabase):
     pool_backend_cls = SqlitePoolBackend
+    # Ids and times come back as text, for their fields to convert.
+    rows_are_typed = False
 
     async def fetch_rows(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         """Run ``sql``, which returns rows, and return them as tuples."""
@@ -247,6 +249,8 @@ def _quiet(conn: psycopg.AsyncConnection) -> bool:
 
 class PostgresqlDatabase(peewee_async.Psycopg3Database):
     pool_backend_cls = PostgresPoolBackend
+    # psycopg returns uuid.UUID and datetime itself: what the fields would convert to.
+    rows_are_typed = True
 
     async def aio_execute_sql(
         self, sql: str, params: Sequence[Any] | None = None, fetch_results=None
