@@ -54,7 +54,7 @@ from bench.references import ceiling, nginx, supysonic, supysonic_available
 from bench.run_all import machine
 from bench.upload import reference_write
 from tests.support.measure import RssSampler
-from tests.support.nginx import OFFLOAD_PREFIX, nginx_in_front
+from tests.support.nginx import OFFLOAD_PREFIX, instant_offloader, nginx_in_front
 from tests.support.server import Mosic
 
 PROFILES = REPO_ROOT / "bench" / "profiles"
@@ -304,6 +304,7 @@ def run(plan: Plan, root: Path, profile: bool, native: bool = False) -> tuple[li
         stream_path = f"/play/{big_clip['id']}/stream"
         runner.load("mosic_stream", server.base, [stream_path], STREAM_CONNECTIONS, key)
         offload_stream(runner, server, url, root, env, stream_path)
+        offload_ceiling(runner, server, root, stream_path, five.name)
 
         # Requests: the raw ASGI ceiling against Mosic's reads.
         cap = stack.enter_context(ceiling(root))
@@ -426,6 +427,22 @@ def run(plan: Plan, root: Path, profile: bool, native: bool = False) -> tuple[li
         "offload_stream",
         "nginx_stream",
         "nginx sendfile",
+        "MiB/s",
+    )
+    row(
+        "bytes",
+        "the offload's own ceiling: nginx in front of an upstream answering at once",
+        "offload_ceiling",
+        "nginx_stream",
+        "nginx sendfile",
+        "MiB/s",
+    )
+    row(
+        "bytes",
+        "Mosic's offload against that ceiling",
+        "offload_stream",
+        "offload_ceiling",
+        "nginx, instant upstream",
         "MiB/s",
     )
     for name, case in (
@@ -564,6 +581,21 @@ def offload_stream(
         )
         pin_server(pid)
         runner.load("offload_stream", front, [path], STREAM_CONNECTIONS, server.headers)
+
+
+def offload_ceiling(runner: Runner, server: Mosic, root: Path, path: str, file_name: str) -> None:
+    """The same nginx in front of an upstream that answers at once with the X-Accel-Redirect
+    Mosic would send (nginx itself): what the offload path costs nginx alone."""
+    with contextlib.ExitStack() as stack:
+        upstream, upstream_pid = stack.enter_context(
+            instant_offloader(OFFLOAD_PREFIX + file_name, root / "nginx-instant")
+        )
+        pin_server(upstream_pid)
+        front, pid = stack.enter_context(
+            nginx_in_front(upstream, server.data_dir / "media", root / "nginx-front-instant")
+        )
+        pin_server(pid)
+        runner.load("offload_ceiling", front, [path], STREAM_CONNECTIONS)
 
 
 def plays(server: Mosic, clip: dict, n: int) -> dict:

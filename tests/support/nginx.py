@@ -64,3 +64,43 @@ def nginx_in_front(mosic_base: str, media: Path, root: Path) -> Iterator[tuple[s
         base = f"http://127.0.0.1:{port}"
         wait_for("nginx", lambda: httpx.get(base + "/healthz", timeout=2).is_success, 20)
         yield base, proc.pid
+
+
+RESPONDER = """
+daemon off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            add_header X-Accel-Redirect {uri};
+            return 200 "";
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def instant_offloader(uri: str, root: Path) -> Iterator[tuple[str, int]]:
+    """An upstream that answers every request at once with ``X-Accel-Redirect: uri`` (nginx
+    itself): put behind ``nginx_in_front``, it shows what the offload costs nginx alone, with
+    no authorising or counting. Yields (its base URL, its master's pid)."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(RESPONDER.format(root=root, port=port, uri=uri))
+    with running([NGINX, "-p", str(root), "-c", str(conf)], log=root / "nginx.log") as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("nginx (instant offloader)", lambda: httpx.get(base, timeout=2).is_success, 20)
+        yield base, proc.pid
