@@ -346,3 +346,15 @@ async def test_clips_read_at_once_share_one_statement_and_each_reader_gets_its_o
     assert len({id(clip) for clip in got[:-1]}) == 20  # none shares its record with another
     assert alone.id == ids[0]
     assert (lookup.reads, lookup.statements) == (22, 2)
+
+
+async def test_a_clip_listed_and_read_alone_shows_the_same_rfc3339_times(api):
+    (clip_id,) = await _add_many(api, ["one time"])
+    assert (await api.get(f"/play/{clip_id}/stream")).status_code == 307  # a play: a time
+    listed = (await api.get("/play", params={"limit": 1})).json[0]
+    alone = (await api.get(f"/play/{clip_id}")).json
+    stats = (await api.get(f"/play/{clip_id}/stats")).json
+    assert listed["created_at"] == alone["created_at"] == stats["created_at"]
+    for text in (alone["created_at"], stats["last_played_at"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", text), text
+        assert dt.datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None

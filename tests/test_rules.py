@@ -295,3 +295,17 @@ def test_long_lived_links_made_within_a_minute_are_the_same_link():
 
 def test_short_lived_links_keep_their_exact_second():
     assert Signer("s3cret", ttl=2).sign("clip-a", now=1_000_000.5)[0] == 1_000_002
+
+
+def test_times_read_the_same_from_the_list_encoder_and_the_object_encoder():
+    import orjson
+
+    from mosic.api.shapes import ORJSON_TIMES, rfc3339
+
+    for moment, text in (
+        (dt.datetime(2026, 11, 25, 14, 0, 0), "2026-11-25T14:00:00Z"),
+        (dt.datetime(2026, 11, 25, 14, 0, 0, 250000), "2026-11-25T14:00:00.250000Z"),
+        (dt.datetime(999, 1, 2, 3, 4, 5, 6), "0999-01-02T03:04:05.000006Z"),
+    ):
+        assert rfc3339(moment) == text
+        assert orjson.dumps([moment], option=ORJSON_TIMES) == f'["{text}"]'.encode()

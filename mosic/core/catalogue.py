@@ -29,7 +29,15 @@ from mosic.core.text import (
 from mosic.core.waveform import Peaks, Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
-from mosic.persistence.models import CLIP_FIELDS, TAG_MAX, TITLE_MAX, Clip, clip_records
+from mosic.persistence.models import (
+    CLIP_FIELDS,
+    LISTED_FIELDS,
+    TAG_MAX,
+    TITLE_MAX,
+    Clip,
+    clip_records,
+    listed_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +109,7 @@ class ListQuery:
 
 @dataclass
 class Page:
-    clips: list  # ClipRecords: the Clip fields as attributes, without model objects
+    clips: list  # ListedRecords: the fields a listing shows, as attributes
     total: int
     next_offset: int | None = None
     next_cursor: str | None = None
@@ -322,7 +330,7 @@ class Catalogue:
         matches = _filtered(Clip.select(fn.COUNT(SQL("*"))), query)
         column = SORT_FIELDS[query.sort_field]
         order = (column.desc(), Clip.id.desc()) if query.descending else (column, Clip.id)
-        rows_query = _filtered(Clip.select(*CLIP_FIELDS, matches), query).order_by(*order)
+        rows_query = _filtered(Clip.select(*LISTED_FIELDS, matches), query).order_by(*order)
         if query.cursor:
             value, last_id = decode_cursor(query.cursor, query.sort)
             key = peewee.Tuple(column, Clip.id)
@@ -336,7 +344,7 @@ class Catalogue:
         # Past the last page there is no row to carry the count.
         total = rows[0][-1] if rows else await matches.aio_scalar(self._db)
         page = Page(
-            clips=clip_records(rows[: query.limit], typed=self._db.rows_are_typed), total=total
+            clips=listed_records(rows[: query.limit], typed=self._db.rows_are_typed), total=total
         )
         if len(rows) > query.limit:
             if query.offset is not None:

@@ -12,7 +12,7 @@ import uuid
 import peewee
 from peewee_async import AioModel
 
-from mosic.persistence.compiled import Records, record_type
+from mosic.persistence.compiled import Records, record_type, row_type
 
 TITLE_MAX = 200
 TAG_MAX = 500
@@ -143,3 +143,15 @@ class PlayQueueEntry(AioModel):
 
     class Meta:
         table_name = "subsonic_play_queue_entry"
+
+
+# What a listing shows of each clip: hashes, file names, search text, filter keys and the
+# like are a third of a row's values and never leave the server in a list.
+_UNLISTED = frozenset(
+    {"sha256", "file_name", "search_text", "last_played_at", "updated_at", "genre_key"}
+    | {"artist_key", "album_key", "cover_type", "media_version"}
+)
+LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
+# Rows of a list end with the number of clips that match (``matches``).
+ListedRecord = row_type(Clip, LISTED_FIELDS, "matches")
+listed_records = Records(ListedRecord, LISTED_FIELDS)
