@@ -279,7 +279,7 @@ def _package(frame: str) -> str:
 # pattern its stack matches, so categories overlap; indented ones are parts of the one above).
 CATEGORIES = {
     "responder (falcon do_before: auth hook + resource)": r"do_before \(falcon",
-    "  Catalogue.get (SELECT one clip)": r"Catalogue\.get",
+    "  Catalogue.get (SELECT clips by id, coalesced)": r"Catalogue\.get|BatchedLookup\._read",
     "  Catalogue.list (SELECT page + count)": r"Catalogue\.list",
     "  Catalogue.record_play (UPDATE ... RETURNING)": r"record_play",
     "SQL text built by peewee per query (Context.sql)": r"Context\.sql \(peewee",
