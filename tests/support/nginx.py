@@ -37,7 +37,7 @@ http {{
 """
 
 
-def site_config(mosic_port: int, port: int, media: Path) -> str:
+def site_config(mosic_port: int, port: int | str, media: Path) -> str:
     """The shipped file with its three marked values filled in."""
     text = SHIPPED.read_text()
     for shipped, ours in (
@@ -51,43 +51,38 @@ def site_config(mosic_port: int, port: int, media: Path) -> str:
 
 
 @contextlib.contextmanager
-def nginx_in_front(mosic_base: str, media: Path, root: Path) -> Iterator[tuple[str, int]]:
-    """nginx proxying to ``mosic_base``; yields (its base URL, its master's pid)."""
+def _nginx(root: Path, site_text: str, probe: str) -> Iterator[tuple[str, int]]:
+    """nginx serving ``site_text`` (an http-context file with ``{port}`` to fill in) on a free
+    port; yields (its base URL, its master's pid) once ``probe`` answers."""
     assert Path(NGINX).exists(), "install Debian's nginx-light package"
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    site = root / "mosic.conf"
-    site.write_text(site_config(int(mosic_base.rsplit(":", 1)[1]), port, media))
+    site = root / "site.conf"
+    site.write_text(site_text.replace("{port}", str(port)))
     conf = root / "nginx.conf"
     conf.write_text(WRAPPER.format(root=root, site=site))
     with running([NGINX, "-p", str(root), "-c", str(conf)], log=root / "nginx.log") as proc:
         base = f"http://127.0.0.1:{port}"
-        wait_for("nginx", lambda: httpx.get(base + "/healthz", timeout=2).is_success, 20)
+        wait_for("nginx", lambda: httpx.get(base + probe, timeout=2).is_success, 20)
         yield base, proc.pid
 
 
+@contextlib.contextmanager
+def nginx_in_front(mosic_base: str, media: Path, root: Path) -> Iterator[tuple[str, int]]:
+    """nginx proxying to ``mosic_base``; yields (its base URL, its master's pid)."""
+    site = site_config(int(mosic_base.rsplit(":", 1)[1]), "{port}", media)
+    with _nginx(root, site, "/healthz") as started:
+        yield started
+
+
 RESPONDER = """
-daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            add_header X-Accel-Redirect {uri};
-            return 200 "";
-        }}
-    }}
-}}
+server {
+    listen 127.0.0.1:{port};
+    location / {
+        add_header X-Accel-Redirect %s;
+        return 200 "";
+    }
+}
 """
 
 
@@ -96,11 +91,5 @@ def instant_offloader(uri: str, root: Path) -> Iterator[tuple[str, int]]:
     """An upstream that answers every request at once with ``X-Accel-Redirect: uri`` (nginx
     itself): put behind ``nginx_in_front``, it shows what the offload costs nginx alone, with
     no authorising or counting. Yields (its base URL, its master's pid)."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(RESPONDER.format(root=root, port=port, uri=uri))
-    with running([NGINX, "-p", str(root), "-c", str(conf)], log=root / "nginx.log") as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for("nginx (instant offloader)", lambda: httpx.get(base, timeout=2).is_success, 20)
-        yield base, proc.pid
+    with _nginx(root, RESPONDER % uri, "/") as started:
+        yield started
