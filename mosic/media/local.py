@@ -82,8 +82,8 @@ def _open_sized(path: str) -> tuple[int, int]:
 
 
 class WarmOpens:
-    """Opens files for reading, on the event loop when the path was opened in the last
-    ``WARM_OPEN_S`` seconds, else in a thread.
+    """Opens files for reading: on the event loop when the path was opened in the last
+    ``window_s`` seconds (one of the last ``names`` paths), else in a thread.
 
     A path opened lately has its directory entries and inode in the kernel's caches, so
     opening it again takes microseconds; handing that to a thread cost more than the open
