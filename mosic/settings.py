@@ -47,6 +47,7 @@ class PostgresConfig:
 STORAGE_KINDS = ("local", "s3")
 S3_ADDRESSING = ("path", "virtual")
 S3_STREAM_MODES = ("redirect", "proxy")
+DEFAULT_S3_CALL_TIMEOUT_S = 150
 DEFAULT_S3_HEARTBEAT_S = 30
 
 
@@ -63,6 +64,9 @@ class S3Config:
     # How often a replica says it is alive; partial uploads of one silent for three such
     # periods are taken to be a crash's leftovers and removed.
     heartbeat_s: int = DEFAULT_S3_HEARTBEAT_S
+    # The longest any one call to the store may take, retries included (two attempts of a
+    # 2 s connect and a 60 s read, and a margin): past it, a 503 rather than a wait for good.
+    call_timeout_s: float = DEFAULT_S3_CALL_TIMEOUT_S
 
     def describe(self) -> str:
         # Never the keys: this string goes to the start-up log.

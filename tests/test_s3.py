@@ -363,3 +363,35 @@ def derived_urls(songs: list[dict]) -> list[str]:
     """The cover (unsigned path: the key opens it) and waveform of each song that has them."""
     urls = [s["cover_url"].split("?")[0] for s in songs if s["cover_url"]]
     return urls + [s["waveform_url"] for s in songs if s["waveform_url"]]
+
+
+async def test_a_call_waiting_for_a_pooled_connection_is_a_503_in_bounded_time(s3_server):
+    """Every one of the client's 10 pooled connections held by a body nobody finishes
+    reading: the next call must not wait for good (aiobotocore bounds connecting and
+    reading, not that wait), but fail as the store being unavailable, within the bound."""
+    import asyncio
+    import dataclasses
+
+    from mosic.media.s3 import READ_CHUNK_BYTES, S3Store
+    from mosic.media.storage import StorageUnavailable
+
+    config = s3_server.new_bucket(f"held-{uuid.uuid4().hex[:8]}")
+    store = S3Store(dataclasses.replace(config, call_timeout_s=2))
+    await store.start()
+    held = []
+    try:
+        await store.put("abcd.bin", b"\x01" * (64 * READ_CHUNK_BYTES))
+        for _ in range(10):
+            chunks = (await store.open("abcd.bin")).chunks(0, 64 * READ_CHUNK_BYTES)
+            await anext(chunks)  # its connection stays taken while the body is unread
+            held.append(chunks)
+        began = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(store.get("abcd.bin"), 30)
+        assert time.monotonic() - began < 10
+        await held.pop().aclose()  # a connection back: calls go through again
+        assert await store.get("abcd.bin") == b"\x01" * (64 * READ_CHUNK_BYTES)
+    finally:
+        for chunks in held:
+            await chunks.aclose()
+        await store.close()

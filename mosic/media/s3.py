@@ -61,18 +61,21 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-@contextlib.contextmanager
-def _translated(what: str):
-    """botocore's errors as the storage interface's: missing, or unavailable."""
+@contextlib.asynccontextmanager
+async def _translated(what: str, timeout_s: float):
+    """botocore's errors as the storage interface's: missing, or unavailable; and no call
+    longer than ``timeout_s``. aiobotocore bounds connecting and each socket read, not the
+    wait for one of its pooled connections, which would wait for good if bodies were held."""
     try:
-        yield
+        async with asyncio.timeout(timeout_s):
+            yield
     except botocore.exceptions.ClientError as exc:
         if _code(exc) in NOT_FOUND:
             raise MediaMissing(what) from None
         log.warning("object store refused %s: %s", what, exc)
         raise StorageUnavailable(f"the object store refused {what}: {_code(exc)}") from None
     except UNREACHABLE as exc:
-        log.warning("object store unreachable (%s): %s", what, exc)
+        log.warning("object store unreachable (%s): %s", what, exc or "no answer in time")
         raise StorageUnavailable("the object store did not answer") from None
 
 
@@ -136,7 +139,7 @@ class S3Store:
         return S3Incoming(self, key, limit)
 
     async def publish(self, incoming: S3Incoming, name: str) -> None:
-        with _translated("publishing an upload"):
+        async with self.translated("publishing an upload"):
             await self._client.copy_object(
                 Bucket=self._config.bucket,
                 Key=self._key(name),
@@ -148,7 +151,7 @@ class S3Store:
 
     async def open(self, name: str) -> S3Media:
         key = self._key(name)
-        with _translated(f"media {name}"):
+        async with self.translated(f"media {name}"):
             head = await self._client.head_object(Bucket=self._config.bucket, Key=key)
         return S3Media(self, key, head["ContentLength"])
 
@@ -159,13 +162,13 @@ class S3Store:
     async def put(self, name: str, data: bytes) -> None:
         # One PUT is atomic in S3: readers see the whole object or none. Content-addressed,
         # so writing it again is the same bytes.
-        with _translated(f"storing {name}"):
+        async with self.translated(f"storing {name}"):
             await self._client.put_object(
                 Bucket=self._config.bucket, Key=self._key(name), Body=data
             )
 
     async def get(self, name: str) -> bytes:
-        with _translated(f"media {name}"):
+        async with self.translated(f"media {name}"):
             answer = await self._client.get_object(Bucket=self._config.bucket, Key=self._key(name))
             async with answer["Body"] as body:
                 return await body.read()
@@ -176,7 +179,7 @@ class S3Store:
 
     async def problem(self) -> str | None:
         try:
-            with _translated("the bucket"):
+            async with self.translated("the bucket"):
                 await self._client.head_bucket(Bucket=self._config.bucket)
         except (StorageUnavailable, MediaMissing) as exc:
             return f"media store: {exc}"
@@ -185,14 +188,15 @@ class S3Store:
     async def sweep(self) -> int:
         """Abort multipart uploads and delete temporary objects of instances that stopped."""
         removed = 0
-        with _translated("the sweep"):
+        async with self.translated("the sweep"):
             alive = await self._live_instances()
             for key, upload_id in await self._pending_uploads():
                 if self._owner(key) not in alive:
-                    with contextlib.suppress(MediaMissing), _translated(key):
-                        await self._client.abort_multipart_upload(
-                            Bucket=self._config.bucket, Key=key, UploadId=upload_id
-                        )
+                    with contextlib.suppress(MediaMissing):
+                        async with self.translated(key):
+                            await self._client.abort_multipart_upload(
+                                Bucket=self._config.bucket, Key=key, UploadId=upload_id
+                            )
                     removed += 1
             for item in await self._objects(self._incoming_prefix):
                 if self._owner(item["Key"]) not in alive:
@@ -201,8 +205,12 @@ class S3Store:
         return removed
 
     # -- helpers -----------------------------------------------------------------------------
+    def translated(self, what: str):
+        """Around every call to the store: its errors as ours, and a bound on its time."""
+        return _translated(what, self._config.call_timeout_s)
+
     async def _delete(self, key: str) -> None:
-        with _translated(key):
+        async with self.translated(key):
             await self._client.delete_object(Bucket=self._config.bucket, Key=key)
 
     def _owner(self, key: str) -> str:
@@ -248,9 +256,12 @@ class S3Store:
         beats = 0
         while True:
             try:
-                await self._client.put_object(
-                    Bucket=self._config.bucket, Key=self._heartbeat_key(self._instance), Body=b""
-                )
+                async with self.translated("the heartbeat"):
+                    await self._client.put_object(
+                        Bucket=self._config.bucket,
+                        Key=self._heartbeat_key(self._instance),
+                        Body=b"",
+                    )
                 beats += 1
                 if beats % HEARTBEATS_BEFORE_DEAD == 0 and (removed := await self.sweep()):
                     log.info("object store: removed %d leftovers of stopped instances", removed)
@@ -302,7 +313,7 @@ class S3Incoming:
 
     async def _send_part(self) -> None:
         client, bucket = self._store.client, self._store.bucket
-        with _translated("an upload part"):
+        async with self._store.translated("an upload part"):
             if self._upload_id is None:
                 started = await client.create_multipart_upload(Bucket=bucket, Key=self.key)
                 self._upload_id = started["UploadId"]
@@ -320,12 +331,12 @@ class S3Incoming:
     async def finish(self) -> None:
         client, bucket = self._store.client, self._store.bucket
         if self._upload_id is None:  # small enough for one request
-            with _translated("an upload"):
+            async with self._store.translated("an upload"):
                 await client.put_object(Bucket=bucket, Key=self.key, Body=bytes(self._buffer))
         else:
             if self._buffer:
                 await self._send_part()
-            with _translated("completing an upload"):
+            async with self._store.translated("completing an upload"):
                 await client.complete_multipart_upload(
                     Bucket=bucket,
                     Key=self.key,
@@ -343,13 +354,13 @@ class S3Incoming:
         client, bucket = self._store.client, self._store.bucket
         with contextlib.suppress(StorageUnavailable, MediaMissing):
             if self._upload_id is not None:
-                with _translated("aborting an upload"):
+                async with self._store.translated("aborting an upload"):
                     await client.abort_multipart_upload(
                         Bucket=bucket, Key=self.key, UploadId=self._upload_id
                     )
                 self._upload_id = None
             if self._stored and not self.published:
-                with _translated(self.key):
+                async with self._store.translated(self.key):
                     await client.delete_object(Bucket=bucket, Key=self.key)
                 self._stored = False
 
@@ -395,7 +406,7 @@ class _RangedObject(io.RawIOBase):
         return len(data)
 
     async def _get(self, start: int, end: int) -> bytes:
-        with _translated(self._key):
+        async with self._store.translated(self._key):
             answer = await self._store.client.get_object(
                 Bucket=self._store.bucket, Key=self._key, Range=f"bytes={start}-{end}"
             )
@@ -418,7 +429,7 @@ class S3Media:
     async def chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
         if length <= 0:
             return
-        with _translated(self._key):
+        async with self._store.translated(self._key):
             answer = await self._store.client.get_object(
                 Bucket=self._store.bucket,
                 Key=self._key,
