@@ -72,7 +72,8 @@ async def in_thread(work: Callable[..., T], *args) -> T:
         return await asyncio.to_thread(work, *args)
 
 
-def _open_sized(path: str) -> tuple[int, int]:
+def open_sized(path: str) -> tuple[int, int]:
+    """A read-only descriptor of ``path`` and the file's size (blocking)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return fd, os.fstat(fd).st_size
@@ -102,9 +103,9 @@ class WarmOpens:
         last = self._opened.pop(path, None)
         if last is not None and now - last < self._window:
             with store_errors():
-                opened = _open_sized(path)
+                opened = open_sized(path)
         else:
-            opened = await in_thread(_open_sized, path)
+            opened = await in_thread(open_sized, path)
         self._opened[path] = now
         if len(self._opened) > self._names:
             self._opened.popitem(last=False)

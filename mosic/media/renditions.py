@@ -20,7 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
-from mosic.media.local import LocalMedia, ReadAhead
+from mosic.media.local import LocalMedia, ReadAhead, open_sized
 
 log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
@@ -77,17 +77,13 @@ class RenditionCache:
 
         def open_file() -> LocalMedia | None:
             try:
-                fd = os.open(self.directory / name, os.O_RDONLY | os.O_CLOEXEC)
+                fd, size = open_sized(str(self.directory / name))
             except FileNotFoundError:
                 return None
-            try:
-                # A hit makes it the most recently used.
-                with contextlib.suppress(OSError):
-                    os.utime(fd)
-                return LocalMedia(fd, os.fstat(fd).st_size, self._read_ahead)
-            except BaseException:
-                os.close(fd)
-                raise
+            # A hit makes it the most recently used.
+            with contextlib.suppress(OSError):
+                os.utime(fd)
+            return LocalMedia(fd, size, self._read_ahead)
 
         return await asyncio.to_thread(open_file)
 

@@ -22,13 +22,10 @@ from typing import Any
 import peewee
 
 
-def record_type(
-    model: type[peewee.Model], fields: Sequence[peewee.Field] | None = None, **members: Any
-) -> type:
-    """A slotted dataclass named ``<Model>Record`` with ``fields`` of ``model`` (all of them
-    by default) in column order (positional, as rows come), and ``members`` (properties
-    shared with the model)."""
-    names = [field.name for field in fields or model._meta.sorted_fields]
+def record_type(model: type[peewee.Model], **members: Any) -> type:
+    """A slotted dataclass named ``<Model>Record`` with every field of ``model`` in column
+    order (positional, as rows come), and ``members`` (properties shared with the model)."""
+    names = [field.name for field in model._meta.sorted_fields]
     return dataclasses.make_dataclass(
         f"{model.__name__}Record", names, slots=True, namespace=members
     )
@@ -58,36 +55,26 @@ class Records:
     def __call__(self, rows: Sequence[Sequence[Any]], *, typed: bool = False) -> list:
         """``typed``: the driver returned every value as its Python type already (the
         database's ``rows_are_typed``), so no value needs its field's conversion."""
-        make, width, convert = self._record, self._width, self._convert
+        if not typed and self._convert:
+            rows = [self._converted(row) for row in rows]
+        make = self._record
         if self._whole_rows:
-            return self._tuples(rows, typed or not convert)
-        if typed or not convert:
-            # A call per row, none per value: a third of turning a 500-row page into records.
-            return [make(*row[:width]) for row in rows]
-        records = []
-        # A row may carry more after the fields (a list's count of matches).
-        for row in rows:
-            values = list(row[:width])
-            for i, python_value in convert:
-                values[i] = python_value(values[i])
-            records.append(make(*values))
-        return records
-
-    def _tuples(self, rows: Sequence[Sequence[Any]], typed: bool) -> list:
-        make, new = self._record, tuple.__new__
-        if rows and len(rows[0]) != len(make._fields):
-            raise ValueError(
-                f"rows have {len(rows[0])} columns, {make.__name__} has {make._fields}"
-            )
-        if typed:
+            if rows and len(rows[0]) != len(make._fields):
+                raise ValueError(
+                    f"{make.__name__} has {len(make._fields)} columns, not {len(rows[0])}"
+                )
+            new = tuple.__new__
             return [new(make, row) for row in rows]
-        records = []
-        for row in rows:
-            values = list(row)
-            for i, python_value in self._convert:
-                values[i] = python_value(values[i])
-            records.append(new(make, values))
-        return records
+        # A call per row, none per value: a third of turning a 500-row page into records. A
+        # row may carry more after the fields (a list's count of matches).
+        width = self._width
+        return [make(*row[:width]) for row in rows]
+
+    def _converted(self, row: Sequence[Any]) -> list:
+        values = list(row)
+        for i, python_value in self._convert:
+            values[i] = python_value(values[i])
+        return values
 
 
 _DRIVER_TYPED = (peewee.CharField, peewee.TextField, peewee.IntegerField, peewee.FloatField)
