@@ -16,6 +16,9 @@ from mosic.persistence.compiled import Records, record_type, row_type
 
 TITLE_MAX = 200
 TAG_MAX = 500
+UPLOAD = "upload"
+LIBRARY = "library"
+UPLOADS = "Uploads"
 
 
 class Clip(AioModel):
@@ -27,8 +30,9 @@ class Clip(AioModel):
     album = peewee.CharField(max_length=TAG_MAX, null=True)
     content_type = peewee.CharField(max_length=100, null=True)
     size = peewee.BigIntegerField(null=True)
-    # Stored files are named by their SHA-256, so identical bytes are stored once.
-    sha256 = peewee.CharField(max_length=64, null=True, unique=True)
+    # Stored uploads are named by their SHA-256, so identical uploads are stored once (unique
+    # among uploads; a library file may hold the same bytes as another clip).
+    sha256 = peewee.CharField(max_length=64, null=True, index=True)
     file_name = peewee.CharField(max_length=100, null=True)
     # Only for metadata-only clips: where the audio lives.
     external_url = peewee.TextField(null=True)
@@ -63,6 +67,20 @@ class Clip(AioModel):
     # Which version of the file-reading rules filled the columns above; null for clips added
     # before them, which ``Catalogue.read_pending`` then reads once.
     media_version = peewee.SmallIntegerField(null=True)
+    # Where the clip comes from: "upload" (the media store) or "library" (a file in a music
+    # folder, at ``path`` relative to it, last seen with ``mtime_ns``).
+    source = peewee.CharField(max_length=10, default=UPLOAD)
+    music_folder = peewee.CharField(max_length=200, default=UPLOADS)
+    path = peewee.TextField(null=True)
+    mtime_ns = peewee.BigIntegerField(null=True)
+    # Set while a library clip's file is gone: hidden everywhere until it comes back.
+    missing_since = peewee.DateTimeField(null=True)
+    # The derived rows a song belongs to (mosic.core.grouping names them).
+    album_id = peewee.CharField(max_length=20, null=True)
+    artist_id = peewee.CharField(max_length=20, null=True)
+    directory_id = peewee.CharField(max_length=20, null=True)
+    # A library clip's ``.lrc`` sidecar, relative to its music folder.
+    lyrics_path = peewee.TextField(null=True)
 
     class Meta:
         table_name = "clip"
@@ -149,9 +167,103 @@ class PlayQueueEntry(AioModel):
 # like are a third of a row's values and never leave the server in a list.
 _UNLISTED = frozenset(
     {"sha256", "file_name", "search_text", "last_played_at", "updated_at", "genre_key"}
-    | {"artist_key", "album_key", "cover_type", "media_version"}
+    | {"artist_key", "album_key", "cover_type", "media_version", "mtime_ns", "missing_since"}
+    | {"album_id", "artist_id", "directory_id", "lyrics_path"}
 )
 LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
 # Rows of a list end with the number of clips that match (``matches``).
 ListedRecord = row_type(Clip, LISTED_FIELDS, "matches")
 listed_records = Records(ListedRecord, LISTED_FIELDS)
+
+
+# -- the library's derived rows ---------------------------------------------------------------
+# Kept exact by ``mosic.core.aggregates`` in the transaction of every change to their songs
+# (and a play's count by a trigger), rebuilt whole by ``mosic reindex``.
+
+
+class MusicFolder(AioModel):
+    id = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField(max_length=200, unique=True)
+    root = peewee.TextField(null=True)
+    # Clips of the folder that are not missing: X-Total-Count without counting rows.
+    clips = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "music_folder"
+
+
+class ArtistRow(AioModel):
+    id = peewee.CharField(max_length=20, primary_key=True)
+    name = peewee.CharField(max_length=TAG_MAX)
+    sort_key = peewee.CharField(max_length=TAG_MAX)
+    search_text = peewee.TextField(default="")
+    album_count = peewee.IntegerField(default=0)
+    song_count = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "library_artist"
+
+
+class AlbumRow(AioModel):
+    id = peewee.CharField(max_length=20, primary_key=True)
+    name = peewee.CharField(max_length=TAG_MAX)
+    sort_key = peewee.CharField(max_length=TAG_MAX)
+    artist_id = peewee.CharField(max_length=20)
+    artist = peewee.CharField(max_length=TAG_MAX)
+    artist_sort_key = peewee.CharField(max_length=TAG_MAX)
+    search_text = peewee.TextField(default="")
+    song_count = peewee.IntegerField(default=0)
+    duration = peewee.DoubleField(default=0)
+    play_count = peewee.BigIntegerField(default=0)
+    created_at = peewee.DateTimeField(null=True)
+    last_played_at = peewee.DateTimeField(null=True)
+    year = peewee.IntegerField(null=True)
+    genre = peewee.CharField(max_length=TAG_MAX, null=True)
+    genre_key = peewee.CharField(max_length=TAG_MAX, null=True)
+    cover_clip_id = peewee.UUIDField(null=True)
+
+    class Meta:
+        table_name = "library_album"
+
+
+class GenreRow(AioModel):
+    key = peewee.CharField(max_length=TAG_MAX, primary_key=True)
+    name = peewee.CharField(max_length=TAG_MAX)
+    song_count = peewee.IntegerField(default=0)
+    album_count = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "library_genre"
+
+
+class DirectoryRow(AioModel):
+    id = peewee.CharField(max_length=20, primary_key=True)
+    music_folder = peewee.CharField(max_length=200)
+    path = peewee.TextField()
+    parent_id = peewee.CharField(max_length=20, null=True)
+    name = peewee.TextField()
+    sort_key = peewee.TextField()
+
+    class Meta:
+        table_name = "library_directory"
+
+
+class ScanRow(AioModel):
+    """One row (id 1): the current or last scan, and who holds the scanning lease."""
+
+    id = peewee.IntegerField(primary_key=True)
+    scanning = peewee.BooleanField(default=False)
+    owner = peewee.CharField(max_length=200, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+    seen = peewee.BigIntegerField(default=0)
+    added = peewee.BigIntegerField(default=0)
+    updated = peewee.BigIntegerField(default=0)
+    moved = peewee.BigIntegerField(default=0)
+    missing = peewee.BigIntegerField(default=0)
+    unchanged = peewee.BigIntegerField(default=0)
+    failed = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "library_scan"
