@@ -38,6 +38,7 @@ from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
+from mosic.core.listing import Listing
 from mosic.core.plays import PlayRecorder
 from mosic.core.signing import Signer
 from mosic.core.waveform import Waveforms
@@ -59,6 +60,7 @@ class Services:
     db: object
     store: MediaStore
     catalogue: Catalogue
+    listing: Listing
     library: Library
     collection: Collection
     plays: PlayRecorder
@@ -87,6 +89,7 @@ class Services:
             db=db,
             store=store,
             catalogue=catalogue,
+            listing=Listing(db=db),
             library=Library(db=db),
             collection=Collection(db=db),
             plays=PlayRecorder(catalogue=catalogue, metrics=metrics),
@@ -215,7 +218,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
     cover_link = auth.key_or_signature(s.keys, s.signer, s.metrics, signing.COVER)
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [
-        ("/play", ClipCollection(**clip, uploads=s.uploads), key, POST),
+        ("/play", ClipCollection(**clip, listing=s.listing, uploads=s.uploads), key, POST),
         ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key, POST),
         ("/play/{clip_id:uuid}", ClipItem(**clip), key, PATCH_DELETE),
         ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key, READS_ONLY),

@@ -42,6 +42,16 @@ TABLES = (
     "subsonic_playlist_entry",
     "subsonic_play_queue",
     "subsonic_play_queue_entry",
+    "library_album",
+    "library_artist",
+    "library_genre",
+    "library_directory",
+)
+# Rows every database has from its migrations, put back as they were.
+RESET = (
+    "DELETE FROM music_folder WHERE id != 1",
+    "UPDATE music_folder SET clips = 0",
+    "UPDATE library_scan SET scanning = FALSE, owner = NULL, lease_until = NULL",
 )
 # Covers (by image type) and waveform peaks (audiowaveform .dat) in the media store.
 DERIVED_SUFFIXES = {".jpg", ".png", ".gif", ".webp", ".bmp", ".img", ".dat"}
@@ -83,7 +93,8 @@ def settings_for(backend: str, data_dir: Path, postgres_url: str | None, **overr
 def reset_database(settings: Settings) -> None:
     """Apply migrations and empty the catalogue (and what the listener keeps), so each test
     starts from nothing."""
-    migrate(settings, then=tuple(f"DELETE FROM {table}" for table in TABLES))  # noqa: S608
+    emptied = tuple(f"DELETE FROM {table}" for table in TABLES)  # noqa: S608
+    migrate(settings, then=emptied + RESET)
 
 
 @contextlib.contextmanager

@@ -78,8 +78,13 @@ async def test_metadata_only_clip_round_trip(api):
         "created_at",
         "cover_url",
         "waveform_url",
+        "source",
+        "music_folder",
+        "path",
         *TAG_FIELDS,
     }
+    # A clip a client registers is one of the Uploads: only music folders hold paths.
+    assert (clip["source"], clip["music_folder"], clip["path"]) == ("upload", "Uploads", None)
     assert clip["cover_url"] is None and clip["waveform_url"] is None
     assert all(clip[name] is None for name in TAG_FIELDS)
 
@@ -305,7 +310,7 @@ async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(setti
     """Rows become records without a conversion per value where the driver types them
     (PostgreSQL) and with one where it returns text (SQLite): the same types either way."""
     from mosic.app import Services
-    from mosic.core.catalogue import ListQuery
+    from mosic.core.listing import ListQuery
 
     await _add_many(api, ["typed one", "typed two"])
     played = (await api.get("/play", params={"limit": 1})).json[0]["id"]
@@ -313,7 +318,7 @@ async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(setti
     services = Services.build(settings)
     await services.db.aio_connect()
     try:
-        page = await services.catalogue.list(ListQuery(limit=10))
+        page = await services.listing.list(ListQuery(limit=10))
         one = await services.catalogue.get(uuid.UUID(played))
     finally:
         await services.db.aio_close()

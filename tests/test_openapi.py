@@ -31,7 +31,7 @@ from openapi_spec_validator import validate
 from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
-from mosic.core import audio, catalogue, plays, signing, text, waveform
+from mosic.core import audio, listing, plays, signing, text, waveform
 from mosic.core.signing import Signer
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
 from mosic.settings import Settings
@@ -801,8 +801,8 @@ def test_documented_limits_are_the_codes_constants(document):
     limit = components["parameters"]["Limit"]["schema"]
     assert (limit["maximum"], limit["default"]) == (params.LIMIT_MAX, 100)
     sort = components["parameters"]["Sort"]["schema"]
-    assert set(sort["enum"]) == {s + f for f in catalogue.SORT_FIELDS for s in ("", "-")}
-    assert sort["default"] == catalogue.DEFAULT_SORT
+    assert set(sort["enum"]) == {s + f for f in listing.SORT_FIELDS for s in ("", "-")}
+    assert sort["default"] == listing.DEFAULT_SORT
     new_clip = components["schemas"]["NewClip"]["properties"]
     assert new_clip["title"]["maxLength"] == TITLE_MAX
     assert new_clip["description"]["maxLength"] == text.DESCRIPTION_MAX
@@ -819,7 +819,7 @@ def test_documented_limits_are_the_codes_constants(document):
     assert (points["maximum"], points["default"]) == (waveform.POINTS_MAX, waveform.DEFAULT_POINTS)
     year = components["parameters"]["Year"]["schema"]
     assert (year["minimum"], year["maximum"]) == (1, audio.NUMBER_MAX)
-    for name in catalogue.TEXT_FILTERS:
+    for name in listing.TEXT_FILTERS:
         assert components["parameters"][name.capitalize()]["schema"]["maxLength"] == TAG_MAX
 
 

@@ -16,6 +16,7 @@ from mosic.api.shapes import clip_json, next_link, stats_json
 from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
+from mosic.core.listing import Listing
 from mosic.core.signing import Signer
 from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
@@ -32,15 +33,18 @@ def created(resp, clip: Clip, signer: Signer) -> None:
 class ClipCollection:
     """``/play``"""
 
-    def __init__(self, *, catalogue: Catalogue, signer: Signer, uploads: Uploads) -> None:
+    def __init__(
+        self, *, catalogue: Catalogue, listing: Listing, signer: Signer, uploads: Uploads
+    ) -> None:
         self._catalogue = catalogue
+        self._listing = listing
         self._signer = signer
         self._uploads = uploads
 
     async def on_get(self, req, resp) -> None:
         query = params.list_query(req)
         try:
-            page = await self._catalogue.list(query)
+            page = await self._listing.list(query)
         except InvalidCursor as exc:
             raise bad_request(f"'cursor': {exc}") from None
         resp.media = [clip_json(clip, self._signer) for clip in page.clips]

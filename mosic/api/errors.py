@@ -9,7 +9,7 @@ import falcon
 import peewee
 
 from mosic.api.middleware import BodyStalled
-from mosic.core.catalogue import ClipNotFound, NoCover, NoWaveform
+from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NoCover, NoWaveform
 from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
@@ -119,6 +119,9 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             retry_after=TRANSCODE_RETRY_AFTER_S,
         )
 
+    async def in_library_folder(req, resp, ex, params):
+        raise falcon.HTTPConflict(title="In a music folder", description=str(ex))
+
     async def transcode_failed(req, resp, ex, params):
         log.warning("cannot transcode %s: %s", req.path, ex)
         raise falcon.HTTPUnprocessableEntity(
@@ -128,6 +131,7 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
         )
 
     app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(InLibraryFolder, in_library_folder)
     app.add_error_handler(BodyStalled, body_stalled)
     app.add_error_handler(StorageFull, storage_full)
     app.add_error_handler(StorageUnavailable, storage_unavailable)

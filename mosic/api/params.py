@@ -12,12 +12,14 @@ import falcon
 import falcon.media
 
 from mosic.api.errors import bad_request
-from mosic.core import audio, catalogue
-from mosic.core.catalogue import ListQuery
+from mosic.core import audio, listing
+from mosic.core.listing import ListQuery
 from mosic.core.text import InvalidText, client_text, unstorable
 from mosic.media import transcode
 from mosic.media.transcode import Rendition
 from mosic.persistence.models import TAG_MAX, TITLE_MAX
+
+MUSIC_FOLDER_MAX = 200
 
 LIMIT_MAX = 500
 DEFAULT_LIMIT = 100
@@ -73,9 +75,9 @@ def list_query(req) -> ListQuery:
     cursor = req.get_param("cursor")
     if offset is not None and cursor is not None:
         raise bad_request("use either 'offset' or 'cursor', not both")
-    sort = req.get_param("sort") or catalogue.DEFAULT_SORT
-    if sort.lstrip("-") not in catalogue.SORT_FIELDS or sort.count("-") > 1:
-        allowed = ", ".join(f"{f}, -{f}" for f in catalogue.SORT_FIELDS)
+    sort = req.get_param("sort") or listing.DEFAULT_SORT
+    if sort.lstrip("-") not in listing.SORT_FIELDS or sort.count("-") > 1:
+        allowed = ", ".join(f"{f}, -{f}" for f in listing.SORT_FIELDS)
         raise bad_request(f"'sort' must be one of {allowed}; got {sort!r}")
     if cursor is not None and len(cursor) > CURSOR_MAX:
         raise bad_request("'cursor': the cursor is not one this server issued")
@@ -85,9 +87,18 @@ def list_query(req) -> ListQuery:
         cursor=cursor,
         q=search_param(req, "q", QUERY_MAX),
         sort=sort,
-        **{name: search_param(req, name, TAG_MAX) for name in catalogue.TEXT_FILTERS},
+        **{name: search_param(req, name, TAG_MAX) for name in listing.TEXT_FILTERS},
         year=int_param(req, "year", 1, audio.NUMBER_MAX),
+        music_folder=search_param(req, "music_folder", MUSIC_FOLDER_MAX),
+        source=choice_param(req, "source", listing.SOURCES),
     )
+
+
+def choice_param(req, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = req.get_param(name)
+    if value is not None and value not in allowed:
+        raise bad_request(f"'{name}' must be one of {', '.join(allowed)}; got {value!r}")
+    return value
 
 
 def search_param(req, name: str, limit: int) -> str | None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import orjson
 
 from mosic.core import signing
-from mosic.core.catalogue import ListQuery, Page
+from mosic.core.listing import ListQuery, Page
 from mosic.core.signing import Signer
 from mosic.persistence.models import Clip
 
@@ -64,6 +64,9 @@ def clip_json(clip: Clip, signer: Signer) -> dict:
         "bitrate": clip.bitrate,
         "sample_rate": clip.sample_rate,
         "channels": clip.channels,
+        "source": clip.source,
+        "music_folder": clip.music_folder,
+        "path": clip.path,
     }
 
 
@@ -85,7 +88,7 @@ def stats_json(clip: Clip, signer: Signer) -> dict:
 
 def next_link(path: str, query: ListQuery, page: Page) -> str | None:
     params = {"limit": query.limit, "sort": query.sort}
-    for name in ("q", "genre", "artist", "album", "year"):
+    for name in ("q", "genre", "artist", "album", "year", "music_folder", "source"):
         if getattr(query, name) is not None:
             params[name] = getattr(query, name)
     if page.next_offset is not None:

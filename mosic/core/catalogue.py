@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass
 
 import peewee
-from peewee import SQL, NodeList, fn
+from peewee import fn
 
-from mosic.core import audio, covers
-from mosic.core.cursors import decode_cursor, encode_cursor
+from mosic.core import audio, covers, grouping
+from mosic.core.aggregates import Aggregates, Touched, visible
+from mosic.core.listing import filter_keys
 from mosic.core.text import (
     DESCRIPTION_MAX,
     UNTITLED,
@@ -31,32 +32,21 @@ from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
 from mosic.persistence.models import (
     CLIP_FIELDS,
-    LISTED_FIELDS,
     TAG_MAX,
     TITLE_MAX,
+    UPLOAD,
     Clip,
+    MusicFolder,
     clip_records,
-    listed_records,
 )
 
 log = logging.getLogger(__name__)
 
-# Sort keys a client may ask for; "-" means descending. Each maps to a non-null column, and
-# the id breaks ties so pages never overlap or skip.
-SORT_FIELDS = {
-    "created_at": Clip.created_at,
-    "title": Clip.title,
-    "play_count": Clip.play_count,
-    "duration": Clip.duration,
-}
-DEFAULT_SORT = "-created_at"
 # A play's UPDATE returns the new count alone (the whole row cost a stream 31 values more).
 _COUNTS = Records(int, [Clip.play_count])
 # What the hot queries are compiled with (mosic.persistence.compiled); never stored.
 _SOME_ID = uuid.UUID(int=0)
 _SOME_TIME = dt.datetime(2000, 1, 1)
-# Exact, case-insensitive filters of a listing: each name maps to its case-folded column.
-TEXT_FILTERS = {"genre": Clip.genre_key, "artist": Clip.artist_key, "album": Clip.album_key}
 # The version of the rules that read tags from files. Clips whose ``media_version`` is older
 # (or null: added before the column existed) are read again by ``read_pending``.
 MEDIA_VERSION = 1
@@ -65,6 +55,16 @@ READ_PENDING_BATCH = 50
 
 class ClipNotFound(Exception):
     pass
+
+
+class InLibraryFolder(Exception):
+    """The clip is a file of a music folder: its tags and its file live there, not here."""
+
+    def __init__(self, music_folder: str) -> None:
+        super().__init__(
+            f"this clip is a file of the music folder {music_folder!r}: change its tags or "
+            "remove it there, and Mosic follows"
+        )
 
 
 class NoCover(Exception):
@@ -84,35 +84,6 @@ class DuplicateClip(Exception):
 def utcnow() -> dt.datetime:
     # Naive UTC in the database: the same on SQLite (text) and PostgreSQL (timestamp).
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    limit: int = 100
-    offset: int | None = None
-    cursor: str | None = None
-    q: str | None = None
-    sort: str = DEFAULT_SORT
-    genre: str | None = None
-    artist: str | None = None
-    album: str | None = None
-    year: int | None = None
-
-    @property
-    def sort_field(self) -> str:
-        return self.sort.lstrip("-")
-
-    @property
-    def descending(self) -> bool:
-        return self.sort.startswith("-")
-
-
-@dataclass
-class Page:
-    clips: list  # ListedRecords: the fields a listing shows, as attributes
-    total: int
-    next_offset: int | None = None
-    next_cursor: str | None = None
 
 
 @dataclass
@@ -156,76 +127,8 @@ def new_clip_row(**fields) -> dict:
         row["title"], row.get("description"), row.get("artist"), row.get("album")
     )
     row.update(filter_keys(row))
+    row.update(grouping.song_ids(row))
     return row
-
-
-def filter_keys(fields: dict) -> dict:
-    """The case-folded columns the exact filters of a listing compare with."""
-    return {
-        f"{name}_key": fields[name].casefold() if fields.get(name) else None
-        for name in TEXT_FILTERS
-    }
-
-
-def _filtered(base, query: ListQuery):
-    if query.q:
-        base = base.where(_like_contains(Clip.search_text, query.q.casefold()))
-    for name, column in TEXT_FILTERS.items():
-        value = getattr(query, name)
-        if value is not None:
-            base = base.where(column == value.casefold())
-    if query.year is not None:
-        base = base.where(Clip.year == query.year)
-    return base
-
-
-def _like_contains(column, needle: str):
-    return NodeList((column, SQL("LIKE"), _contains_pattern(needle), SQL("ESCAPE '!'")))
-
-
-def _contains_pattern(needle: str) -> str:
-    escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
-
-
-def _matches(query: ListQuery):
-    return _filtered(Clip.select(fn.COUNT(SQL("*"))), query)
-
-
-def _page_query(query: ListQuery):
-    """A page of ``query`` and its count of matches, as a peewee query."""
-    column = SORT_FIELDS[query.sort_field]
-    order = (column.desc(), Clip.id.desc()) if query.descending else (column, Clip.id)
-    rows = _filtered(Clip.select(*LISTED_FIELDS, _matches(query)), query).order_by(*order)
-    if query.cursor:
-        key = peewee.Tuple(column, Clip.id)
-        after = peewee.Tuple(*_cursor_params(query, column))
-        rows = rows.where(key < after if query.descending else key > after)
-    if query.offset:
-        rows = rows.offset(query.offset)
-    return rows.limit(query.limit + 1)
-
-
-def _page_params(query: ListQuery) -> list:
-    """The parameters of ``_page_query(query)``, in the order of its SQL text: the filters
-    of the count (a column, so first), the filters again, the cursor, limit and offset."""
-    filters = [_contains_pattern(query.q.casefold())] if query.q else []
-    filters += [getattr(query, n).casefold() for n in TEXT_FILTERS if getattr(query, n) is not None]
-    if query.year is not None:
-        filters.append(query.year)
-    params = filters + filters
-    if query.cursor:
-        params += _cursor_params(query, SORT_FIELDS[query.sort_field])
-    params.append(query.limit + 1)
-    if query.offset:
-        params.append(query.offset)
-    return params
-
-
-def _cursor_params(query: ListQuery, column) -> list:
-    value, last_id = decode_cursor(query.cursor, query.sort)
-    # Tuple members are not converted by their fields, so convert them here.
-    return [column.db_value(value), Clip.id.db_value(last_id)]
 
 
 class Catalogue:
@@ -233,9 +136,12 @@ class Catalogue:
         self._db = db
         self._store = store
         self._waveforms = waveforms
+        self._aggregates = Aggregates(db=db)
         some_id = (Clip.id, _SOME_ID)
-        self._by_id = BatchedLookup(db, Clip.select(*CLIP_FIELDS), Clip.id, clip_records)
-        self._page_sql: dict[tuple, str] = {}
+        # A library clip whose file is missing is not found, everywhere.
+        self._by_id = BatchedLookup(
+            db, Clip.select(*CLIP_FIELDS).where(visible()), Clip.id, clip_records
+        )
         self._play = CompiledQuery(
             db,
             Clip.update(play_count=Clip.play_count + 1, last_played_at=_SOME_TIME)
@@ -366,47 +272,9 @@ class Catalogue:
                 log.warning("%s of a failed upload was left behind: %s", name, exc)
 
     async def count(self) -> int:
-        return await Clip.select().aio_count(self._db)
-
-    async def list(self, query: ListQuery) -> Page:
-        """One page, and the number of clips that match, in one statement: the count is a
-        scalar subquery, which both databases evaluate once (a window count would read every
-        match before the first row)."""
-        sql, params = self._page_statement(query)
-        rows = await self._db.fetch_rows(sql, params)
-        # Past the last page there is no row to carry the count.
-        total = rows[0][-1] if rows else await _matches(query).aio_scalar(self._db)
-        page = Page(
-            clips=listed_records(rows[: query.limit], typed=self._db.rows_are_typed), total=total
-        )
-        if len(rows) > query.limit:
-            if query.offset is not None:
-                page.next_offset = query.offset + query.limit
-            else:
-                page.next_cursor = encode_cursor(query.sort, page.clips[-1])
-        return page
-
-    def _page_statement(self, query: ListQuery) -> tuple[str, list]:
-        """The page's SQL and parameters. The text depends only on the query's shape (sort,
-        which filters, cursor or offset), so peewee builds it once per shape (5 % of a
-        500-row page was peewee making the same text again); the parameters are computed
-        here, and checked against peewee's the first time each shape is seen."""
-        shape = (
-            query.sort,
-            bool(query.q),
-            tuple(name for name in TEXT_FILTERS if getattr(query, name) is not None),
-            query.year is not None,
-            bool(query.cursor),
-            bool(query.offset),
-        )
-        params = _page_params(query)
-        sql = self._page_sql.get(shape)
-        if sql is None:
-            sql, built = self._db.get_sql_context().sql(_page_query(query)).query()
-            if built != params:
-                raise AssertionError(f"list parameters {params} are not peewee's {built}")
-            self._page_sql[shape] = sql
-        return sql, params
+        """Clips listed now, from the folders' counts: no clip row is read."""
+        total = await MusicFolder.select(fn.SUM(MusicFolder.clips)).aio_scalar(self._db)
+        return int(total or 0)
 
     async def add_external(
         self,
@@ -428,8 +296,22 @@ class Catalogue:
             external_url=audio_url,
             media_version=MEDIA_VERSION,
         )
-        await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
+        await self._insert(row)
         return Clip(**row)
+
+    async def _insert(self, row: dict) -> None:
+        """Insert a clip and bring its album, artist, genre and folder counts with it; call
+        inside a transaction to join others to it."""
+        touched = Touched()
+        touched.clip(row, 1)
+        async with self._db.aio_atomic():
+            await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
+            await self._aggregates.refresh(touched)
+
+    @property
+    def aggregates(self) -> Aggregates:
+        """The derived rows' keeper (``mosic reindex`` rebuilds through it)."""
+        return self._aggregates
 
     async def receive(self, limit: int) -> Incoming:
         """Start receiving an upload into the media store."""
@@ -451,7 +333,7 @@ class Catalogue:
             row.update(await self._store_cover(info))
             row.update(await self._store_waveform(incoming.sha256, incoming.inspect))
             async with self._db.aio_atomic():
-                await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
+                await self._insert(row)
                 await self._store.publish(incoming, row["file_name"])
                 published = True
         except BaseException as exc:
@@ -505,6 +387,8 @@ class Catalogue:
 
     async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> Clip:
         clip = await self.get(clip_id)
+        if clip.source != UPLOAD:
+            raise InLibraryFolder(clip.music_folder)
         if not changes:
             return clip
         for name, value in changes.items():
@@ -527,14 +411,18 @@ class Catalogue:
         """Delete the row and its file. The file goes inside the transaction: an identical
         upload racing us waits on the row's unique hash until we commit, so it can never
         publish its file only to have us remove it."""
+        clip = await self.get(clip_id)
+        if clip.source != UPLOAD:
+            raise InLibraryFolder(clip.music_folder)
         async with self._db.aio_atomic():
             rows = await self._db.aio_execute(
-                Clip.delete()
-                .where(Clip.id == clip_id)
-                .returning(Clip.file_name, Clip.cover_name, Clip.waveform_name)
+                Clip.delete().where((Clip.id == clip_id) & visible()).returning(*_GROUPED)
             )
             if not rows:
                 raise ClipNotFound(clip_id)
+            touched = Touched()
+            touched.clip({f.name: getattr(rows[0], f.name) for f in _GROUPED}, -1)
+            await self._aggregates.refresh(touched)
             for name in (rows[0].file_name, rows[0].waveform_name):
                 if name:
                     await self._store.remove(name)
@@ -548,6 +436,19 @@ class Catalogue:
         """
         rows = await self._play.run(clip_id=clip_id, now=utcnow())
         return rows[0] if rows else None
+
+
+# What a deleted clip's row must say for its album, artist, genre and folder to follow.
+_GROUPED = (
+    Clip.file_name,
+    Clip.cover_name,
+    Clip.waveform_name,
+    Clip.album_artist,
+    Clip.artist,
+    Clip.album,
+    Clip.genre,
+    Clip.music_folder,
+)
 
 
 def _upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:

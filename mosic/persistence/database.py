@@ -146,6 +146,8 @@ def as_peewee_error(exc: Exception) -> peewee.PeeweeException:
 
 class SqliteDatabase(peewee_async.SqliteDatabase):
     pool_backend_cls = SqlitePoolBackend
+    # How substring search uses an index here (mosic.persistence.search).
+    full_text = "fts5"
     # Ids and times come back as text, for their fields to convert.
     rows_are_typed = False
 
@@ -249,6 +251,7 @@ def _quiet(conn: psycopg.AsyncConnection) -> bool:
 
 class PostgresqlDatabase(peewee_async.Psycopg3Database):
     pool_backend_cls = PostgresPoolBackend
+    full_text = "trgm"
     # psycopg returns uuid.UUID and datetime itself: what the fields would convert to.
     rows_are_typed = True
 
