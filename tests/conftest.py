@@ -50,7 +50,7 @@ TABLES = (
 # Rows every database has from its migrations, put back as they were.
 RESET = (
     "DELETE FROM music_folder WHERE id != 1",
-    "UPDATE music_folder SET clips = 0",
+    "UPDATE music_folder SET clips = 0, songs = 0",
     "UPDATE library_scan SET scanning = FALSE, owner = NULL, lease_until = NULL",
 )
 # Covers (by image type) and waveform peaks (audiowaveform .dat) in the media store.

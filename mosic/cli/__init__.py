@@ -1,4 +1,5 @@
-"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``import``, ``--version``).
+"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``reindex``, ``import``,
+``storage``, ``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -18,6 +19,8 @@ log = logging.getLogger("mosic")
 # Files read, hashed and decoded at once by ``mosic import``: decoding is bounded separately
 # (mosic.core.waveform.DECODE_CONCURRENCY), so more jobs overlap disk reads with it.
 DEFAULT_IMPORT_JOBS = 4
+# The migration whose tables 'mosic reindex' fills (artists, albums, genres, ...).
+DERIVED_ROWS_MIGRATION = "0004_library"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="worker processes; more than 1 runs gunicorn (MOSIC_WORKERS)"
     )
     commands.add_parser("migrate", help="apply pending schema migrations and exit")
+    commands.add_parser(
+        "reindex",
+        help="rebuild artists, albums, genres, counts and the search index from the clips",
+        description="Rebuild everything derived from the clips in place, safe while Mosic "
+        "serves: after loading clips by other means (a restore, a bulk SQL load).",
+    )
     storage = commands.add_parser("storage", help="work on the media store")
     storage_commands = storage.add_subparsers(dest="storage_command", required=True)
     copy = storage_commands.add_parser(
@@ -84,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "reindex":
+        code = migrate(settings)
+        if code:
+            return code
+        from mosic.cli.reindex import reindex
+
+        return reindex(settings)
     if args.command == "storage":
         code = migrate(settings)
         if code:
@@ -116,4 +132,10 @@ def migrate(settings: Settings) -> int:
     log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
     from mosic.cli.library import read_pending
 
-    return read_pending(settings)
+    code = read_pending(settings)
+    if code or DERIVED_ROWS_MIGRATION not in applied:
+        return code
+    # The migration made the derived rows' tables: fill them from the clips once.
+    from mosic.cli.reindex import reindex
+
+    return reindex(settings)

@@ -46,12 +46,15 @@ class Touched:
     genres: Counter = field(default_factory=Counter)
     genre_names: dict[str, str] = field(default_factory=dict)
     folders: Counter = field(default_factory=Counter)
+    folder_songs: Counter = field(default_factory=Counter)
 
     def clip(self, fields: dict, delta: int) -> None:
         """A clip with ``fields`` appeared (``delta`` 1) or went (-1), from every listing."""
-        self.folders[fields.get("music_folder") or UPLOADS] += delta
+        folder = fields.get("music_folder") or UPLOADS
+        self.folders[folder] += delta
         if fields.get("file_name") is None:
             return  # metadata-only clips are not songs
+        self.folder_songs[folder] += delta
         artist, album = grouping.song_names(
             fields.get("album_artist"), fields.get("artist"), fields.get("album")
         )
@@ -80,11 +83,12 @@ class Aggregates:
             await self._refresh_artists(touched.artists)
         await self._move_genres(touched)
         for name, delta in touched.folders.items():
-            if delta:
+            songs_delta = touched.folder_songs[name]
+            if delta or songs_delta:
                 await self._db.aio_execute(
-                    MusicFolder.update(clips=MusicFolder.clips + delta).where(
-                        MusicFolder.name == name
-                    )
+                    MusicFolder.update(
+                        clips=MusicFolder.clips + delta, songs=MusicFolder.songs + songs_delta
+                    ).where(MusicFolder.name == name)
                 )
 
     async def _refresh_albums(self, albums: dict[str, tuple[str, str]]) -> set[str]:
@@ -291,10 +295,10 @@ class Aggregates:
             await self._count_genre_albums([row[0] for row in rows])
 
     async def _rebuild_folders(self) -> None:
-        counts = Clip.select(fn.COUNT(SQL("*"))).where(
-            visible() & (Clip.music_folder == MusicFolder.name)
-        )
-        await self._db.aio_execute(MusicFolder.update(clips=counts))
+        in_folder = Clip.music_folder == MusicFolder.name
+        clips = Clip.select(fn.COUNT(SQL("*"))).where(visible() & in_folder)
+        counted_songs = Clip.select(fn.COUNT(SQL("*"))).where(songs() & in_folder)
+        await self._db.aio_execute(MusicFolder.update(clips=clips, songs=counted_songs))
 
 
 _ALBUM_UPDATED = [

@@ -29,6 +29,7 @@ from mosic.core.text import (
 )
 from mosic.core.waveform import Peaks, Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
+from mosic.persistence import search
 from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
 from mosic.persistence.models import (
     CLIP_FIELDS,
@@ -308,10 +309,11 @@ class Catalogue:
             await self._db.aio_execute(Clip.insert(row).returning(Clip.id))
             await self._aggregates.refresh(touched)
 
-    @property
-    def aggregates(self) -> Aggregates:
-        """The derived rows' keeper (``mosic reindex`` rebuilds through it)."""
-        return self._aggregates
+    async def reindex(self, progress=None) -> None:
+        """Rebuild every derived row and the search index from the clips (``mosic
+        reindex``); ``progress(n)`` hears of each batch of clips regrouped."""
+        await self._aggregates.rebuild(progress)
+        await search.rebuild(self._db)
 
     async def receive(self, limit: int) -> Incoming:
         """Start receiving an upload into the media store."""
@@ -350,17 +352,21 @@ class Catalogue:
         migration added their columns); returns how many clips were read. Idempotent: each
         clip is marked as read, and a file that cannot be read leaves its tags null."""
         done = 0
+        pending = Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION)
+        after = None
         while True:
-            batch = await self._db.aio_execute(
-                Clip.select()
-                .where(Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION))
-                .order_by(Clip.id)
-                .limit(READ_PENDING_BATCH)
-            )
+            # By id, onwards: a row whose update matched nothing is never read twice.
+            query = Clip.select().where(pending).order_by(Clip.id).limit(READ_PENDING_BATCH)
+            if after is not None:
+                query = query.where(Clip.id > after)
+            batch = await self._db.aio_execute(query)
             if not batch:
                 return done
+            after = batch[-1].id
             for clip in batch:
-                changes = filter_keys({"artist": clip.artist, "album": clip.album})
+                changes = filter_keys(
+                    {"artist": clip.artist, "album": clip.album, "genre": clip.genre}
+                )
                 if not clip.is_external:
                     changes.update(await self._reread(clip))
                 await self._db.aio_execute(

@@ -1,11 +1,11 @@
-"""The library view: the clips seen as artists, albums and songs (what Subsonic apps browse).
+"""The library view: the clips seen as artists, albums, genres and songs (what Subsonic apps
+browse).
 
-Every clip with a stored file is a song. Its artist is its album artist tag, else its artist
-tag ("Unknown Artist" when it has neither), its album the pair (artist, album tag) ("Unknown
-Album"). Artist and album ids
-are derived from those names, so they are stable across restarts and replicas with nothing
-stored: ``ar-`` or ``al-`` and a short hash. Albums are computed by one GROUP BY over the
-clips, so the view is always exactly what the catalogue holds.
+Every clip with a stored file that is not missing is a song; ``mosic.core.grouping`` says
+which album and artist it belongs to. Albums, artists and genres are rows of their own
+(``mosic.core.aggregates`` keeps them exact), so each read costs the size of its answer: an
+album is one row and an index range of its songs, a list page an index range of albums.
+Random picks probe the primary key at random points, never sort the whole table.
 
 Read-only: plays are counted by ``mosic.core.plays.PlayRecorder``, clips changed by the
 ``Catalogue``.
@@ -14,49 +14,35 @@ Read-only: plays are counted by ``mosic.core.plays.PlayRecorder``, clips changed
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass, field
 
-import peewee
 from peewee import fn
 
-from mosic.persistence.models import Clip
+from mosic.core.aggregates import songs
+from mosic.core.grouping import ALBUM_PREFIX, ARTIST_PREFIX, song_names
+from mosic.persistence import search
+from mosic.persistence.models import AlbumRow, ArtistRow, Clip, GenreRow, MusicFolder
 
-UNKNOWN_ARTIST = "Unknown Artist"
-UNKNOWN_ALBUM = "Unknown Album"
-ARTIST_PREFIX = "ar-"
-ALBUM_PREFIX = "al-"
-# 64 bits of SHA-1: no collision among any library's few thousand names.
-ID_HASH_CHARS = 16
+__all__ = [
+    "ALBUM_PREFIX",
+    "ARTIST_PREFIX",
+    "Album",
+    "Artist",
+    "Genre",
+    "Library",
+    "NotInLibrary",
+    "song_names",
+]
+
+# Random songs and albums: each pick probes the primary key at a random point; a filter may
+# make a probe come back empty, so a few more than asked are tried.
+RANDOM_TRIES = 3
 
 
 class NotInLibrary(Exception):
     """No song, album or artist has this id."""
-
-
-def _short_hash(*parts: str) -> str:
-    joined = "\x00".join(parts).encode()
-    return hashlib.sha1(joined, usedforsecurity=False).hexdigest()[:ID_HASH_CHARS]
-
-
-def artist_id(name: str) -> str:
-    return ARTIST_PREFIX + _short_hash(name)
-
-
-def album_id(artist: str, album: str) -> str:
-    return ALBUM_PREFIX + _short_hash(artist, album)
-
-
-def names(artist: str | None, album: str | None) -> tuple[str, str]:
-    """The (artist, album) names a song's tags put it under: the one naming rule."""
-    return artist or UNKNOWN_ARTIST, album or UNKNOWN_ALBUM
-
-
-def song_names(clip: Clip) -> tuple[str, str]:
-    # An album's artist is its album artist when tagged: a compilation is one album, not
-    # one per track artist.
-    return names(clip.album_artist or clip.artist, clip.album)
 
 
 @dataclass
@@ -71,138 +57,188 @@ class Album:
     created: dt.datetime | None = None
     last_played: dt.datetime | None = None
     year: int | None = None
-    # Every genre its songs have, the most common first (Subsonic shows the first).
+    # The album's genre, its songs' most common (Subsonic shows one).
     genres: list[str] = field(default_factory=list)
     has_cover: bool = False
-    # The raw (artist, album) tag pairs that make up this album: NULL and "" and the
-    # placeholder names all land in the same album.
-    tags: list[tuple[str | None, str | None]] = field(default_factory=list)
-
-
-@dataclass
-class Genre:
-    name: str
-    song_count: int = 0
-    albums: set[str] = field(default_factory=set)
+    cover_clip_id: uuid.UUID | None = None
 
 
 @dataclass
 class Artist:
     id: str
     name: str
+    album_count: int = 0
     albums: list[Album] = field(default_factory=list)
 
 
-def _stored():
-    return Clip.file_name.is_null(False)
+@dataclass
+class Genre:
+    name: str
+    song_count: int = 0
+    album_count: int = 0
 
 
-def _matches_tags(tags: list[tuple[str | None, str | None]]):
-    def same(column, value):
-        return column.is_null() if value is None else column == value
-
-    condition = None
-    for artist, album in tags:
-        one = same(_album_artist(), artist) & same(Clip.album, album)
-        condition = one if condition is None else condition | one
-    return condition
-
-
-def _album_artist():
-    """The artist an album is grouped by: the album artist tag when set, else the artist."""
-    return fn.COALESCE(fn.NULLIF(Clip.album_artist, ""), Clip.artist)
-
-
-def _genre_is(genre: str):
-    return Clip.genre_key == genre.casefold()
+def _album(row: AlbumRow) -> Album:
+    return Album(
+        id=row.id,
+        name=row.name,
+        artist=row.artist,
+        artist_id=row.artist_id,
+        song_count=row.song_count,
+        duration=row.duration,
+        play_count=row.play_count,
+        created=row.created_at,
+        last_played=row.last_played_at,
+        year=row.year,
+        genres=[row.genre] if row.genre else [],
+        has_cover=row.cover_clip_id is not None,
+        cover_clip_id=row.cover_clip_id,
+    )
 
 
-def _words(query: str) -> list[str]:
-    return query.casefold().split()
+def _artist(row: ArtistRow) -> Artist:
+    return Artist(id=row.id, name=row.name, album_count=row.album_count)
 
 
-def _like(column, word: str):
-    escaped = word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return peewee.NodeList((column, peewee.SQL("LIKE"), f"%{escaped}%", peewee.SQL("ESCAPE '!'")))
-
-
-def name_matches(name: str, query: str) -> bool:
-    folded = name.casefold()
-    return all(word in folded for word in _words(query))
+# The orders of album lists, each an index of library_album (migration 0004).
+ALBUM_ORDERS = {
+    "newest": (AlbumRow.created_at.desc(), AlbumRow.id.desc()),
+    "frequent": (AlbumRow.play_count.desc(), AlbumRow.id.desc()),
+    "recent": (AlbumRow.last_played_at.desc(), AlbumRow.id.desc()),
+    "alphabeticalByName": (AlbumRow.sort_key, AlbumRow.artist_sort_key, AlbumRow.id),
+    "alphabeticalByArtist": (AlbumRow.artist_sort_key, AlbumRow.sort_key, AlbumRow.id),
+}
+ALBUM_ONLY = {
+    "frequent": AlbumRow.play_count > 0,
+    "recent": AlbumRow.last_played_at.is_null(False),
+}
 
 
 class Library:
     def __init__(self, *, db) -> None:
         self._db = db
 
-    async def albums(self) -> list[Album]:
-        """Every album, from one grouped query over the stored clips."""
-        query = (
-            Clip.select(
-                _album_artist().alias("artist"),
-                Clip.album,
-                fn.COUNT(Clip.id).alias("songs"),
-                fn.SUM(Clip.duration).alias("seconds"),
-                fn.SUM(Clip.play_count).alias("plays"),
-                fn.MIN(Clip.created_at).alias("first_added"),
-                fn.MAX(Clip.last_played_at).alias("last_played"),
-                fn.MAX(Clip.year).alias("year"),
-                Clip.genre,
-                fn.MAX(Clip.cover_name).alias("cover"),
-            )
-            .where(_stored())
-            # By genre too: an album's genres come from the same one query.
-            .group_by(_album_artist(), Clip.album, Clip.genre)
-            .order_by(fn.COUNT(Clip.id).desc())
-            .dicts()
-        )
-        albums: dict[str, Album] = {}
-        for row in await self._db.aio_execute(query):
-            artist, name = names(row["artist"], row["album"])
-            key = album_id(artist, name)
-            album = albums.setdefault(key, Album(key, name, artist, artist_id(artist)))
-            _add_group(album, row)
-        return sorted(albums.values(), key=lambda a: (a.name.casefold(), a.artist.casefold()))
+    async def _albums(self, query) -> list[Album]:
+        return [_album(row) for row in await self._db.aio_execute(query)]
 
-    async def artists(self) -> list[Artist]:
-        artists: dict[str, Artist] = {}
-        for album in await self.albums():
-            artist = artists.setdefault(album.artist_id, Artist(album.artist_id, album.artist))
-            artist.albums.append(album)
-        return sorted(artists.values(), key=lambda a: a.name.casefold())
+    # -- albums ------------------------------------------------------------------------------
+    async def album_list(self, kind: str, *, offset: int, size: int) -> list[Album]:
+        """A page of albums in one of ``ALBUM_ORDERS``."""
+        query = AlbumRow.select().order_by(*ALBUM_ORDERS[kind])
+        if kind in ALBUM_ONLY:
+            query = query.where(ALBUM_ONLY[kind])
+        return await self._albums(query.offset(offset).limit(size))
+
+    async def albums_by_year(self, from_year: int, to_year: int, *, offset: int, size: int):
+        """Albums from ``from_year`` to ``to_year``, in that direction (newest first when
+        ``from_year`` is the later one, as Subsonic has it)."""
+        low, high = sorted((from_year, to_year))
+        order = AlbumRow.year.desc() if from_year > to_year else AlbumRow.year
+        query = (
+            AlbumRow.select()
+            .where(AlbumRow.year.between(low, high))
+            .order_by(order, AlbumRow.sort_key, AlbumRow.id)
+        )
+        return await self._albums(query.offset(offset).limit(size))
+
+    async def albums_by_genre(self, genre: str, *, offset: int, size: int) -> list[Album]:
+        query = (
+            AlbumRow.select()
+            .where(AlbumRow.genre_key == genre.casefold())
+            .order_by(AlbumRow.sort_key, AlbumRow.id)
+        )
+        return await self._albums(query.offset(offset).limit(size))
+
+    async def random_albums(self, size: int) -> list[Album]:
+        return await self._random(AlbumRow, None, size, _album, _random_album_key)
+
+    async def albums_by_id(self, ids: list[str]) -> list[Album]:
+        """The albums among ``ids``, by name."""
+        wanted = [i for i in ids if i.startswith(ALBUM_PREFIX)]
+        if not wanted:
+            return []
+        query = AlbumRow.select().where(AlbumRow.id.in_(wanted)).order_by(AlbumRow.sort_key)
+        return await self._albums(query)
 
     async def album(self, item_id: str) -> Album:
-        for album in await self.albums():
-            if album.id == item_id:
-                return album
-        raise NotInLibrary(item_id)
-
-    async def artist(self, item_id: str) -> Artist:
-        for artist in await self.artists():
-            if artist.id == item_id:
-                return artist
-        raise NotInLibrary(item_id)
+        found = await self.albums_by_id([item_id])
+        if not found:
+            raise NotInLibrary(item_id)
+        return found[0]
 
     async def album_songs(self, album: Album) -> list[Clip]:
+        """The album's songs in disc, then track order, then by title."""
         query = (
             Clip.select()
-            .where(_stored() & _matches_tags(album.tags))
-            .order_by(Clip.title, Clip.created_at, Clip.id)
+            .where(songs() & (Clip.album_id == album.id))
+            .order_by(Clip.disc, Clip.track, Clip.title, Clip.id)
         )
         return list(await self._db.aio_execute(query))
 
-    async def song(self, item_id: str) -> Clip:
-        songs = await self.songs_by_id([item_id])
-        if not songs:
+    async def search_albums(self, query: str, *, offset: int, count: int) -> list[Album]:
+        """Albums whose name or artist hold every word of ``query``, by name."""
+        if count == 0:
+            return []
+        rows = AlbumRow.select().order_by(AlbumRow.sort_key, AlbumRow.id)
+        condition = search.contains_all(self._db, AlbumRow, search.words(query))
+        if condition is not None:
+            rows = rows.where(condition)
+        return await self._albums(rows.offset(offset).limit(count))
+
+    async def last_added(self) -> dt.datetime | None:
+        query = AlbumRow.select(fn.MAX(AlbumRow.created_at))
+        return _as_datetime(await query.aio_scalar(self._db))
+
+    # -- artists -----------------------------------------------------------------------------
+    async def artists(self) -> list[Artist]:
+        """Every artist, by name: the size of the answer (an index of every artist)."""
+        query = ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id)
+        return [_artist(row) for row in await self._db.aio_execute(query)]
+
+    async def artists_by_id(self, ids: list[str]) -> list[Artist]:
+        wanted = [i for i in ids if i.startswith(ARTIST_PREFIX)]
+        if not wanted:
+            return []
+        query = ArtistRow.select().where(ArtistRow.id.in_(wanted)).order_by(ArtistRow.sort_key)
+        return [_artist(row) for row in await self._db.aio_execute(query)]
+
+    async def artist(self, item_id: str) -> Artist:
+        """The artist, with its albums (by year, then name)."""
+        found = await self.artists_by_id([item_id])
+        if not found:
             raise NotInLibrary(item_id)
-        return songs[0]
+        artist = found[0]
+        query = (
+            AlbumRow.select()
+            .where(AlbumRow.artist_id == artist.id)
+            .order_by(AlbumRow.year, AlbumRow.sort_key, AlbumRow.id)
+        )
+        artist.albums = await self._albums(query)
+        return artist
+
+    async def search_artists(self, query: str, *, offset: int, count: int) -> list[Artist]:
+        if count == 0:
+            return []
+        rows = ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id)
+        condition = search.contains_all(self._db, ArtistRow, search.words(query))
+        if condition is not None:
+            rows = rows.where(condition)
+        rows = rows.offset(offset).limit(count)
+        return [_artist(row) for row in await self._db.aio_execute(rows)]
+
+    # -- songs -------------------------------------------------------------------------------
+    async def song(self, item_id: str) -> Clip:
+        found = await self.songs_by_id([item_id])
+        if not found:
+            raise NotInLibrary(item_id)
+        return found[0]
 
     async def songs_by_id(self, item_ids: list[str]) -> list[Clip]:
         """The songs among ``item_ids``, in that order (repeats kept); others are left out."""
         ids = [parsed for parsed in map(_uuid, item_ids) if parsed is not None]
         if not ids:
             return []
-        query = Clip.select().where(_stored() & Clip.id.in_(list(set(ids))))
+        query = Clip.select().where(songs() & Clip.id.in_(list(set(ids))))
         found = {clip.id: clip for clip in await self._db.aio_execute(query)}
         return [found[i] for i in ids if i in found]
 
@@ -212,17 +248,11 @@ class Library:
         are added never skips one."""
         if count == 0:
             return []
-        condition = _stored()
-        for word in _words(query):
-            condition &= _like(Clip.search_text, word)
-        rows = (
-            Clip.select()
-            .where(condition)
-            .order_by(Clip.created_at, Clip.id)
-            .offset(offset)
-            .limit(count)
-        )
-        return list(await self._db.aio_execute(rows))
+        rows = Clip.select().where(songs()).order_by(Clip.created_at, Clip.id)
+        condition = search.contains_all(self._db, Clip, search.words(query))
+        if condition is not None:
+            rows = rows.where(condition)
+        return list(await self._db.aio_execute(rows.offset(offset).limit(count)))
 
     async def random_songs(
         self,
@@ -232,21 +262,45 @@ class Library:
         from_year: int | None = None,
         to_year: int | None = None,
     ) -> list[Clip]:
-        condition = _stored()
+        condition = songs()
         if genre:
-            condition &= _genre_is(genre)
+            condition &= Clip.genre_key == genre.casefold()
         if from_year is not None:
             condition &= Clip.year >= from_year
         if to_year is not None:
             condition &= Clip.year <= to_year
-        rows = Clip.select().where(condition).order_by(fn.Random()).limit(count)
-        return list(await self._db.aio_execute(rows))
+        return await self._random(Clip, condition, count, lambda clip: clip, _random_clip_key)
+
+    async def _random(self, model, condition, count: int, make, random_key) -> list:
+        """Up to ``count`` distinct rows matching ``condition`` picked at random: each the
+        first row at or after a random point of the primary key (uniform, since ids are
+        random), in one statement of ``count`` index probes. Fewer only when fewer match."""
+        key = model._meta.primary_key
+        picked: dict = {}
+        for _ in range(RANDOM_TRIES):
+            wanted = count - len(picked)
+            if wanted <= 0:
+                break
+            probes = [
+                _where(model.select(key).where(key >= random_key()), condition)
+                .order_by(key)
+                .limit(1)
+                for _ in range(wanted)
+            ]
+            query = model.select().where(key.in_(probes))
+            for row in await self._db.aio_execute(query):
+                picked.setdefault(getattr(row, key.name), row)
+        if len(picked) < count:
+            await self._fill_run(model, condition, count, picked, random_key())
+        found = list(picked.values())[:count]
+        secrets.SystemRandom().shuffle(found)
+        return [make(row) for row in found]
 
     async def genre_songs(self, genre: str, *, offset: int, count: int) -> list[Clip]:
         """Songs of ``genre`` (case-insensitive), oldest first, so pages never skip one."""
         rows = (
             Clip.select()
-            .where(_stored() & _genre_is(genre))
+            .where(songs() & (Clip.genre_key == genre.casefold()))
             .order_by(Clip.created_at, Clip.id)
             .offset(offset)
             .limit(count)
@@ -254,38 +308,43 @@ class Library:
         return list(await self._db.aio_execute(rows))
 
     async def genres(self) -> list[Genre]:
-        """Every genre with its song count and album count, by name."""
-        query = (
-            Clip.select(Clip.genre, _album_artist().alias("artist"), Clip.album, fn.COUNT(Clip.id))
-            .where(_stored() & Clip.genre.is_null(False) & (Clip.genre != ""))
-            .group_by(Clip.genre, _album_artist(), Clip.album)
-            .tuples()
-        )
-        genres: dict[str, Genre] = {}
-        for name, artist, album, songs in await self._db.aio_execute(query):
-            genre = genres.setdefault(name, Genre(name))
-            genre.song_count += songs
-            genre.albums.add(album_id(*names(artist, album)))
-        return sorted(genres.values(), key=lambda g: g.name.casefold())
+        """Every genre with its song and album counts, by name."""
+        query = GenreRow.select().where(GenreRow.song_count > 0).order_by(GenreRow.key)
+        return [
+            Genre(row.name, row.song_count, row.album_count)
+            for row in await self._db.aio_execute(query)
+        ]
 
     async def song_count(self) -> int:
-        return await Clip.select().where(_stored()).aio_count(self._db)
+        """Songs now (the folders' counts; no clip row is read)."""
+        total = await MusicFolder.select(fn.SUM(MusicFolder.songs)).aio_scalar(self._db)
+        return int(total or 0)
 
 
-def _add_group(album: Album, row: dict) -> None:
-    """Fold one (artist, album, genre) group of the grouped query into its album."""
-    tags = (row["artist"], row["album"])
-    if tags not in album.tags:
-        album.tags.append(tags)
-    if row["genre"] and row["genre"] not in album.genres:
-        album.genres.append(row["genre"])
-    album.song_count += row["songs"]
-    album.duration += row["seconds"] or 0.0
-    album.play_count += int(row["plays"] or 0)
-    album.created = _earliest(album.created, _as_datetime(row["first_added"]))
-    album.last_played = _latest(album.last_played, _as_datetime(row["last_played"]))
-    album.year = max((y for y in (album.year, row["year"]) if y is not None), default=None)
-    album.has_cover = album.has_cover or row["cover"] is not None
+    async def _fill_run(self, model, condition, count: int, picked: dict, start) -> None:
+        """Few rows match (or probes kept landing on the same ones): add the rows after a
+        random point, wrapping around, until ``count`` are picked or none is left. Costs at
+        most ``count`` plus the rows already picked, whatever the table's size."""
+        key = model._meta.primary_key
+        for side in (key >= start, key < start):
+            wanted = count - len(picked)
+            if wanted <= 0:
+                return
+            rows = _where(model.select().where(side), condition).order_by(key)
+            for row in await self._db.aio_execute(rows.limit(wanted + len(picked))):
+                picked.setdefault(getattr(row, key.name), row)
+
+
+def _where(query, condition):
+    return query if condition is None else query.where(condition)
+
+
+def _random_clip_key() -> uuid.UUID:
+    return uuid.UUID(int=secrets.randbits(128))
+
+
+def _random_album_key() -> str:
+    return ALBUM_PREFIX + secrets.token_hex(8)
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -300,11 +359,3 @@ def _as_datetime(value) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
-
-
-def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
-    return min((x for x in (a, b) if x is not None), default=None)
-
-
-def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
-    return max((x for x in (a, b) if x is not None), default=None)

@@ -185,8 +185,10 @@ class MusicFolder(AioModel):
     id = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=200, unique=True)
     root = peewee.TextField(null=True)
-    # Clips of the folder that are not missing: X-Total-Count without counting rows.
+    # Clips of the folder that are not missing, and those of them that are songs (have a
+    # file): X-Total-Count and Subsonic's counts without counting rows.
     clips = peewee.BigIntegerField(default=0)
+    songs = peewee.BigIntegerField(default=0)
 
     class Meta:
         table_name = "music_folder"

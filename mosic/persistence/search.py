@@ -64,3 +64,16 @@ def params(db, found: list[str]) -> list:
     if getattr(db, "full_text", None) == "fts5" and any(len(w) >= TRIGRAM for w in found):
         head = [fts_query([w for w in found if len(w) >= TRIGRAM])]
     return head + [like_pattern(word) for word in found]
+
+
+SEARCHED = ("clip", "library_album", "library_artist")
+
+
+async def rebuild(db) -> None:
+    """Rebuild the search index from the rows (SQLite's FTS tables: after a VACUUM, which may
+    renumber the rowids they point at); PostgreSQL's indexes follow their tables."""
+    if getattr(db, "full_text", None) != "fts5":
+        return
+    for table in SEARCHED:
+        # Names from SEARCHED, never input.
+        await db.aio_execute_sql(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")  # noqa: S608

@@ -4,14 +4,13 @@ random songs, genres and search."""
 from __future__ import annotations
 
 import datetime as dt
-import random
 
 from mosic.api.subsonic import shapes
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import Code, SubsonicError, not_found
 from mosic.api.subsonic.shapes import Marks
 from mosic.core.collection import Collection
-from mosic.core.library import Album, Library, NotInLibrary, name_matches
+from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary
 
 LIST_MAX = 500
 # A library sync asks for hundreds of songs a page (Symfonium: 500); refusing a bigger page
@@ -25,50 +24,7 @@ EXTENSIONS = [
 ]
 
 
-def _by_year(albums: list[Album], from_year: int, to_year: int) -> list[Album]:
-    """Albums from ``from_year`` to ``to_year``, in that direction (newest first when
-    ``from_year`` is the later one, as Subsonic has it)."""
-    low, high = sorted((from_year, to_year))
-    within = [a for a in albums if a.year is not None and low <= a.year <= high]
-    return sorted(within, key=lambda a: a.year, reverse=from_year > to_year)
-
-
-def _by_genre(albums: list[Album], genre: str) -> list[Album]:
-    folded = genre.casefold()
-    return [a for a in albums if any(g.casefold() == folded for g in a.genres)]
-
-
-def _album_order(kind: str, albums: list[Album], starred: dict) -> list[Album]:
-    if kind == "random":
-        return random.sample(albums, len(albums))
-    if kind == "newest":
-        return sorted(albums, key=lambda a: a.created, reverse=True)
-    if kind == "frequent":
-        played = [a for a in albums if a.play_count > 0]
-        return sorted(played, key=lambda a: a.play_count, reverse=True)
-    if kind == "recent":
-        played = [a for a in albums if a.last_played is not None]
-        return sorted(played, key=lambda a: a.last_played, reverse=True)
-    if kind == "alphabeticalByName":
-        return albums  # the library's own order: by name, then artist
-    if kind == "alphabeticalByArtist":
-        return sorted(albums, key=lambda a: (a.artist.casefold(), a.name.casefold()))
-    if kind == "starred":
-        return sorted((a for a in albums if a.id in starred), key=lambda a: a.name.casefold())
-    return []
-
-
-ALBUM_LIST_TYPES = (
-    "random",
-    "newest",
-    "frequent",
-    "recent",
-    "alphabeticalByName",
-    "alphabeticalByArtist",
-    "starred",
-    "byYear",
-    "byGenre",
-)
+ALBUM_LIST_TYPES = (*ALBUM_ORDERS, "random", "starred", "byYear", "byGenre")
 
 
 def search_terms(query: str | None) -> str:
@@ -158,9 +114,9 @@ class Browse:
 
     async def indexes(self, call: Call) -> dict:
         artists, marks = await self._library.artists(), await self.marks()
-        added = [a.created for artist in artists for a in artist.albums if a.created]
+        added = await self._library.last_added()
         # Stored times are naive UTC.
-        last_modified = int(max(added).replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
+        last_modified = int(added.replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
         return {
             "indexes": {
                 "lastModified": last_modified,
@@ -227,18 +183,25 @@ class Browse:
         kind = call.params.required("type")
         if kind not in ALBUM_LIST_TYPES:
             raise SubsonicError(Code.GENERIC, f"unknown album list type {kind!r}")
-        albums = await self._library.albums()
-        marks = await self.marks()
-        if kind == "byYear":
-            from_year = _year(call, "fromYear", required=True)
-            ordered = _by_year(albums, from_year, _year(call, "toYear", required=True))
-        elif kind == "byGenre":
-            ordered = _by_genre(albums, call.params.required("genre"))
-        else:
-            ordered = _album_order(kind, albums, marks.stars)
         size = call.params.count("size", 10, LIST_MAX)
         offset = call.params.offset("offset")
-        return ordered[offset : offset + size], marks
+        marks = await self.marks()
+        library = self._library
+        if kind == "byYear":
+            from_year = _year(call, "fromYear", required=True)
+            to_year = _year(call, "toYear", required=True)
+            albums = await library.albums_by_year(from_year, to_year, offset=offset, size=size)
+        elif kind == "byGenre":
+            genre = call.params.required("genre")
+            albums = await library.albums_by_genre(genre, offset=offset, size=size)
+        elif kind == "random":
+            albums = await library.random_albums(size)
+        elif kind == "starred":
+            starred = await library.albums_by_id(list(marks.stars))
+            albums = starred[offset : offset + size]
+        else:
+            albums = await library.album_list(kind, offset=offset, size=size)
+        return albums, marks
 
     async def album_list(self, call: Call) -> dict:
         albums, marks = await self._album_page(call)
@@ -278,21 +241,16 @@ class Browse:
         p = call.params
         artist_count = p.count("artistCount", 20, SEARCH_MAX)
         album_count = p.count("albumCount", 20, SEARCH_MAX)
-        artists, albums = [], []
-        # A sync page asks for songs alone (counts 0): the grouped queries are skipped.
-        if artist_count:
-            artists = [a for a in await self._library.artists() if name_matches(a.name, terms)]
-        if album_count:
-            albums = [
-                a
-                for a in await self._library.albums()
-                if name_matches(a.name, terms) or name_matches(a.artist, terms)
-            ]
-        songs = await self._library.search_songs(
+        library = self._library
+        artists = await library.search_artists(
+            terms, offset=p.offset("artistOffset"), count=artist_count
+        )
+        albums = await library.search_albums(
+            terms, offset=p.offset("albumOffset"), count=album_count
+        )
+        songs = await library.search_songs(
             terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
         )
-        artists = _page(artists, p.offset("artistOffset"), artist_count)
-        albums = _page(albums, p.offset("albumOffset"), album_count)
         return artists, albums, songs, await self.marks()
 
     async def search2(self, call: Call) -> dict:
@@ -320,7 +278,3 @@ def _year(call: Call, name: str, *, required: bool = False) -> int | None:
     if required:
         call.params.required(name)
     return call.params.integer(name, None, YEAR_MIN, YEAR_MAX)
-
-
-def _page(items: list, offset: int, count: int) -> list:
-    return items[offset : offset + count]

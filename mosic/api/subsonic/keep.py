@@ -59,16 +59,13 @@ class Keep:
     # -- stars and ratings -------------------------------------------------------------------
     async def _known(self, item_ids: list[str]) -> None:
         """Raise "not found" unless every id is a song, album or artist of the library."""
-        albums = artists = None
-        for item_id in item_ids:
+        for item_id in dict.fromkeys(item_ids):
             if item_id.startswith(ALBUM_PREFIX):
-                albums = albums or {a.id for a in await self._library.albums()}
-                known = item_id in albums
+                known = await self._library.albums_by_id([item_id])
             elif item_id.startswith(ARTIST_PREFIX):
-                artists = artists or {a.id for a in await self._library.artists()}
-                known = item_id in artists
+                known = await self._library.artists_by_id([item_id])
             else:
-                known = bool(await self._library.songs_by_id([item_id]))
+                known = await self._library.songs_by_id([item_id])
             if not known:
                 raise not_found(f"item {item_id!r}")
 
@@ -100,8 +97,8 @@ class Keep:
 
     async def _starred(self) -> tuple[list, list, list[Clip], Marks]:
         marks = await self.marks()
-        artists = [a for a in await self._library.artists() if a.id in marks.stars]
-        albums = [a for a in await self._library.albums() if a.id in marks.stars]
+        artists = await self._library.artists_by_id(list(marks.stars))
+        albums = await self._library.albums_by_id(list(marks.stars))
         songs = await self._library.songs_by_id(list(marks.stars))
         songs.sort(key=lambda clip: marks.stars[str(clip.id)], reverse=True)
         return artists, albums, songs, marks

@@ -116,10 +116,12 @@ class Media:
         """The song with that id, or the album's first song with a cover; None if neither."""
         if item_id.startswith(ALBUM_PREFIX):
             try:
-                songs = await self._library.album_songs(await self._library.album(item_id))
+                album = await self._library.album(item_id)
             except NotInLibrary:
                 return None
-            return next((s for s in songs if s.cover_name), None)
+            if album.cover_clip_id is None:
+                return None
+            item_id = str(album.cover_clip_id)
         songs = await self._library.songs_by_id([item_id])
         return songs[0] if songs and songs[0].cover_name else None
 

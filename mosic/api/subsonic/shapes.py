@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from mosic.core.collection import Collection, PlaylistInfo, QueueInfo
-from mosic.core.library import Album, Artist, Genre, album_id, artist_id, song_names
+from mosic.core.grouping import song_names
+from mosic.core.library import Album, Artist, Genre
 from mosic.persistence.models import Clip
 
 MUSIC_FOLDER_ID = 1
@@ -39,13 +40,13 @@ def seconds(duration: float | None) -> int:
 
 
 def song(clip: Clip, marks: Marks) -> dict:
-    artist, album = song_names(clip)
+    artist, album = song_names(clip.album_artist, clip.artist, clip.album)
     song_id = str(clip.id)
     # No transcodedContentType/Suffix: stream sends the original unless the app asks for
     # a format or a lower bitrate.
     return {
         "id": song_id,
-        "parent": album_id(artist, album),
+        "parent": clip.album_id,
         "isDir": False,
         "title": clip.title,
         "album": album,
@@ -64,8 +65,8 @@ def song(clip: Clip, marks: Marks) -> dict:
         "coverArt": song_id if clip.cover_name else None,
         "playCount": clip.play_count,
         "created": clip.created_at,
-        "albumId": album_id(artist, album),
-        "artistId": artist_id(artist),
+        "albumId": clip.album_id,
+        "artistId": clip.artist_id,
         "type": "music",
         "isVideo": False,
         "played": clip.last_played_at,
@@ -113,14 +114,14 @@ def album_child(album: Album, marks: Marks) -> dict:
 
 
 def genre(item: Genre) -> dict:
-    return {"value": item.name, "songCount": item.song_count, "albumCount": len(item.albums)}
+    return {"value": item.name, "songCount": item.song_count, "albumCount": item.album_count}
 
 
 def artist_id3(artist: Artist, marks: Marks) -> dict:
     return {
         "id": artist.id,
         "name": artist.name,
-        "albumCount": len(artist.albums),
+        "albumCount": artist.album_count,
         "starred": marks.stars.get(artist.id),
     }
 

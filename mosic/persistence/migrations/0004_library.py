@@ -39,6 +39,7 @@ class MusicFolder(peewee.Model):
     name = peewee.CharField(max_length=200, unique=True)
     root = peewee.TextField(null=True)
     clips = peewee.BigIntegerField(default=0)
+    songs = peewee.BigIntegerField(default=0)
 
     class Meta:
         table_name = "music_folder"
@@ -225,7 +226,7 @@ def apply(db, migrator):
     migrate(*(migrator.add_column("clip", name, column) for name, column in COLUMNS.items()))
     with db.bind_ctx(MODELS):
         db.create_tables(MODELS)
-        MusicFolder.create(id=1, name=UPLOADS, root=None, clips=0)
+        MusicFolder.create(id=1, name=UPLOADS, root=None, clips=0, songs=0)
         Scan.create(id=1)
     for statement in CLIP_INDEXES:
         db.execute_sql(statement)
