@@ -1,14 +1,15 @@
-"""Serving bytes: the one place where a clip's audio, a rendition of it or its cover become
-an HTTP answer, for every API family (REST, Subsonic, and shares to come).
+"""Serving bytes: the one place where a clip's audio, a rendition of it, its cover or its peaks
+become an HTTP answer, for every API family (REST, Subsonic, and shares to come).
 
 A family's resource finds the clip, decides whether its requests count plays, and calls
 ``ByteServer``; which bytes to send is decided by ``mosic.media.ranges``, and whether a request
 is a listen by ``mosic.core.plays``.
 
-Audio is answered with a strong ``ETag`` from its hash, ``Last-Modified`` when the clip was
-added, its ``Content-Type``, and ``Cache-Control: private, max-age=0, must-revalidate``
-(``revalidate``); ``If-None-Match`` or, without it, ``If-Modified-Since`` gives a 304. A
-rendition being encoded has no validators yet, only the ``Cache-Control``.
+**The cache policy**, one for every answer about a clip (``revalidate``): a strong ``ETag``
+from a hash of what is sent, ``Last-Modified`` when the clip was added, its ``Content-Type``,
+and ``Cache-Control: private, max-age=0, must-revalidate``; ``If-None-Match`` or, without it,
+``If-Modified-Since`` gives a 304. A rendition being encoded has no validators yet, only the
+``Cache-Control``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ def revalidate(req, resp, validators: Validators) -> bool:
     return False
 
 
+def send_whole(req, resp, validators: Validators, body: Callable[[], bytes]) -> None:
+    """A small answer (a cover, peaks) sent whole, without ranges, under the cache policy;
+    ``body`` is made only when the client's copy is not current."""
+    if revalidate(req, resp, validators):
+        return
+    resp.data = body()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ByteServer:
     """Answers with a clip's bytes: stored, transcoded, kept elsewhere, or its cover.
@@ -121,14 +130,7 @@ class ByteServer:
         """Answer with the clip's cover, at most ``size`` pixels a side when given; raises
         ``NoCover`` when it has none."""
         cover = await self.catalogue.cover_at(clip, size)
-        etag = ranges.etag_for(cover.name)
-        resp.etag = etag
-        resp.cache_control = CACHE_CONTROL
-        if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = cover.mime
-        resp.data = cover.data
+        send_whole(req, resp, Validators.of(clip, cover.name, cover.mime), lambda: cover.data)
 
     def _listen_counter(self, req, clip: Clip) -> OnSent:
         async def count(byte_range: ranges.ByteRange | None, size: int) -> None:
