@@ -6,6 +6,7 @@ their guards and the middleware are wired from it here, and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from mosic.api.middleware import (
 )
 from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.params import BoundedJson
+from mosic.api.serving import ByteServer
 from mosic.api.shapes import ORJSON_TIMES, rfc3339
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
@@ -64,6 +66,7 @@ class Services:
     library: Library
     collection: Collection
     plays: PlayRecorder
+    serving: ByteServer
     uploads: Uploads
     keys: KeyRing
     signer: Signer
@@ -84,6 +87,10 @@ class Services:
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
         )
         renditions.prepare()
+        transcoder = Transcoder(
+            cache=renditions, max_running=settings.transcode_max, metrics=metrics
+        )
+        plays = PlayRecorder(catalogue=catalogue, metrics=metrics)
         return cls(
             settings=settings,
             db=db,
@@ -92,15 +99,21 @@ class Services:
             listing=Listing(db=db),
             library=Library(db=db),
             collection=Collection(db=db),
-            plays=PlayRecorder(catalogue=catalogue, metrics=metrics),
+            plays=plays,
+            serving=ByteServer(
+                catalogue=catalogue,
+                plays=plays,
+                transcoder=transcoder,
+                metrics=metrics,
+                link_ttl=settings.signed_url_ttl,
+                offload_prefix=settings.accel_redirect,
+            ),
             uploads=Uploads(
                 catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
             ),
             keys=KeyRing(credentials.api_key, settings.read_api_keys),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
-            transcoder=Transcoder(
-                cache=renditions, max_running=settings.transcode_max, metrics=metrics
-            ),
+            transcoder=transcoder,
             metrics=metrics,
             access_log=AccessLog(),
             web_assets=load_assets(),
@@ -204,11 +217,9 @@ def _subsonic(s: Services) -> SubsonicApi:
         user=s.settings.subsonic_user,
         library=s.library,
         collection=s.collection,
-        catalogue=s.catalogue,
         plays=s.plays,
-        transcoder=s.transcoder,
-        metrics=s.metrics,
-        link_ttl=s.settings.signed_url_ttl,
+        # nginx sends the bytes of REST streams only (README, "nginx in front").
+        serving=dataclasses.replace(s.serving, offload_prefix=None),
     )
 
 
@@ -224,18 +235,16 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key, READS_ONLY),
         (
             "/play/{clip_id:uuid}/stream",
-            ClipStream(
-                catalogue=s.catalogue,
-                plays=s.plays,
-                transcoder=s.transcoder,
-                metrics=s.metrics,
-                link_ttl=s.settings.signed_url_ttl,
-                accel_redirect=s.settings.accel_redirect,
-            ),
+            ClipStream(catalogue=s.catalogue, serving=s.serving),
             stream_link,
             READS_ONLY,
         ),
-        ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link, READS_ONLY),
+        (
+            "/play/{clip_id:uuid}/cover",
+            ClipCover(catalogue=s.catalogue, serving=s.serving),
+            cover_link,
+            READS_ONLY,
+        ),
         ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.

@@ -1,7 +1,8 @@
 """The house rules that a reader would notice first: short functions, true layers.
 
 The layers themselves are enforced by import-linter (``lint-imports``, run by ``.ci/run``)
-from the contract in pyproject.toml; this checks that the contract names every package.
+from the contracts in pyproject.toml; this checks that the layers contract names every
+package, and that the REST modules stay forbidden to import the Subsonic API.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ def test_no_function_is_longer_than_a_screen():
     assert long == []
 
 
-def test_the_layers_contract_names_every_package_and_module():
+def _contracts() -> list[dict]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    (contract,) = config["tool"]["importlinter"]["contracts"]
+    return config["tool"]["importlinter"]["contracts"]
+
+
+def test_the_layers_contract_names_every_package_and_module():
+    (contract,) = [c for c in _contracts() if c["type"] == "layers"]
     named = {name.strip() for layer in contract["layers"] for name in layer.split("|")}
     present = {
         f"mosic.{p.stem if p.is_file() else p.name}"
@@ -37,3 +42,10 @@ def test_the_layers_contract_names_every_package_and_module():
         or (p.suffix == ".py" and not p.name.startswith("__"))
     }
     assert named == present
+
+
+def test_the_rest_modules_may_not_import_the_subsonic_api():
+    forbidden = [c for c in _contracts() if c["type"] == "forbidden"]
+    assert [(c["source_modules"], c["forbidden_modules"]) for c in forbidden] == [
+        (["mosic.api.*"], ["mosic.api.subsonic"])
+    ]

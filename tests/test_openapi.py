@@ -150,6 +150,7 @@ class Live:
     odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
     covered: dict = field(default_factory=dict)  # an uploaded clip with an embedded picture
     cover_etag: str = ""
+    cover_last_modified: str = ""
     waveform_etag: str = ""
     wav: bytes = b""  # the bytes of ``audio``
     etag: str = ""
@@ -200,6 +201,7 @@ def live(tmp_path_factory) -> Live:
     cover = app.client.simulate_get(f"/play/{app.covered['id']}/cover", headers=KEY)
     assert cover.status_code == 200, cover.text
     app.cover_etag = cover.headers["ETag"]
+    app.cover_last_modified = cover.headers["Last-Modified"]
     peaks = app.client.simulate_get(f"/play/{app.audio['id']}/waveform", headers=KEY)
     assert peaks.status_code == 200, peaks.text
     app.waveform_etag = peaks.headers["ETag"]
@@ -402,6 +404,7 @@ class Case:
             "last_modified": ctx.last_modified,
             "size": ctx.size,
             "cover_etag": ctx.cover_etag,
+            "cover_last_modified": ctx.cover_last_modified,
             "waveform_etag": ctx.waveform_etag,
         }
         headers = {name: value.format(**values) for name, value in self.headers.items()}
@@ -562,6 +565,13 @@ def cover_cases() -> list[Case]:
             clip="covered",
             headers={"If-None-Match": "{cover_etag}"},
         ),
+        Case(
+            "cover If-Modified-Since",
+            op,
+            304,
+            clip="covered",
+            headers={"If-Modified-Since": "{cover_last_modified}"},
+        ),
         Case("cover, no key", op, 401, clip="covered", key=False),
         Case("cover by the stream's link", op, 403, clip="covered", link="signed"),
         Case("cover, expired link", op, 403, clip="covered", link="expired"),
@@ -578,6 +588,9 @@ def waveform_cases() -> list[Case]:
         Case("waveform", op, 200),
         Case("waveform, 50 points as .dat", op, 200, query="points=50&format=dat"),
         Case("waveform If-None-Match", op, 304, headers={"If-None-Match": "{waveform_etag}"}),
+        Case(
+            "waveform If-Modified-Since", op, 304, headers={"If-Modified-Since": "{last_modified}"}
+        ),
         Case("waveform, 0 points", op, 400, query="points=0"),
         Case("waveform, unknown format", op, 400, query="format=svg"),
         Case("waveform, no key", op, 401, key=False),

@@ -279,11 +279,8 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         user=settings.subsonic_user,
         library=services.library,
         collection=services.collection,
-        catalogue=services.catalogue,
         plays=services.plays,
-        transcoder=services.transcoder,
-        metrics=services.metrics,
-        link_ttl=settings.signed_url_ttl,
+        serving=services.serving,
     )
     assert resource.method_names == SPEC_METHODS | LOGIN_EXTRAS
     app = falcon.asgi.App(middleware=[Lifespan(db=services.db, store=services.store)])

@@ -2,7 +2,8 @@
 
 ``points`` picks the resolution (``mosic.core.waveform.Peaks.resample``); ``format=dat`` gives
 the binary ``.dat`` file instead of JSON. Stored peaks never change, so the ETag is derived
-from the audio's hash and what was asked.
+from their name (the audio's hash) and what was asked; the cache policy is
+``mosic.api.serving``'s.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import hashlib
 import json
 import uuid
 
-import falcon
-
 from mosic.api.errors import bad_request
 from mosic.api.params import int_param
+from mosic.api.serving import Validators, send_whole
 from mosic.core import waveform
 from mosic.core.catalogue import Catalogue
-from mosic.media import ranges
 
 FORMATS = {"json": "application/json", "dat": "application/octet-stream"}
 
@@ -34,15 +33,11 @@ class ClipWaveform:
         clip = await self._catalogue.get(clip_id)
         peaks = await self._catalogue.waveform(clip)  # NoWaveform is a 404 (errors.py)
         asked = f"{clip.waveform_name}:{points}:{kind}".encode()
-        etag = ranges.etag_for(hashlib.sha256(asked).hexdigest())
-        resp.etag = etag
-        resp.cache_control = ["private", "max-age=0", "must-revalidate"]
-        if ranges.not_modified(req.get_header("If-None-Match"), None, etag, clip.created_at):
-            resp.status = falcon.HTTP_304
-            return
-        shown = peaks.resample(points)
-        resp.content_type = FORMATS[kind]
-        if kind == "dat":
-            resp.data = shown.to_dat()
-        else:
-            resp.data = json.dumps(shown.to_json(), separators=(",", ":")).encode()
+        validators = Validators.of(clip, hashlib.sha256(asked).hexdigest(), FORMATS[kind])
+        send_whole(req, resp, validators, lambda: _body(peaks.resample(points), kind))
+
+
+def _body(shown: waveform.Peaks, kind: str) -> bytes:
+    if kind == "dat":
+        return shown.to_dat()
+    return json.dumps(shown.to_json(), separators=(",", ":")).encode()

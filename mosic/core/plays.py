@@ -1,8 +1,9 @@
 """What counts as a play, and the one place a play is counted.
 
 One listen counts once: a GET from byte 0 that is not a probe. Seeks, HEAD, 304s and failed
-requests never count. Every API family (REST streams now, Subsonic scrobbles later) counts
-through ``PlayRecorder``, so the database counter and ``mosic_plays_total`` always agree.
+requests never count. Every API family counts through ``PlayRecorder``: REST streams by this
+rule (applied where bytes are served, ``mosic.api.serving``), Subsonic apps by ``scrobble``,
+which reports the listen itself; so the database counter and ``mosic_plays_total`` always agree.
 """
 
 from __future__ import annotations

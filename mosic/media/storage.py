@@ -97,8 +97,8 @@ class MediaStore(Protocol):
 
     async def inspect(self, name: str, reader: Callable[[object], T]) -> T:
         """Run the blocking ``reader`` on a seekable binary file of stored media, in a thread,
-        and return what it returns; raises ``MediaMissing``. (An object store copies the
-        object to a temporary file first.)"""
+        and return what it returns; raises ``MediaMissing``. (An object store reads only the
+        bytes the reader asks for, with ranged GETs; nothing is copied to the disk.)"""
 
     async def remove(self, name: str) -> None:
         """Remove stored media; nothing happens if it is already gone."""

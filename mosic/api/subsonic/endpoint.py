@@ -12,6 +12,7 @@ from __future__ import annotations
 import falcon
 
 from mosic.api.middleware import ROUTE_LABEL
+from mosic.api.serving import ByteServer
 from mosic.api.subsonic.auth import authenticate
 from mosic.api.subsonic.browse import Browse
 from mosic.api.subsonic.call import Call
@@ -26,13 +27,10 @@ from mosic.api.subsonic.response import (
     ok,
     render,
 )
-from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
-from mosic.media.transcode import Transcoder
-from mosic.observability.metrics import Metrics
 
 VIEW_SUFFIX = ".view"
 # Methods that change what the listener keeps: a key whose grant has no writes (a
@@ -61,24 +59,14 @@ class SubsonicApi:
         user: str,
         library: Library,
         collection: Collection,
-        catalogue: Catalogue,
         plays: PlayRecorder,
-        transcoder: Transcoder,
-        metrics: Metrics,
-        link_ttl: int,
+        serving: ByteServer,
     ) -> None:
         self._keys = keys
         self._user = user
         self._methods = {
             **Browse(library=library, collection=collection).methods(),
-            **Media(
-                library=library,
-                catalogue=catalogue,
-                plays=plays,
-                transcoder=transcoder,
-                metrics=metrics,
-                link_ttl=link_ttl,
-            ).methods(),
+            **Media(library=library, plays=plays, serving=serving).methods(),
             **Keep(library=library, collection=collection).methods(),
         }
 

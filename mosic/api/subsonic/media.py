@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from mosic.api.covers import send_cover
-from mosic.api.streams import serve_rendition, serve_stored
+from mosic.api.serving import ByteServer
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import missing, not_found
-from mosic.core.catalogue import Catalogue, NoCover
+from mosic.core.catalogue import NoCover
 from mosic.core.library import ALBUM_PREFIX, Library, NotInLibrary
 from mosic.core.plays import PlayRecorder
 from mosic.media import transcode
 from mosic.media.storage import MediaMissing
-from mosic.media.transcode import Rendition, Transcoder
-from mosic.observability.metrics import Metrics
+from mosic.media.transcode import Rendition
 from mosic.persistence.models import Clip
 
 COVER_SIZE_MAX = 4096
@@ -48,19 +46,12 @@ class Media:
         self,
         *,
         library: Library,
-        catalogue: Catalogue,
         plays: PlayRecorder,
-        transcoder: Transcoder,
-        metrics: Metrics,
-        link_ttl: int,
+        serving: ByteServer,
     ) -> None:
-        # An object store may answer with a 307 to its own URL, valid this long.
-        self._link_ttl = link_ttl
         self._library = library
-        self._catalogue = catalogue
         self._plays = plays
-        self._transcoder = transcoder
-        self._metrics = metrics
+        self._serving = serving
 
     def methods(self) -> dict:
         return {
@@ -77,16 +68,11 @@ class Media:
             raise not_found("song") from None
 
     async def _send(self, call: Call, clip, rendition: Rendition | None) -> None:
-        # No listen callback either way: Subsonic plays are counted by scrobble alone.
-        where = {"catalogue": self._catalogue, "metrics": self._metrics}
         try:
-            if rendition is None:
-                await serve_stored(call.req, call.resp, clip, link_lifetime=self._link_ttl, **where)
-            else:
-                await serve_rendition(
-                    call.req, call.resp, clip, rendition, transcoder=self._transcoder,
-                    link_lifetime=self._link_ttl, **where,
-                )  # fmt: skip
+            # Subsonic plays are counted by scrobble alone.
+            await self._serving.clip(
+                call.req, call.resp, clip, counts_plays=False, rendition=rendition
+            )
         except MediaMissing:
             raise not_found("the song's audio file") from None
 
@@ -108,7 +94,7 @@ class Media:
         if clip is None:
             raise not_found(f"cover art {item_id!r}")
         try:
-            await send_cover(call.req, call.resp, clip, self._catalogue, size)
+            await self._serving.cover(call.req, call.resp, clip, size)
         except NoCover:
             raise not_found(f"cover art {item_id!r}") from None
 
