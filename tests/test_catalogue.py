@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import shutil
 import subprocess
 import sys
 import uuid
 
+import falcon.testing
 import pytest
+from playhouse.migrate import SchemaMigrator
 
+from mosic.app import create_app
 from mosic.persistence.database import make_sync_database
-from tests.conftest import LOCAL_BACKENDS
+from mosic.persistence.migrations import AppliedMigration
+from tests.conftest import LOCAL_BACKENDS, Api, settings_for
+from tests.support.asgi import StaysConnected
 from tests.support.database import mosic_env
 from tests.support.tagging import tag_fully
 from tests.test_subsonic import Sub
@@ -211,3 +217,56 @@ async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     found = await api.get("/play", params={"q": "other"})
     assert [c["title"] for c in found.json] == ["Other Song"]
     assert (await sub.ok("getScanStatus"))["scanStatus"]["count"] == 3
+
+
+@pytest.fixture
+def old_settings(backend, tmp_path, request):
+    """Settings of a database that the release before the library made: migrations up to
+    0003, applied as that release applied them."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = settings_for("sqlite", tmp_path / "data", None)
+    if url is not None:
+        pg = request.getfixturevalue("fresh_postgres_db")
+        settings = settings_for("postgresql", tmp_path / "data", url).replace(postgres=pg)
+    db = make_sync_database(settings)
+    try:
+        with db.bind_ctx([AppliedMigration]), db.atomic():
+            db.create_tables([AppliedMigration])
+            migrator = SchemaMigrator.from_database(db)
+            for name in ("0001_create_clip", "0002_full_tags", "0003_subsonic"):
+                importlib.import_module(f"mosic.persistence.migrations.{name}").apply(db, migrator)
+                AppliedMigration.create(name=name, applied_at=dt.datetime(2026, 11, 1))
+    finally:
+        db.close()
+    return settings
+
+
+async def test_an_upgrade_fills_the_library_and_keeps_stars_and_plays(old_settings):
+    rows = [_bulk_row(n, f"Old {n}", "Elder", "Vintage", "Folk") for n in range(3)]
+    for row in rows:
+        row["media_version"] = 1  # read by the old release already
+    _insert_clips(old_settings, rows)
+    vintage = album_id("Elder", "Vintage")
+    star_sql = "INSERT INTO subsonic_star (item_id, starred_at) VALUES ('%s', '2026-11-02')"
+    db = make_sync_database(old_settings)
+    try:
+        db.execute_sql(star_sql % vintage)  # noqa: S608 (constants of the test)
+    finally:
+        db.close()
+    run = subprocess.run(
+        [sys.executable, "-m", "mosic", "migrate"],
+        env={**mosic_env(old_settings), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "0004_library" in run.stderr and "reindexed 3 clip(s)" in run.stderr
+    app = StaysConnected(create_app(old_settings))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        sub = Sub(Api(conductor, old_settings, old_settings.media_root))
+        starred = (await sub.ok("getStarred2"))["starred2"]["album"]
+        assert [(a["id"], a["songCount"], a["playCount"]) for a in starred] == [(vintage, 3, 3)]
+        album = (await sub.ok("getAlbum", id=vintage))["album"]
+        assert [s["title"] for s in album["song"]] == ["Old 0", "Old 1", "Old 2"]
+        listed = await sub.api.get("/play", params={"music_folder": "Uploads"})
+        assert listed.headers["X-Total-Count"] == "3"
+        assert {c["source"] for c in listed.json} == {"upload"}

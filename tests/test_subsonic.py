@@ -353,7 +353,10 @@ async def test_artists_albums_and_songs_come_from_the_tags_with_stable_ids(sub, 
     indexes = (await sub.ok("getIndexes"))["indexes"]
     assert {a["id"] for i in indexes["index"] for a in i["artist"]} == {ann, bob, unknown}
     folders = (await sub.ok("getMusicFolders"))["musicFolders"]["musicFolder"]
-    assert folders == [{"id": 1, "name": "Music"}]
+    assert folders == [{"id": 1, "name": "Uploads"}]
+    in_uploads = (await sub.ok("getArtists", musicFolderId=1))["artists"]["index"]
+    assert {a["id"] for i in in_uploads for a in i["artist"]} == {ann, bob, unknown}
+    assert await sub.error("getArtists", musicFolderId=99) == 70
     user = (await sub.ok("getUser", username="mosic"))["user"]
     assert (user["folder"], user["streamRole"], user["playlistRole"]) == ([1], True, True)
     assert await sub.error("getUser", username="root") == 70

@@ -114,22 +114,66 @@ ALBUM_ONLY = {
 }
 
 
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    name: str
+
+
+def _has_songs_in(folder: str, column, row_id):
+    """Whether the album or artist ``row_id`` has a song in ``folder``: one probe of the
+    (album_id, music_folder) or (artist_id, music_folder) index (migration 0004)."""
+    held = Clip.select(Clip.id).where((column == row_id) & (Clip.music_folder == folder) & songs())
+    return fn.EXISTS(held)
+
+
+def _albums_in(query, folder: str | None):
+    if folder is None:
+        return query
+    return query.where(_has_songs_in(folder, Clip.album_id, AlbumRow.id))
+
+
+def _artists_in(query, folder: str | None):
+    if folder is None:
+        return query
+    return query.where(_has_songs_in(folder, Clip.artist_id, ArtistRow.id))
+
+
+def _songs_in(query, folder: str | None):
+    return query if folder is None else query.where(Clip.music_folder == folder)
+
+
 class Library:
     def __init__(self, *, db) -> None:
         self._db = db
+
+    async def folders(self) -> list[Folder]:
+        """The music folders, Uploads first (its id is 1), then in the order they came."""
+        query = MusicFolder.select(MusicFolder.id, MusicFolder.name).order_by(MusicFolder.id)
+        return [Folder(row.id, row.name) for row in await self._db.aio_execute(query)]
+
+    async def folder_name(self, folder_id: int) -> str:
+        for folder in await self.folders():
+            if folder.id == folder_id:
+                return folder.name
+        raise NotInLibrary(str(folder_id))
 
     async def _albums(self, query) -> list[Album]:
         return [_album(row) for row in await self._db.aio_execute(query)]
 
     # -- albums ------------------------------------------------------------------------------
-    async def album_list(self, kind: str, *, offset: int, size: int) -> list[Album]:
-        """A page of albums in one of ``ALBUM_ORDERS``."""
-        query = AlbumRow.select().order_by(*ALBUM_ORDERS[kind])
+    async def album_list(
+        self, kind: str, *, offset: int, size: int, folder: str | None = None
+    ) -> list[Album]:
+        """A page of albums in one of ``ALBUM_ORDERS`` (with songs in ``folder``)."""
+        query = _albums_in(AlbumRow.select().order_by(*ALBUM_ORDERS[kind]), folder)
         if kind in ALBUM_ONLY:
             query = query.where(ALBUM_ONLY[kind])
         return await self._albums(query.offset(offset).limit(size))
 
-    async def albums_by_year(self, from_year: int, to_year: int, *, offset: int, size: int):
+    async def albums_by_year(
+        self, from_year: int, to_year: int, *, offset: int, size: int, folder: str | None = None
+    ) -> list[Album]:
         """Albums from ``from_year`` to ``to_year``, in that direction (newest first when
         ``from_year`` is the later one, as Subsonic has it)."""
         low, high = sorted((from_year, to_year))
@@ -139,26 +183,31 @@ class Library:
             .where(AlbumRow.year.between(low, high))
             .order_by(order, AlbumRow.sort_key, AlbumRow.id)
         )
-        return await self._albums(query.offset(offset).limit(size))
+        return await self._albums(_albums_in(query, folder).offset(offset).limit(size))
 
-    async def albums_by_genre(self, genre: str, *, offset: int, size: int) -> list[Album]:
+    async def albums_by_genre(
+        self, genre: str, *, offset: int, size: int, folder: str | None = None
+    ) -> list[Album]:
         query = (
             AlbumRow.select()
             .where(AlbumRow.genre_key == genre.casefold())
             .order_by(AlbumRow.sort_key, AlbumRow.id)
         )
-        return await self._albums(query.offset(offset).limit(size))
+        return await self._albums(_albums_in(query, folder).offset(offset).limit(size))
 
-    async def random_albums(self, size: int) -> list[Album]:
-        return await self._random(AlbumRow, None, size, _album, _random_album_key)
+    async def random_albums(self, size: int, *, folder: str | None = None) -> list[Album]:
+        condition = None
+        if folder is not None:
+            condition = _has_songs_in(folder, Clip.album_id, AlbumRow.id)
+        return await self._random(AlbumRow, condition, size, _album, _random_album_key)
 
-    async def albums_by_id(self, ids: list[str]) -> list[Album]:
+    async def albums_by_id(self, ids: list[str], *, folder: str | None = None) -> list[Album]:
         """The albums among ``ids``, by name."""
         wanted = [i for i in ids if i.startswith(ALBUM_PREFIX)]
         if not wanted:
             return []
         query = AlbumRow.select().where(AlbumRow.id.in_(wanted)).order_by(AlbumRow.sort_key)
-        return await self._albums(query)
+        return await self._albums(_albums_in(query, folder))
 
     async def album(self, item_id: str) -> Album:
         found = await self.albums_by_id([item_id])
@@ -175,11 +224,13 @@ class Library:
         )
         return list(await self._db.aio_execute(query))
 
-    async def search_albums(self, query: str, *, offset: int, count: int) -> list[Album]:
+    async def search_albums(
+        self, query: str, *, offset: int, count: int, folder: str | None = None
+    ) -> list[Album]:
         """Albums whose name or artist hold every word of ``query``, by name."""
         if count == 0:
             return []
-        rows = AlbumRow.select().order_by(AlbumRow.sort_key, AlbumRow.id)
+        rows = _albums_in(AlbumRow.select().order_by(AlbumRow.sort_key, AlbumRow.id), folder)
         condition = search.contains_all(self._db, AlbumRow, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -190,16 +241,17 @@ class Library:
         return _as_datetime(await query.aio_scalar(self._db))
 
     # -- artists -----------------------------------------------------------------------------
-    async def artists(self) -> list[Artist]:
-        """Every artist, by name: the size of the answer (an index of every artist)."""
-        query = ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id)
+    async def artists(self, *, folder: str | None = None) -> list[Artist]:
+        """Every artist (with songs in ``folder``), by name: the size of the answer."""
+        query = _artists_in(ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id), folder)
         return [_artist(row) for row in await self._db.aio_execute(query)]
 
-    async def artists_by_id(self, ids: list[str]) -> list[Artist]:
+    async def artists_by_id(self, ids: list[str], *, folder: str | None = None) -> list[Artist]:
         wanted = [i for i in ids if i.startswith(ARTIST_PREFIX)]
         if not wanted:
             return []
         query = ArtistRow.select().where(ArtistRow.id.in_(wanted)).order_by(ArtistRow.sort_key)
+        query = _artists_in(query, folder)
         return [_artist(row) for row in await self._db.aio_execute(query)]
 
     async def artist(self, item_id: str) -> Artist:
@@ -216,10 +268,12 @@ class Library:
         artist.albums = await self._albums(query)
         return artist
 
-    async def search_artists(self, query: str, *, offset: int, count: int) -> list[Artist]:
+    async def search_artists(
+        self, query: str, *, offset: int, count: int, folder: str | None = None
+    ) -> list[Artist]:
         if count == 0:
             return []
-        rows = ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id)
+        rows = _artists_in(ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id), folder)
         condition = search.contains_all(self._db, ArtistRow, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -233,22 +287,24 @@ class Library:
             raise NotInLibrary(item_id)
         return found[0]
 
-    async def songs_by_id(self, item_ids: list[str]) -> list[Clip]:
+    async def songs_by_id(self, item_ids: list[str], *, folder: str | None = None) -> list[Clip]:
         """The songs among ``item_ids``, in that order (repeats kept); others are left out."""
         ids = [parsed for parsed in map(_uuid, item_ids) if parsed is not None]
         if not ids:
             return []
-        query = Clip.select().where(songs() & Clip.id.in_(list(set(ids))))
+        query = _songs_in(Clip.select().where(songs() & Clip.id.in_(list(set(ids)))), folder)
         found = {clip.id: clip for clip in await self._db.aio_execute(query)}
         return [found[i] for i in ids if i in found]
 
-    async def search_songs(self, query: str, *, offset: int, count: int) -> list[Clip]:
+    async def search_songs(
+        self, query: str, *, offset: int, count: int, folder: str | None = None
+    ) -> list[Clip]:
         """Songs whose title, description, artist or album hold every word of ``query``
         (all songs when it is empty), oldest first so paging through a library while clips
         are added never skips one."""
         if count == 0:
             return []
-        rows = Clip.select().where(songs()).order_by(Clip.created_at, Clip.id)
+        rows = _songs_in(Clip.select().where(songs()).order_by(Clip.created_at, Clip.id), folder)
         condition = search.contains_all(self._db, Clip, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -261,8 +317,11 @@ class Library:
         genre: str | None = None,
         from_year: int | None = None,
         to_year: int | None = None,
+        folder: str | None = None,
     ) -> list[Clip]:
         condition = songs()
+        if folder is not None:
+            condition &= Clip.music_folder == folder
         if genre:
             condition &= Clip.genre_key == genre.casefold()
         if from_year is not None:
@@ -296,11 +355,12 @@ class Library:
         secrets.SystemRandom().shuffle(found)
         return [make(row) for row in found]
 
-    async def genre_songs(self, genre: str, *, offset: int, count: int) -> list[Clip]:
+    async def genre_songs(
+        self, genre: str, *, offset: int, count: int, folder: str | None = None
+    ) -> list[Clip]:
         """Songs of ``genre`` (case-insensitive), oldest first, so pages never skip one."""
         rows = (
-            Clip.select()
-            .where(songs() & (Clip.genre_key == genre.casefold()))
+            _songs_in(Clip.select().where(songs() & (Clip.genre_key == genre.casefold())), folder)
             .order_by(Clip.created_at, Clip.id)
             .offset(offset)
             .limit(count)
@@ -319,7 +379,6 @@ class Library:
         """Songs now (the folders' counts; no clip row is read)."""
         total = await MusicFolder.select(fn.SUM(MusicFolder.songs)).aio_scalar(self._db)
         return int(total or 0)
-
 
     async def _fill_run(self, model, condition, count: int, picked: dict, start) -> None:
         """Few rows match (or probes kept landing on the same ones): add the rows after a

@@ -18,6 +18,7 @@ LIST_MAX = 500
 SEARCH_MAX = 10_000
 QUERY_MAX = 1000
 YEAR_MIN, YEAR_MAX = 0, 9999
+FOLDER_ID_MAX = 2**31 - 1
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
@@ -77,8 +78,8 @@ class Browse:
         return {"openSubsonicExtensions": EXTENSIONS}
 
     async def music_folders(self, call: Call) -> dict:
-        folder = {"id": shapes.MUSIC_FOLDER_ID, "name": shapes.MUSIC_FOLDER_NAME}
-        return {"musicFolders": {"musicFolder": [folder]}}
+        folders = [{"id": f.id, "name": f.name} for f in await self._library.folders()]
+        return {"musicFolders": {"musicFolder": folders}}
 
     async def token_info(self, call: Call) -> dict:
         if not call.caller.by_api_key:
@@ -106,14 +107,16 @@ class Browse:
             "shareRole": False,
             "videoConversionRole": False,
         }
-        return {"user": {"username": call.user, **roles, "folder": [shapes.MUSIC_FOLDER_ID]}}
+        folders = [folder.id for folder in await self._library.folders()]
+        return {"user": {"username": call.user, **roles, "folder": folders}}
 
     async def scan_status(self, call: Call) -> dict:
         # Clips are in the library as soon as they are uploaded: there is never a scan.
         return {"scanStatus": {"scanning": False, "count": await self._library.song_count()}}
 
     async def indexes(self, call: Call) -> dict:
-        artists, marks = await self._library.artists(), await self.marks()
+        folder = await music_folder(call, self._library)
+        artists, marks = await self._library.artists(folder=folder), await self.marks()
         added = await self._library.last_added()
         # Stored times are naive UTC.
         last_modified = int(added.replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
@@ -126,7 +129,8 @@ class Browse:
         }
 
     async def artists(self, call: Call) -> dict:
-        artists, marks = await self._library.artists(), await self.marks()
+        folder = await music_folder(call, self._library)
+        artists, marks = await self._library.artists(folder=folder), await self.marks()
         return {
             "artists": {
                 "ignoredArticles": shapes.IGNORED_ARTICLES,
@@ -187,20 +191,20 @@ class Browse:
         offset = call.params.offset("offset")
         marks = await self.marks()
         library = self._library
+        page = {"offset": offset, "size": size, "folder": await music_folder(call, library)}
         if kind == "byYear":
             from_year = _year(call, "fromYear", required=True)
             to_year = _year(call, "toYear", required=True)
-            albums = await library.albums_by_year(from_year, to_year, offset=offset, size=size)
+            albums = await library.albums_by_year(from_year, to_year, **page)
         elif kind == "byGenre":
-            genre = call.params.required("genre")
-            albums = await library.albums_by_genre(genre, offset=offset, size=size)
+            albums = await library.albums_by_genre(call.params.required("genre"), **page)
         elif kind == "random":
-            albums = await library.random_albums(size)
+            albums = await library.random_albums(size, folder=page["folder"])
         elif kind == "starred":
-            starred = await library.albums_by_id(list(marks.stars))
+            starred = await library.albums_by_id(list(marks.stars), folder=page["folder"])
             albums = starred[offset : offset + size]
         else:
-            albums = await library.album_list(kind, offset=offset, size=size)
+            albums = await library.album_list(kind, **page)
         return albums, marks
 
     async def album_list(self, call: Call) -> dict:
@@ -218,6 +222,7 @@ class Browse:
             genre=call.params.one("genre"),
             from_year=_year(call, "fromYear"),
             to_year=_year(call, "toYear"),
+            folder=await music_folder(call, self._library),
         )
         marks = await self.marks()
         return {"randomSongs": {"song": [shapes.song(s, marks) for s in songs]}}
@@ -232,6 +237,7 @@ class Browse:
             genre,
             count=call.params.count("count", 10, LIST_MAX),
             offset=call.params.offset("offset"),
+            folder=await music_folder(call, self._library),
         )
         marks = await self.marks()
         return {"songsByGenre": {"song": [shapes.song(s, marks) for s in songs]}}
@@ -242,14 +248,18 @@ class Browse:
         artist_count = p.count("artistCount", 20, SEARCH_MAX)
         album_count = p.count("albumCount", 20, SEARCH_MAX)
         library = self._library
+        folder = await music_folder(call, library)
         artists = await library.search_artists(
-            terms, offset=p.offset("artistOffset"), count=artist_count
+            terms, offset=p.offset("artistOffset"), count=artist_count, folder=folder
         )
         albums = await library.search_albums(
-            terms, offset=p.offset("albumOffset"), count=album_count
+            terms, offset=p.offset("albumOffset"), count=album_count, folder=folder
         )
         songs = await library.search_songs(
-            terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
+            terms,
+            offset=p.offset("songOffset"),
+            count=p.count("songCount", 20, SEARCH_MAX),
+            folder=folder,
         )
         return artists, albums, songs, await self.marks()
 
@@ -272,6 +282,17 @@ class Browse:
                 "song": [shapes.song(s, marks) for s in songs],
             }
         }
+
+
+async def music_folder(call: Call, library: Library) -> str | None:
+    """The name of the folder ``musicFolderId`` asks for (None: every folder)."""
+    folder_id = call.params.integer("musicFolderId", None, 0, FOLDER_ID_MAX)
+    if folder_id is None:
+        return None
+    try:
+        return await library.folder_name(folder_id)
+    except NotInLibrary:
+        raise not_found("music folder") from None
 
 
 def _year(call: Call, name: str, *, required: bool = False) -> int | None:

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 from mosic.api.subsonic import shapes
+from mosic.api.subsonic.browse import music_folder
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.request import invalid
 from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
@@ -95,16 +96,18 @@ class Keep:
         await self._collection.rate(item_id, rating)
         return {}
 
-    async def _starred(self) -> tuple[list, list, list[Clip], Marks]:
+    async def _starred(self, call: Call) -> tuple[list, list, list[Clip], Marks]:
         marks = await self.marks()
-        artists = await self._library.artists_by_id(list(marks.stars))
-        albums = await self._library.albums_by_id(list(marks.stars))
-        songs = await self._library.songs_by_id(list(marks.stars))
+        folder = await music_folder(call, self._library)
+        starred = list(marks.stars)
+        artists = await self._library.artists_by_id(starred, folder=folder)
+        albums = await self._library.albums_by_id(starred, folder=folder)
+        songs = await self._library.songs_by_id(starred, folder=folder)
         songs.sort(key=lambda clip: marks.stars[str(clip.id)], reverse=True)
         return artists, albums, songs, marks
 
     async def starred(self, call: Call) -> dict:
-        artists, albums, songs, marks = await self._starred()
+        artists, albums, songs, marks = await self._starred(call)
         return {
             "starred": {
                 "artist": [shapes.artist_plain(a, marks) for a in artists],
@@ -114,7 +117,7 @@ class Keep:
         }
 
     async def starred2(self, call: Call) -> dict:
-        artists, albums, songs, marks = await self._starred()
+        artists, albums, songs, marks = await self._starred(call)
         return {
             "starred2": {
                 "artist": [shapes.artist_id3(a, marks) for a in artists],

@@ -14,8 +14,6 @@ from mosic.core.grouping import song_names
 from mosic.core.library import Album, Artist, Genre
 from mosic.persistence.models import Clip
 
-MUSIC_FOLDER_ID = 1
-MUSIC_FOLDER_NAME = "Music"
 IGNORED_ARTICLES = "The El La Los Las Le Les"
 
 

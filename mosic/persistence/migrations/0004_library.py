@@ -136,7 +136,9 @@ MODELS = [MusicFolder, Artist, Album, Genre, Directory, Scan]
 CLIP_INDEXES = (
     "CREATE UNIQUE INDEX clip_folder_path ON clip (music_folder, path)",
     "CREATE INDEX clip_album_order ON clip (album_id, disc, track, title)",
-    "CREATE INDEX clip_artist_id ON clip (artist_id)",
+    # Which folders an artist or album has songs in: one index probe each (musicFolderId).
+    "CREATE INDEX clip_artist_folder ON clip (artist_id, music_folder)",
+    "CREATE INDEX clip_album_folder ON clip (album_id, music_folder)",
     "CREATE INDEX clip_directory_id ON clip (directory_id)",
     "CREATE INDEX clip_missing_since ON clip (missing_since)",
     "CREATE INDEX clip_folder_created ON clip (music_folder, created_at)",
