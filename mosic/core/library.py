@@ -21,9 +21,22 @@ from dataclasses import dataclass, field
 from peewee import fn
 
 from mosic.core.aggregates import songs
-from mosic.core.grouping import ALBUM_PREFIX, ARTIST_PREFIX, song_names
+from mosic.core.grouping import (
+    ALBUM_PREFIX,
+    ARTIST_PREFIX,
+    DIRECTORY_PREFIX,
+    directory_id,
+    song_names,
+)
 from mosic.persistence import search
-from mosic.persistence.models import AlbumRow, ArtistRow, Clip, GenreRow, MusicFolder
+from mosic.persistence.models import (
+    AlbumRow,
+    ArtistRow,
+    Clip,
+    DirectoryRow,
+    GenreRow,
+    MusicFolder,
+)
 
 __all__ = [
     "ALBUM_PREFIX",
@@ -118,6 +131,17 @@ ALBUM_ONLY = {
 class Folder:
     id: int
     name: str
+
+
+@dataclass
+class Directory:
+    """A directory of a library folder as it lies on disk, with what it holds."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    directories: list[Directory] = field(default_factory=list)
+    songs: list = field(default_factory=list)
 
 
 def _has_songs_in(folder: str, column, row_id):
@@ -239,6 +263,39 @@ class Library:
     async def last_added(self) -> dt.datetime | None:
         query = AlbumRow.select(fn.MAX(AlbumRow.created_at))
         return _as_datetime(await query.aio_scalar(self._db))
+
+    # -- the folder tree of library folders -------------------------------------------------
+    async def folder_root(self, folder: str) -> Directory:
+        """The top of a library folder: its directories and the songs lying at its top
+        (nothing yet, before its first scan)."""
+        root = directory_id(folder, "")
+        try:
+            return await self.directory(root)
+        except NotInLibrary:
+            return Directory(root, folder, None)
+
+    async def directory(self, item_id: str) -> Directory:
+        """A directory, its subdirectories (by name) and its songs (by file name)."""
+        if not item_id.startswith(DIRECTORY_PREFIX):
+            raise NotInLibrary(item_id)
+        rows = await self._db.aio_execute(
+            DirectoryRow.select().where(DirectoryRow.id == item_id).limit(1)
+        )
+        if not rows:
+            raise NotInLibrary(item_id)
+        node = Directory(rows[0].id, rows[0].name, rows[0].parent_id)
+        children = (
+            DirectoryRow.select()
+            .where(DirectoryRow.parent_id == item_id)
+            .order_by(DirectoryRow.sort_key, DirectoryRow.id)
+        )
+        node.directories = [
+            Directory(row.id, row.name, row.parent_id)
+            for row in await self._db.aio_execute(children)
+        ]
+        held = Clip.select().where(songs() & (Clip.directory_id == item_id)).order_by(Clip.path)
+        node.songs = list(await self._db.aio_execute(held))
+        return node
 
     # -- artists -----------------------------------------------------------------------------
     async def artists(self, *, folder: str | None = None) -> list[Artist]:

@@ -10,7 +10,9 @@ from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import Code, SubsonicError, not_found
 from mosic.api.subsonic.shapes import Marks
 from mosic.core.collection import Collection
+from mosic.core.grouping import DIRECTORY_PREFIX
 from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary
+from mosic.persistence.models import UPLOADS
 
 LIST_MAX = 500
 # A library sync asks for hundreds of songs a page (Symfonium: 500); refusing a bigger page
@@ -115,18 +117,24 @@ class Browse:
         return {"scanStatus": {"scanning": False, "count": await self._library.song_count()}}
 
     async def indexes(self, call: Call) -> dict:
+        """Artists by first letter; for a library folder (``musicFolderId``), its real
+        folder tree instead: the directories at its top, and the songs lying there."""
         folder = await music_folder(call, self._library)
-        artists, marks = await self._library.artists(folder=folder), await self.marks()
+        marks = await self.marks()
         added = await self._library.last_added()
         # Stored times are naive UTC.
         last_modified = int(added.replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
-        return {
-            "indexes": {
-                "lastModified": last_modified,
-                "ignoredArticles": shapes.IGNORED_ARTICLES,
-                "index": shapes.indexed(artists, lambda a: shapes.artist_plain(a, marks)),
-            }
-        }
+        body = {"lastModified": last_modified, "ignoredArticles": shapes.IGNORED_ARTICLES}
+        if folder is not None and folder != UPLOADS:
+            root = await self._library.folder_root(folder)
+            body["index"] = shapes.indexed(
+                root.directories, lambda d: shapes.directory_entry(d, marks)
+            )
+            body["child"] = [shapes.song(s, marks) for s in root.songs]
+            return {"indexes": body}
+        artists = await self._library.artists(folder=folder)
+        body["index"] = shapes.indexed(artists, lambda a: shapes.artist_plain(a, marks))
+        return {"indexes": body}
 
     async def artists(self, call: Call) -> dict:
         folder = await music_folder(call, self._library)
@@ -141,6 +149,8 @@ class Browse:
     async def music_directory(self, call: Call) -> dict:
         item_id = call.params.required("id")
         marks = await self.marks()
+        if item_id.startswith(DIRECTORY_PREFIX):
+            return {"directory": await self._directory(item_id, marks)}
         try:
             artist = await self._library.artist(item_id)
         except NotInLibrary:
@@ -154,6 +164,18 @@ class Browse:
         node = {"id": album.id, "parent": album.artist_id, "name": album.name}
         node.update(marks.of(album.id), playCount=album.play_count)
         return {"directory": {**node, "child": [shapes.song(s, marks) for s in songs]}}
+
+    async def _directory(self, item_id: str, marks: Marks) -> dict:
+        try:
+            node = await self._library.directory(item_id)
+        except NotInLibrary:
+            raise not_found("directory") from None
+        children = [shapes.directory_child(d, marks) for d in node.directories]
+        children += [shapes.song(s, marks) for s in node.songs]
+        body = {"id": node.id, "name": node.name, **marks.of(node.id), "child": children}
+        if node.parent_id:
+            body["parent"] = node.parent_id
+        return body
 
     async def artist(self, call: Call) -> dict:
         try:

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 
 from mosic.core.collection import Collection, PlaylistInfo, QueueInfo
 from mosic.core.grouping import song_names
-from mosic.core.library import Album, Artist, Genre
+from mosic.core.library import Album, Artist, Directory, Genre
 from mosic.persistence.models import Clip
 
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -129,6 +129,22 @@ def artist_plain(artist: Artist, marks: Marks) -> dict:
     return {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
 
 
+def directory_entry(directory: Directory, marks: Marks) -> dict:
+    """A directory of a library folder at the top of ``getIndexes``."""
+    return {"id": directory.id, "name": directory.name, **marks.of(directory.id)}
+
+
+def directory_child(directory: Directory, marks: Marks) -> dict:
+    """A subdirectory in ``getMusicDirectory``."""
+    return {
+        "id": directory.id,
+        "parent": directory.parent_id,
+        "isDir": True,
+        "title": directory.name,
+        **marks.of(directory.id),
+    }
+
+
 def index_letter(name: str) -> str:
     words = name.split()
     if len(words) > 1 and words[0] in IGNORED_ARTICLES.split():
@@ -137,11 +153,12 @@ def index_letter(name: str) -> str:
     return first if first.isalpha() else "#"
 
 
-def indexed(artists: list[Artist], shape) -> list[dict]:
-    """Artists grouped by first letter, as ``index`` elements."""
+def indexed(entries: list[Artist] | list[Directory], shape) -> list[dict]:
+    """Artists (or a library folder's directories) grouped by first letter, as ``index``
+    elements."""
     groups: dict[str, list[dict]] = {}
-    for artist in artists:
-        groups.setdefault(index_letter(artist.name), []).append(shape(artist))
+    for entry in entries:
+        groups.setdefault(index_letter(entry.name), []).append(shape(entry))
     return [{"name": letter, "artist": groups[letter]} for letter in sorted(groups)]
 
 
