@@ -24,6 +24,8 @@ from mosic.core import grouping
 from mosic.persistence.models import UPLOADS, AlbumRow, ArtistRow, Clip, GenreRow, MusicFolder
 
 REBUILD_BATCH = 2000
+# Rows a statement upserts at once: well within SQLite's 32,766 parameters (16 a row).
+UPSERT_BATCH = 500
 
 
 def visible():
@@ -105,11 +107,13 @@ class Aggregates:
         gone = [album_id for album_id in ids if album_id not in facts]
         if gone:
             await self._db.aio_execute(AlbumRow.delete().where(AlbumRow.id.in_(gone)))
-        for album_id, row in facts.items():
-            artist, name = albums[album_id]
-            values = _album_values(album_id, artist, name, row, genres.get(album_id))
+        values = [
+            _album_values(album_id, *albums[album_id], row, genres.get(album_id))
+            for album_id, row in facts.items()
+        ]
+        for start in range(0, len(values), UPSERT_BATCH):
             await self._db.aio_execute(
-                AlbumRow.insert(values)
+                AlbumRow.insert_many(values[start : start + UPSERT_BATCH])
                 .on_conflict(conflict_target=[AlbumRow.id], preserve=_ALBUM_UPDATED)
                 .returning(AlbumRow.id)
             )
@@ -141,18 +145,20 @@ class Aggregates:
         gone = [artist_id for artist_id in ids if artist_id not in counts]
         if gone:
             await self._db.aio_execute(ArtistRow.delete().where(ArtistRow.id.in_(gone)))
-        for artist_id, (albums, song_count) in counts.items():
-            name = artists[artist_id]
-            values = {
+        values = [
+            {
                 "id": artist_id,
-                "name": name,
-                "sort_key": grouping.sort_key(name),
-                "search_text": name.casefold(),
+                "name": artists[artist_id],
+                "sort_key": grouping.sort_key(artists[artist_id]),
+                "search_text": artists[artist_id].casefold(),
                 "album_count": albums,
                 "song_count": int(song_count or 0),
             }
+            for artist_id, (albums, song_count) in counts.items()
+        ]
+        for start in range(0, len(values), UPSERT_BATCH):
             await self._db.aio_execute(
-                ArtistRow.insert(values)
+                ArtistRow.insert_many(values[start : start + UPSERT_BATCH])
                 .on_conflict(
                     conflict_target=[ArtistRow.id],
                     preserve=[ArtistRow.album_count, ArtistRow.song_count],
@@ -224,14 +230,27 @@ class Aggregates:
             rows = list(await self._db.aio_execute(query.dicts()))
             if not rows:
                 return
-            async with self._db.aio_atomic():
-                for row in rows:
-                    ids = grouping.song_ids(row)
-                    if any(row[name] != value for name, value in ids.items()):
-                        await self._db.aio_execute(Clip.update(**ids).where(Clip.id == row["id"]))
+            changed = []
+            for row in rows:
+                ids = grouping.song_ids(row)
+                if any(row[name] != value for name, value in ids.items()):
+                    changed.append([*ids.values(), Clip.id.db_value(row["id"])])
+            if changed:
+                # One transaction a batch: in autocommit, each row was a commit of its own.
+                async with self._db.aio_atomic():
+                    await self._db.execute_many(self._regroup_sql(), changed)
             after = rows[-1]["id"]
             if progress is not None:
                 progress(len(rows))
+
+    def _regroup_sql(self) -> str:
+        """``UPDATE clip SET album_id, artist_id, directory_id WHERE id``, with parameters in
+        that order, as this database writes it."""
+        some = "-"
+        query = Clip.update(album_id=some, artist_id=some, directory_id=some).where(
+            Clip.id == uuid.UUID(int=0)
+        )
+        return self._db.get_sql_context().sql(query).query()[0]
 
     async def _rebuild_albums(self) -> None:
         ids = [

@@ -140,7 +140,9 @@ CLIP_INDEXES = (
     "CREATE INDEX clip_artist_folder ON clip (artist_id, music_folder)",
     "CREATE INDEX clip_album_folder ON clip (album_id, music_folder)",
     "CREATE INDEX clip_directory_id ON clip (directory_id)",
-    "CREATE INDEX clip_missing_since ON clip (missing_since)",
+    # Only the missing few: an index of every row's NULL led SQLite's planner to walk it for
+    # "missing_since IS NULL" instead of the index that orders a page.
+    "CREATE INDEX clip_missing_since ON clip (missing_since) WHERE missing_since IS NOT NULL",
     "CREATE INDEX clip_folder_created ON clip (music_folder, created_at)",
     # Identical bytes are two clips when a library holds them; two uploads never are.
     # destructive: the unique index on sha256 becomes a unique one among uploads; the previous
