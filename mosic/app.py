@@ -135,7 +135,10 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
     services = Services.build(settings, credentials)
     guards = auth.Guards(services.metrics)
     app = DisconnectAwareApp(
-        middleware=_middleware(services, guards), body_timeout=settings.body_timeout_s
+        middleware=_middleware(services, guards),
+        body_timeout=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        body_rate_window=settings.body_rate_window_s,
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False

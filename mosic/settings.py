@@ -24,6 +24,12 @@ REFERENCE = re.compile(r"(?<!\\)\$\{([A-Za-z0-9_]+)(?::-[^}:]*)?\}")
 # Secret settings may name a file instead (Docker and Compose secrets): MOSIC_API_KEY_FILE.
 FILE_SUFFIX = "_FILE"
 DEFAULT_TRANSCODE_CACHE_MB = 1024
+DEFAULT_BODY_TIMEOUT_S = 30.0
+# A request body must bring this many bytes a second over any BODY_RATE_WINDOW_S after its
+# first byte (Apache's mod_reqtimeout MinRate); the window is the contract's, not a setting.
+DEFAULT_BODY_MIN_RATE = 500
+BODY_RATE_WINDOW_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
 TRANSCODE_CACHE_DIR = "transcodes"
 
 
@@ -103,7 +109,11 @@ class Settings:
     accel_redirect: str | None = None
     read_api_keys: tuple[str, ...] = ()
     max_json_kb: int = 64
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    body_min_rate: int = DEFAULT_BODY_MIN_RATE
+    # Only tests shorten it (through this object), to see the rule act within seconds.
+    body_rate_window_s: float = BODY_RATE_WINDOW_S
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -262,13 +272,22 @@ def _access_and_limits(env: Env) -> dict:
     return {
         "read_api_keys": _key_list(env.str("READ_API_KEYS", "")),
         "max_json_kb": _positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
-        "body_timeout_s": _body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
+        "body_timeout_s": _seconds(
+            "BODY_TIMEOUT_S", env.float("BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S)
+        ),
+        "body_min_rate": _positive(
+            "BODY_MIN_RATE", env.int("BODY_MIN_RATE", DEFAULT_BODY_MIN_RATE), minimum=0
+        ),
+        "header_timeout_s": _seconds(
+            "HEADER_TIMEOUT_S", env.float("HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S)
+        ),
     }
 
 
-def _body_timeout(value: float) -> float:
+def _seconds(name: str, value: float) -> float:
+    # "not value > 0" also refuses NaN, which every comparison would let through.
     if not value > 0:
-        raise SettingsError(f"{PREFIX}BODY_TIMEOUT_S must be a positive number of seconds")
+        raise SettingsError(f"{PREFIX}{name} must be a positive number of seconds")
     return value
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
 
+from mosic.cli.connections import header_deadline
 from mosic.observability.logs import logging_config
 from mosic.settings import Settings
 
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 # Streams can be long: a worker busy sending audio is not hung.
 GRACEFUL_TIMEOUT_S = 30
 KEEPALIVE_S = 5
@@ -18,6 +19,14 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_class(settings: Settings) -> type[UvicornWorker]:
+    """uvicorn-worker's worker, its connections under the headers' deadline. (gunicorn takes
+    a class as its worker class; the workers fork from the arbiter, so a class made here
+    needs no import path.)"""
+    config = {**UvicornWorker.CONFIG_KWARGS, "http": header_deadline(settings.header_timeout_s)}
+    return type("MosicWorker", (UvicornWorker,), {"CONFIG_KWARGS": config})
 
 
 class MosicGunicorn(BaseApplication):
@@ -34,7 +43,7 @@ class MosicGunicorn(BaseApplication):
         options = {
             "bind": binds,
             "workers": s.workers,
-            "worker_class": WORKER_CLASS,
+            "worker_class": worker_class(s),
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             # gunicorn's 2 s default closes idle connections under a client's feet; 5 s is
             # uvicorn's own default and outlives a reverse proxy's usual reuse window.

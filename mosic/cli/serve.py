@@ -81,12 +81,14 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from mosic.app import create_app
+    from mosic.cli.connections import header_deadline
     from mosic.observability.logs import logging_config
 
     config = uvicorn.Config(
         create_app(settings, credentials),
         host=settings.host,
         port=settings.port,
+        http=header_deadline(settings.header_timeout_s),
         lifespan="on",
         log_config=logging_config(settings),
         access_log=False,
