@@ -232,7 +232,7 @@ async def serve_media(
     """As ``serve_stored``, for media already open (a stored clip, or a cached rendition);
     the answer owns ``media`` and closes it."""
     try:
-        url = await media.direct_url(link_lifetime)
+        url = await media.direct_url(link_lifetime, validators.content_type)
         if url is not None:
             byte_range = redirect_media(req, resp, media, validators, url)
             sending = resp.status == falcon.HTTP_307
