@@ -30,6 +30,9 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_BODY_MIN_RATE = 500
 BODY_RATE_WINDOW_S = 30.0
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+# On SIGTERM, how long running streams may go on, their last bytes reaching the listener
+# included, before the process exits anyway.
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
 TRANSCODE_CACHE_DIR = "transcodes"
 
 
@@ -114,6 +117,7 @@ class Settings:
     # Only tests shorten it (through this object), to see the rule act within seconds.
     body_rate_window_s: float = BODY_RATE_WINDOW_S
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -280,6 +284,9 @@ def _access_and_limits(env: Env) -> dict:
         ),
         "header_timeout_s": _seconds(
             "HEADER_TIMEOUT_S", env.float("HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S)
+        ),
+        "shutdown_grace_s": _seconds(
+            "SHUTDOWN_GRACE_S", env.float("SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S)
         ),
     }
 

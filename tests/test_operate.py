@@ -123,6 +123,7 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_BODY_MIN_RATE": "-1"}, "MOSIC_BODY_MIN_RATE"),
         ({"MOSIC_HEADER_TIMEOUT_S": "0"}, "MOSIC_HEADER_TIMEOUT_S"),
         ({"MOSIC_HEADER_TIMEOUT_S": "nan"}, "MOSIC_HEADER_TIMEOUT_S"),
+        ({"MOSIC_SHUTDOWN_GRACE_S": "-1"}, "MOSIC_SHUTDOWN_GRACE_S"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):

@@ -5,6 +5,7 @@ leave ``/healthz`` and a normal listener answering."""
 from __future__ import annotations
 
 import select
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -256,3 +257,84 @@ def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline
         else:
             raise AssertionError(f"headers trickled for {CROWD_CUT_S} s and were never cut")
         assert sock.recv(65536) == b""
+
+
+# -- a stop, with a slow listener --------------------------------------------------------------
+
+LONG_SONG_BYTES = 8 * 1024 * 1024
+# The listener's receive buffer, kept small so the kernel cannot take the tail off its hands.
+LISTENER_BUFFER = 64 * 1024
+SLOW_READ_BYTES = 64 * 1024
+SLOW_READ_PAUSE_S = 0.05
+
+
+def slow_listener(server, clip: dict) -> tuple[socket.socket, int, bytes]:
+    """A stream request on a socket with a small receive buffer: the socket, the length the
+    answer declares, and the body bytes read with its head."""
+    host, port = server.base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
+    sock.sendall(
+        f"GET {clip['audio_url']} HTTP/1.1\r\nHost: {host}\r\n"
+        f"X-API-Key: {server.api_key}\r\n\r\n".encode()
+    )
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(SLOW_READ_BYTES)
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    (length,) = (
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return sock, length, body
+
+
+def refuses_connections(server) -> bool:
+    host, port = server.base.removeprefix("http://").split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def what_is_left_after_exit(sock: socket.socket) -> bytes:
+    """Everything the kernel already holds for us, then the end of the stream; an
+    AssertionError if some of it is still on its way (the server exited before its tail
+    reached us, and in a container that tail is lost)."""
+    sock.setblocking(False)
+    left = b""
+    try:
+        while chunk := sock.recv(SLOW_READ_BYTES):
+            left += chunk
+    except BlockingIOError:
+        raise AssertionError(
+            f"the server exited with bytes not yet delivered ({len(left)} read)"
+        ) from None
+    return left
+
+
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["uvicorn", "gunicorn"])
+def test_a_stop_lets_a_slow_listener_have_the_whole_stream(tmp_path, workers):
+    song = make_wav_of_size(tmp_path / "long.wav", LONG_SONG_BYTES)
+    with mosic_serve(tmp_path / "data", MOSIC_WORKERS=workers) as server:
+        clip = server.upload(song, "audio/wav")
+        sock, length, body = slow_listener(server, clip)
+        while len(body) < 1024 * 1024:
+            body += sock.recv(SLOW_READ_BYTES)
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for("new connections to be refused", lambda: refuses_connections(server), 10)
+        # Slowly, as a listener on a poor network: the rest arrives after the stop began.
+        while server.proc.poll() is None and len(body) < length:
+            body += sock.recv(SLOW_READ_BYTES)
+            time.sleep(SLOW_READ_PAUSE_S)
+        if server.proc.poll() is not None:
+            body += what_is_left_after_exit(sock)
+        sock.close()
+        assert len(body) == length and body == song.read_bytes()
+        server.proc.wait(timeout=30)
+    assert "Traceback" not in server.output()

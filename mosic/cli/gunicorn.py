@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
-from mosic.cli.connections import header_deadline
+from mosic.cli.connections import connection_class
 from mosic.observability.logs import logging_config
 from mosic.settings import Settings
 
-# Streams can be long: a worker busy sending audio is not hung.
-GRACEFUL_TIMEOUT_S = 30
+# Each worker stops within MOSIC_SHUTDOWN_GRACE_S by itself (uvicorn's graceful timeout and
+# the tails); gunicorn's own kill comes this much later, a backstop that never races it.
+GRACEFUL_MARGIN_S = 5
 KEEPALIVE_S = 5
 
 
@@ -22,10 +25,14 @@ def child_exit(server, worker) -> None:
 
 
 def worker_class(settings: Settings) -> type[UvicornWorker]:
-    """uvicorn-worker's worker, its connections under the headers' deadline. (gunicorn takes
-    a class as its worker class; the workers fork from the arbiter, so a class made here
-    needs no import path.)"""
-    config = {**UvicornWorker.CONFIG_KWARGS, "http": header_deadline(settings.header_timeout_s)}
+    """uvicorn-worker's worker with Mosic's connections (mosic.cli.connections) and grace
+    period. (gunicorn takes a class as its worker class; the workers fork from the arbiter,
+    so a class made here needs no import path.)"""
+    config = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "http": connection_class(settings),
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+    }
     return type("MosicWorker", (UvicornWorker,), {"CONFIG_KWARGS": config})
 
 
@@ -44,7 +51,7 @@ class MosicGunicorn(BaseApplication):
             "bind": binds,
             "workers": s.workers,
             "worker_class": worker_class(s),
-            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "graceful_timeout": math.ceil(s.shutdown_grace_s) + GRACEFUL_MARGIN_S,
             # gunicorn's 2 s default closes idle connections under a client's feet; 5 s is
             # uvicorn's own default and outlives a reverse proxy's usual reuse window.
             "keepalive": KEEPALIVE_S,

@@ -224,7 +224,7 @@ Arguments: (list given existingData key).
 {{- end }}
 {{- end }}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) 30) }}
-{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus gunicorn's 30 s drain: streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
+{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus Mosic's 30 s drain (MOSIC_SHUTDOWN_GRACE_S): streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
 {{- end }}
 {{- if and .Values.metrics.port (eq (int .Values.metrics.port) (int (include "mosic.httpPort" .))) }}
 {{- fail (printf "metrics.port must differ from the HTTP port %s (leave it empty to serve /metrics on the HTTP port)" (include "mosic.httpPort" .)) }}
