@@ -34,6 +34,7 @@ from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
+from mosic.core.backup import ScheduledBackups
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
@@ -179,6 +180,8 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
+    if services.settings.backup_dir is not None:
+        middleware.append(ScheduledBackups(services.settings))
     if services.settings.metrics_port:
         middleware.append(
             MetricsPortGuard(

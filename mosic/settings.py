@@ -33,6 +33,8 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 # On SIGTERM, how long running streams may go on, their last bytes reaching the listener
 # included, before the process exits anyway.
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
+DEFAULT_BACKUP_INTERVAL_H = 24.0
+DEFAULT_BACKUP_KEEP = 7
 TRANSCODE_CACHE_DIR = "transcodes"
 
 
@@ -118,6 +120,10 @@ class Settings:
     body_rate_window_s: float = BODY_RATE_WINDOW_S
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    # Scheduled backups go here when set (``mosic backup`` takes one by hand).
+    backup_dir: Path | None = None
+    backup_interval_h: float = DEFAULT_BACKUP_INTERVAL_H
+    backup_keep: int = DEFAULT_BACKUP_KEEP
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -129,6 +135,8 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
         object.__setattr__(self, "media_root", Path(media).resolve())
+        if self.backup_dir is not None:
+            object.__setattr__(self, "backup_dir", Path(self.backup_dir).resolve())
         if self.transcode_max is None:
             object.__setattr__(self, "transcode_max", os.cpu_count() or 1)
 
@@ -291,6 +299,22 @@ def _access_and_limits(env: Env) -> dict:
     }
 
 
+def _backups(env: Env) -> dict:
+    return {
+        "backup_dir": env.path("BACKUP_DIR", None),
+        "backup_interval_h": _hours(
+            "BACKUP_INTERVAL_H", env.float("BACKUP_INTERVAL_H", DEFAULT_BACKUP_INTERVAL_H)
+        ),
+        "backup_keep": _positive("BACKUP_KEEP", env.int("BACKUP_KEEP", DEFAULT_BACKUP_KEEP)),
+    }
+
+
+def _hours(name: str, value: float) -> float:
+    if not value > 0:
+        raise SettingsError(f"{PREFIX}{name} must be a positive number of hours")
+    return value
+
+
 def _seconds(name: str, value: float) -> float:
     # "not value > 0" also refuses NaN, which every comparison would let through.
     if not value > 0:
@@ -347,6 +371,7 @@ def _read(env: Env) -> Settings:
         s3=_s3(env),
         data_dir=env.path("DATA_DIR", Path("data")),
         media_root=env.path("MEDIA_ROOT", None),
+        **_backups(env),
         postgres=postgres,
         db_pool_size=_positive("DB_POOL_SIZE", env.int("DB_POOL_SIZE", 10)),
         api_key=_secret("API_KEY", env.str("API_KEY", None), env.str("API_KEY_FILE", None)),

@@ -252,6 +252,14 @@ Arguments: (list given existingData key).
   value: {{ .Values.signedUrlTTL | quote }}
 - name: MOSIC_DB_POOL_SIZE
   value: {{ .Values.dbPoolSize | quote }}
+{{- if .Values.backups.existingClaim }}
+- name: MOSIC_BACKUP_DIR
+  value: /backups
+- name: MOSIC_BACKUP_INTERVAL_H
+  value: {{ .Values.backups.intervalHours | quote }}
+- name: MOSIC_BACKUP_KEEP
+  value: {{ .Values.backups.keep | quote }}
+{{- end }}
 {{- if .Values.metrics.port }}
 - name: MOSIC_METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
@@ -322,6 +330,10 @@ Arguments: (list given existingData key).
   mountPath: /data
 - name: tmp
   mountPath: /tmp
+{{- if .Values.backups.existingClaim }}
+- name: backups
+  mountPath: /backups
+{{- end }}
 {{- end }}
 
 {{/* RollingUpdate needs a volume the old and the new pod can both mount. */}}
