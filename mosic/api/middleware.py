@@ -237,7 +237,7 @@ class Pace:
             counted += size
             if counted >= self._need:
                 # The window holds enough until this arrival leaves it.
-                return max(self._first, when) + self.window
+                return when + self.window
         return self._first + self.window
 
 
@@ -315,8 +315,8 @@ class DisconnectAwareApp(falcon.asgi.App):
         self,
         *args,
         body_timeout: float,
-        body_min_rate: float = 0,
-        body_rate_window: float = 30.0,
+        body_min_rate: float,
+        body_rate_window: float,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
