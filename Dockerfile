@@ -39,8 +39,8 @@ LABEL org.opencontainers.image.title="Mosic" \
 RUN groupadd --system --gid 10001 mosic \
     && useradd --system --uid 10001 --gid mosic --home-dir /home/mosic --create-home \
        --shell /usr/sbin/nologin mosic \
-    && mkdir -p /data \
-    && chown mosic:mosic /data
+    && mkdir -p /data /backups \
+    && chown mosic:mosic /data /backups
 
 COPY --from=builder /opt/venv /opt/venv
 

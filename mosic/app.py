@@ -36,6 +36,7 @@ from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
+from mosic.core.backup import ScheduledBackups
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
@@ -151,7 +152,10 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> fa
     services = Services.build(settings, credentials)
     guards = auth.Guards(services.metrics)
     app = DisconnectAwareApp(
-        middleware=_middleware(services, guards), body_timeout=settings.body_timeout_s
+        middleware=_middleware(services, guards),
+        body_timeout=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        body_rate_window=settings.body_rate_window_s,
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
@@ -192,6 +196,8 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
+    if services.settings.backup_dir is not None:
+        middleware.append(ScheduledBackups(services.settings))
     if services.settings.metrics_port:
         middleware.append(
             MetricsPortGuard(

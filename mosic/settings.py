@@ -24,6 +24,17 @@ REFERENCE = re.compile(r"(?<!\\)\$\{([A-Za-z0-9_]+)(?::-[^}:]*)?\}")
 # Secret settings may name a file instead (Docker and Compose secrets): MOSIC_API_KEY_FILE.
 FILE_SUFFIX = "_FILE"
 DEFAULT_TRANSCODE_CACHE_MB = 1024
+DEFAULT_BODY_TIMEOUT_S = 30.0
+# A request body must bring this many bytes a second over any BODY_RATE_WINDOW_S after its
+# first byte (Apache's mod_reqtimeout MinRate); the window is the contract's, not a setting.
+DEFAULT_BODY_MIN_RATE = 500
+BODY_RATE_WINDOW_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+# On SIGTERM, how long running streams may go on, their last bytes reaching the listener
+# included, before the process exits anyway.
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+DEFAULT_BACKUP_INTERVAL_H = 24.0
+DEFAULT_BACKUP_KEEP = 7
 TRANSCODE_CACHE_DIR = "transcodes"
 
 
@@ -103,7 +114,16 @@ class Settings:
     accel_redirect: str | None = None
     read_api_keys: tuple[str, ...] = ()
     max_json_kb: int = 64
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    body_min_rate: int = DEFAULT_BODY_MIN_RATE
+    # Only tests shorten it (through this object), to see the rule act within seconds.
+    body_rate_window_s: float = BODY_RATE_WINDOW_S
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    # Scheduled backups go here when set (``mosic backup`` takes one by hand).
+    backup_dir: Path | None = None
+    backup_interval_h: float = DEFAULT_BACKUP_INTERVAL_H
+    backup_keep: int = DEFAULT_BACKUP_KEEP
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -115,6 +135,8 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
         object.__setattr__(self, "media_root", Path(media).resolve())
+        if self.backup_dir is not None:
+            object.__setattr__(self, "backup_dir", Path(self.backup_dir).resolve())
         if self.transcode_max is None:
             object.__setattr__(self, "transcode_max", os.cpu_count() or 1)
 
@@ -262,13 +284,41 @@ def _access_and_limits(env: Env) -> dict:
     return {
         "read_api_keys": _key_list(env.str("READ_API_KEYS", "")),
         "max_json_kb": _positive("MAX_JSON_KB", env.int("MAX_JSON_KB", 64)),
-        "body_timeout_s": _body_timeout(env.float("BODY_TIMEOUT_S", 30.0)),
+        "body_timeout_s": _seconds(
+            "BODY_TIMEOUT_S", env.float("BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S)
+        ),
+        "body_min_rate": _positive(
+            "BODY_MIN_RATE", env.int("BODY_MIN_RATE", DEFAULT_BODY_MIN_RATE), minimum=0
+        ),
+        "header_timeout_s": _seconds(
+            "HEADER_TIMEOUT_S", env.float("HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S)
+        ),
+        "shutdown_grace_s": _seconds(
+            "SHUTDOWN_GRACE_S", env.float("SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S)
+        ),
     }
 
 
-def _body_timeout(value: float) -> float:
+def _backups(env: Env) -> dict:
+    return {
+        "backup_dir": env.path("BACKUP_DIR", None),
+        "backup_interval_h": _hours(
+            "BACKUP_INTERVAL_H", env.float("BACKUP_INTERVAL_H", DEFAULT_BACKUP_INTERVAL_H)
+        ),
+        "backup_keep": _positive("BACKUP_KEEP", env.int("BACKUP_KEEP", DEFAULT_BACKUP_KEEP)),
+    }
+
+
+def _hours(name: str, value: float) -> float:
     if not value > 0:
-        raise SettingsError(f"{PREFIX}BODY_TIMEOUT_S must be a positive number of seconds")
+        raise SettingsError(f"{PREFIX}{name} must be a positive number of hours")
+    return value
+
+
+def _seconds(name: str, value: float) -> float:
+    # "not value > 0" also refuses NaN, which every comparison would let through.
+    if not value > 0:
+        raise SettingsError(f"{PREFIX}{name} must be a positive number of seconds")
     return value
 
 
@@ -321,6 +371,7 @@ def _read(env: Env) -> Settings:
         s3=_s3(env),
         data_dir=env.path("DATA_DIR", Path("data")),
         media_root=env.path("MEDIA_ROOT", None),
+        **_backups(env),
         postgres=postgres,
         db_pool_size=_positive("DB_POOL_SIZE", env.int("DB_POOL_SIZE", 10)),
         api_key=_secret("API_KEY", env.str("API_KEY", None), env.str("API_KEY_FILE", None)),

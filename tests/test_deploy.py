@@ -696,6 +696,20 @@ def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container["env"]}
 
 
+def test_scheduled_backups_go_to_a_claim_of_their_own(chart):
+    plain = containers(one(render(chart), "Deployment"))["mosic"]
+    assert "MOSIC_BACKUP_DIR" not in env_of(plain)
+    values = {"backups": {"existingClaim": "mosic-backups", "intervalHours": 6, "keep": 3}}
+    deployment = one(render(chart, values), "Deployment")
+    mosic = containers(deployment)["mosic"]
+    env = {name: entry["value"] for name, entry in env_of(mosic).items() if "value" in entry}
+    assert env["MOSIC_BACKUP_DIR"] == "/backups"
+    assert (env["MOSIC_BACKUP_INTERVAL_H"], env["MOSIC_BACKUP_KEEP"]) == ("6", "3")
+    assert {"name": "backups", "mountPath": "/backups"} in mosic["volumeMounts"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "mosic-backups"
+
+
 def test_default_release_runs_mosic_like_the_image_on_the_bundled_postgresql(chart):
     docs = render(chart)
     deployment = one(docs, "Deployment")

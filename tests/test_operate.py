@@ -120,6 +120,12 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_MAX_JSON_KB": "0"}, "MOSIC_MAX_JSON_KB"),
         ({"MOSIC_BODY_TIMEOUT_S": "0"}, "MOSIC_BODY_TIMEOUT_S"),
         ({"MOSIC_BODY_TIMEOUT_S": "soon"}, "MOSIC_BODY_TIMEOUT_S"),
+        ({"MOSIC_BODY_MIN_RATE": "-1"}, "MOSIC_BODY_MIN_RATE"),
+        ({"MOSIC_HEADER_TIMEOUT_S": "0"}, "MOSIC_HEADER_TIMEOUT_S"),
+        ({"MOSIC_HEADER_TIMEOUT_S": "nan"}, "MOSIC_HEADER_TIMEOUT_S"),
+        ({"MOSIC_SHUTDOWN_GRACE_S": "-1"}, "MOSIC_SHUTDOWN_GRACE_S"),
+        ({"MOSIC_BACKUP_INTERVAL_H": "0"}, "MOSIC_BACKUP_INTERVAL_H"),
+        ({"MOSIC_BACKUP_KEEP": "0"}, "MOSIC_BACKUP_KEEP"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, name):

@@ -2,7 +2,8 @@
 has. The whole API suite also runs on it, in proxy mode (the ``s3`` backend of conftest).
 
 - redirect mode: a stream is a 307 to a presigned GET that expires with the signed link,
-  counted by the play rule from the request's Range; HEAD and 304 are answered by Mosic;
+  counted by the play rule from the request's Range; HEAD and 304 are answered by Mosic, and
+  the presigned GET answers the same Content-Type for every format;
 - the store stopped and started under a running Mosic: 503s that leave nothing, /readyz
   says why, and recovery without a restart;
 - kill -9 mid-upload: no object and no pending multipart upload survive;
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import API_KEY, DERIVED_SUFFIXES, Api, reset_database, settings_for
-from tests.support.audio import make_wav_of_size
+from tests.support.audio import CONTENT_TYPES, FORMATS, make_wav_of_size
 from tests.support.forms import multipart
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, rclone_s3
 from tests.support.server import mosic_serve, wait_for
@@ -131,6 +132,48 @@ async def test_the_presigned_url_expires_with_the_signed_link(redirecting, song)
     lifetime = int(parse_qs(urlsplit(resp.headers["Location"]).query)["X-Amz-Expires"][0])
     assert expires - time.time() - 5 <= lifetime <= expires - time.time() + 1
     assert await plays(redirecting, song) == 1
+
+
+def stored_type(client, config, key: str) -> str:
+    return client.head_object(Bucket=config.bucket, Key=key)["ContentType"]
+
+
+def followed_type(mosic, song: dict, path: Path) -> str:
+    """The Content-Type of the presigned GET a stream redirects to (its bytes checked)."""
+    redirect = mosic.get(song["audio_url"])
+    assert redirect.status_code == 307, redirect.text
+    fetched = httpx.get(redirect.headers["Location"], timeout=10)
+    assert fetched.status_code == 200 and fetched.content == path.read_bytes()
+    return fetched.headers["Content-Type"]
+
+
+def test_a_presigned_stream_has_the_type_mosic_answers_for_every_format(
+    s3_server, tmp_path, clip_file
+):
+    config = s3_server.new_bucket(f"mosic-{uuid.uuid4().hex[:12]}", stream="redirect")
+    client, known = s3_server.client(), set()
+    with mosic_serve(tmp_path / "data", api_key=API_KEY, **s3_env(config)) as mosic:
+        for i, fmt in enumerate(FORMATS):
+            path = clip_file(fmt, seconds=1.0, freq=500 + 13 * i)
+            song = mosic.upload(path, CONTENT_TYPES[fmt])
+            (key,) = set(stored_objects(s3_server, config)) - known
+            known.add(key)
+            # The object carries its type, for any reader of the bucket.
+            assert stored_type(client, config, key) == CONTENT_TYPES[fmt], fmt
+            head = httpx.head(mosic.base + song["audio_url"], headers=mosic.headers, timeout=10)
+            assert head.headers["Content-Type"] == CONTENT_TYPES[fmt], fmt
+            assert followed_type(mosic, song, path) == CONTENT_TYPES[fmt], fmt
+            # An object stored without its type (before Mosic wrote one): the presigned URL
+            # asks for the type all the same.
+            client.copy_object(
+                Bucket=config.bucket,
+                Key=key,
+                CopySource={"Bucket": config.bucket, "Key": key},
+                ContentType="application/octet-stream",
+                MetadataDirective="REPLACE",
+            )
+            assert stored_type(client, config, key) == "application/octet-stream"
+            assert followed_type(mosic, song, path) == CONTENT_TYPES[fmt], fmt
 
 
 # -- the store stopped and started under a running Mosic -----------------------------------
@@ -329,10 +372,13 @@ def test_storage_migrate_copies_a_library_to_a_bucket_and_back_verifying_hashes(
     assert first.returncode == 0, first.stderr
     assert "7 copied, 0 already there, 0 failed" in first.stderr
     assert len(stored_objects(s3_server, config)) == 3
+    client = s3_server.client()
+    assert {stored_type(client, config, k) for k in stored_objects(s3_server, config)} == {
+        "audio/mpeg"
+    }
 
     # A damaged object is found by its hash and copied again; the others are left alone.
     damaged = stored_objects(s3_server, config)[0]
-    client = s3_server.client()
     client.put_object(Bucket=config.bucket, Key=damaged, Body=b"not the audio")
     listed = client.list_objects_v2(Bucket=config.bucket, Prefix=config.prefix)["Contents"]
     (cover_key,) = [o["Key"] for o in listed if o["Key"].endswith(".jpg")]
@@ -380,7 +426,9 @@ async def test_a_call_waiting_for_a_pooled_connection_is_a_503_in_bounded_time(s
     await store.start()
     held = []
     try:
-        await store.put("abcd.bin", b"\x01" * (64 * READ_CHUNK_BYTES))
+        await store.put(
+            "abcd.bin", b"\x01" * (64 * READ_CHUNK_BYTES), content_type="application/octet-stream"
+        )
         for _ in range(10):
             chunks = (await store.open("abcd.bin")).chunks(0, 64 * READ_CHUNK_BYTES)
             await anext(chunks)  # its connection stays taken while the body is unread

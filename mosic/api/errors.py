@@ -78,7 +78,7 @@ async def body_stalled(req, resp, ex, params):
     raise falcon.HTTPError(
         falcon.HTTP_408,
         title="Request body timeout",
-        description=f"{ex}; send the body without pausing (MOSIC_BODY_TIMEOUT_S)",
+        description=str(ex),
         headers={"Connection": "close"},
     )
 

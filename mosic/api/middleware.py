@@ -5,9 +5,11 @@ metrics-port guard, and the disconnect watch that lets a stream stop for a liste
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -185,6 +187,102 @@ class BodyStalled(Exception):
     """The client stopped sending its request body (no byte for the body timeout)."""
 
 
+class BodyTooSlow(BodyStalled):
+    """The client sends its request body, but slower than the minimum rate: answered like a
+    stalled one (a trickle holds a connection and an upload slot as long as a stall)."""
+
+
+# Arrivals within one grain (window / RATE_GRAINS) share one entry: a fast body keeps a few
+# dozen entries, not one per network read, and the rule is judged to within one grain.
+RATE_GRAINS = 30
+
+
+class Pace:
+    """The minimum-rate rule for one request body: once its first byte has arrived, every
+    ``window`` seconds must bring at least ``rate * window`` bytes (Apache's
+    ``mod_reqtimeout`` MinRate, judged over a sliding window).
+
+    Pure (the caller passes the time) so that the rule is tested without a clock or socket.
+    A rate of 0 turns the rule off."""
+
+    def __init__(self, rate: float, window: float) -> None:
+        self._need = rate * window
+        self.window = window
+        self._grain = window / RATE_GRAINS
+        self._first: float | None = None
+        # [grain number, time of its last arrival, bytes in it], oldest first
+        self._arrivals: collections.deque[list] = collections.deque()
+
+    def arrived(self, now: float, size: int) -> None:
+        if size <= 0:
+            return
+        if self._first is None:
+            self._first = now
+        grain = int(now // self._grain)
+        if self._arrivals and self._arrivals[-1][0] == grain:
+            self._arrivals[-1][1:] = [now, self._arrivals[-1][2] + size]
+        else:
+            self._arrivals.append([grain, now, size])
+        # Bytes older than a window count in no window still to come.
+        while self._arrivals[0][1] <= now - self.window:
+            self._arrivals.popleft()
+
+    def deadline(self) -> float | None:
+        """When the window ending then falls short if nothing more arrives; None while the
+        rule does not apply (before the first byte, or with a rate of 0)."""
+        if self._first is None or self._need <= 0:
+            return None
+        counted = 0
+        for _, when, size in reversed(self._arrivals):
+            counted += size
+            if counted >= self._need:
+                # The window holds enough until this arrival leaves it.
+                return when + self.window
+        return self._first + self.window
+
+
+class BodyWatch:
+    """Bounds each wait for the next piece of one request body: ``BodyStalled`` after
+    ``timeout`` seconds without a byte, ``BodyTooSlow`` once its ``pace`` falls short.
+
+    The pace is judged on the time spent waiting for the client only: while the app is busy
+    (a slow disk or object store), the server reads nothing, and that is not the client's
+    slowness."""
+
+    def __init__(self, receive, *, timeout: float, pace: Pace) -> None:
+        self._receive = receive
+        self._timeout = timeout
+        self._pace = pace
+        self._waited = 0.0
+
+    async def receive(self) -> dict:
+        deadline = self._pace.deadline()
+        slow_in = math.inf if deadline is None else deadline - self._waited
+        if slow_in <= 0:
+            raise self._too_slow()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            async with asyncio.timeout(min(self._timeout, slow_in)):
+                message = await self._receive()
+        except TimeoutError:
+            if slow_in < self._timeout:
+                raise self._too_slow() from None
+            raise BodyStalled(
+                f"no body byte for {self._timeout:g} s; send the body without pausing "
+                "(MOSIC_BODY_TIMEOUT_S)"
+            ) from None
+        self._waited += loop.time() - began
+        self._pace.arrived(self._waited, len(message.get("body", b"")))
+        return message
+
+    def _too_slow(self) -> BodyTooSlow:
+        return BodyTooSlow(
+            f"the body arrived slower than the minimum rate over {self._pace.window:g} s; "
+            "send it faster (MOSIC_BODY_MIN_RATE bytes per second)"
+        )
+
+
 def _declares_body(scope) -> bool:
     # ASGI allows any iterables here, even one-shot ones (Falcon's test client sends those):
     # read them into pairs the app can read again. Servers send a list of tuples.
@@ -198,12 +296,14 @@ def _declares_body(scope) -> bool:
 
 
 class DisconnectAwareApp(falcon.asgi.App):
-    """Falcon's ASGI app, bounding how long a request body may stall, and telling a running
-    stream when its listener has gone.
+    """Falcon's ASGI app, bounding how long a request body may stall or trickle, and telling
+    a running stream when its listener has gone.
 
-    Until the body has fully arrived, each wait for the next piece of it is bounded by
-    ``body_timeout`` seconds: a client that stops sending (a slowloris) gets ``BodyStalled``
-    raised where its body is read, which undoes what it had written and answers 408.
+    Until the body has fully arrived, each wait for the next piece of it goes through a
+    ``BodyWatch``: a client that stops sending (a slowloris), or sends fewer than
+    ``body_min_rate`` bytes a second over any ``body_rate_window`` seconds, gets
+    ``BodyStalled`` raised where its body is read, which undoes what it had written and
+    answers 408.
 
     Servers turn ``send`` into a no-op after a disconnect, so without this a stream would keep
     reading its file to the end for nobody. Once a streamed body has started (the request
@@ -211,9 +311,37 @@ class DisconnectAwareApp(falcon.asgi.App):
     sets the event that ``scope[DISCONNECT_EVENT]`` holds.
     """
 
-    def __init__(self, *args, body_timeout: float, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        body_timeout: float,
+        body_min_rate: float,
+        body_rate_window: float,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._body_timeout = body_timeout
+        self._body_min_rate = body_min_rate
+        self._body_rate_window = body_rate_window
+
+    def _bounded(self, receive):
+        """``receive`` bounded by the body rules while the body arrives, plain after it."""
+        watch = BodyWatch(
+            receive,
+            timeout=self._body_timeout,
+            pace=Pace(self._body_min_rate, self._body_rate_window),
+        )
+        body_done = False
+
+        async def bounded_receive():
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            message = await watch.receive()
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        return bounded_receive
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -224,19 +352,7 @@ class DisconnectAwareApp(falcon.asgi.App):
         watcher: asyncio.Task | None = None
         # A request that declares no body has nothing to wait for (its one empty message
         # is there at once): no timer for it.
-        body_done = not _declares_body(scope)
-
-        async def bounded_receive():
-            nonlocal body_done
-            if body_done:
-                return await receive()
-            try:
-                async with asyncio.timeout(self._body_timeout):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyStalled(f"no body byte for {self._body_timeout:g} s") from None
-            body_done = message["type"] != "http.request" or not message.get("more_body")
-            return message
+        bounded_receive = self._bounded(receive) if _declares_body(scope) else receive
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":

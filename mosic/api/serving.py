@@ -204,7 +204,7 @@ class ByteServer:
         """Media already open (a stored clip, or a cached rendition), sent or redirected to;
         the answer owns ``media`` and closes it."""
         try:
-            url = await media.direct_url(link_lifetime)
+            url = await media.direct_url(link_lifetime, validators.content_type)
             if url is not None:
                 byte_range = _redirect_media(req, resp, media, validators, url)
                 sending = resp.status == falcon.HTTP_307

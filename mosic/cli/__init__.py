@@ -1,5 +1,5 @@
 """The process shell: the ``mosic`` command (``serve``, ``migrate``, ``reindex``, ``import``,
-``storage``, ``--version``).
+``storage``, ``backup``, ``restore``, ``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--to", choices=("s3", "local"), required=True)
     copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database (SQLite, online), generated secrets and new media into DEST, "
+        "with a manifest of every file's SHA-256",
+    )
+    backup.add_argument("dest", type=Path, metavar="DEST", help="the backup directory")
+    restore = commands.add_parser(
+        "restore", help="restore the newest backup in SRC into an empty data dir, hashes first"
+    )
+    restore.add_argument("src", type=Path, metavar="SRC", help="a backup directory or snapshot")
     add = commands.add_parser(
         "import",
         help="apply pending migrations, then add every audio file under the given paths",
@@ -107,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         from mosic.cli.storage import migrate_storage
 
         return migrate_storage(settings, args.to, max(args.jobs, 1))
+    if args.command in ("backup", "restore"):
+        from mosic.cli import backup
+
+        if args.command == "backup":
+            return backup.backup(settings, args.dest)
+        return backup.restore(settings, args.src)
     if args.command == "import":
         from mosic.cli.library import import_paths
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from gunicorn.app.base import BaseApplication
+import math
 
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from mosic.cli.connections import connection_class
 from mosic.observability.logs import logging_config
 from mosic.settings import Settings
 
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
-# Streams can be long: a worker busy sending audio is not hung.
-GRACEFUL_TIMEOUT_S = 30
+# Each worker stops within MOSIC_SHUTDOWN_GRACE_S by itself (uvicorn's graceful timeout and
+# the tails); gunicorn's own kill comes this much later, a backstop that never races it.
+GRACEFUL_MARGIN_S = 5
 KEEPALIVE_S = 5
 
 
@@ -18,6 +22,18 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_class(settings: Settings) -> type[UvicornWorker]:
+    """uvicorn-worker's worker with Mosic's connections (mosic.cli.connections) and grace
+    period. (gunicorn takes a class as its worker class; the workers fork from the arbiter,
+    so a class made here needs no import path.)"""
+    config = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "http": connection_class(settings),
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+    }
+    return type("MosicWorker", (UvicornWorker,), {"CONFIG_KWARGS": config})
 
 
 class MosicGunicorn(BaseApplication):
@@ -34,8 +50,8 @@ class MosicGunicorn(BaseApplication):
         options = {
             "bind": binds,
             "workers": s.workers,
-            "worker_class": WORKER_CLASS,
-            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "worker_class": worker_class(s),
+            "graceful_timeout": math.ceil(s.shutdown_grace_s) + GRACEFUL_MARGIN_S,
             # gunicorn's 2 s default closes idle connections under a client's feet; 5 s is
             # uvicorn's own default and outlives a reverse proxy's usual reuse window.
             "keepalive": KEEPALIVE_S,

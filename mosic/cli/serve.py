@@ -81,12 +81,16 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from mosic.app import create_app
+    from mosic.cli.connections import connection_class
     from mosic.observability.logs import logging_config
 
     config = uvicorn.Config(
         create_app(settings, credentials),
         host=settings.host,
         port=settings.port,
+        http=connection_class(settings),
+        # On SIGTERM: stop accepting, let running streams end, within the grace period.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         lifespan="on",
         log_config=logging_config(settings),
         access_log=False,

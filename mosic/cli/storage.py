@@ -106,7 +106,7 @@ async def _copy_blob(source: MediaStore, target: MediaStore, blob: StoredBlob) -
         if await target.get(blob.name) == data:
             return False
         await target.remove(blob.name)  # damaged: a store never overwrites a blob
-    await target.put(blob.name, data)
+    await target.put(blob.name, data, content_type=blob.content_type)
     if await target.get(blob.name) != data:
         raise HashMismatch("the copy read back does not match")
     return True
@@ -127,7 +127,7 @@ async def _copy(source: MediaStore, target: MediaStore, entry: StoredEntry) -> b
         await incoming.finish()
         if incoming.sha256 != entry.sha256:
             raise HashMismatch(f"the source's bytes hash to {incoming.sha256[:12]}…")
-        await target.publish(incoming, entry.file_name)
+        await target.publish(incoming, entry.file_name, content_type=entry.content_type)
     finally:
         await incoming.discard()
         await media.close()

@@ -98,11 +98,12 @@ class UploadForm:
 
 @dataclass(frozen=True)
 class StoredEntry:
-    """A stored file as the catalogue knows it: its name, content hash and size."""
+    """A stored file as the catalogue knows it: its name, content hash, size and type."""
 
     file_name: str
     sha256: str
     size: int
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class StoredBlob:
 
     name: str
     sha256: str | None
+    content_type: str
 
 
 def new_clip_row(**fields) -> dict:
@@ -186,7 +188,7 @@ class Catalogue:
 
     async def stored_entries(self) -> list[StoredEntry]:
         """Every stored file the catalogue refers to (for copying a library elsewhere)."""
-        query = Clip.select(Clip.file_name, Clip.sha256, Clip.size).where(
+        query = Clip.select(Clip.file_name, Clip.sha256, Clip.size, Clip.content_type).where(
             Clip.file_name.is_null(False)
         )
         rows = await self._db.aio_execute(query.order_by(Clip.created_at).tuples())
@@ -196,10 +198,18 @@ class Catalogue:
         """Every cover and waveform blob the catalogue refers to, each once (covers are
         shared). Scaled covers are left out: they are made again when asked for."""
         blobs = []
-        for column, named_by_content in ((Clip.cover_name, True), (Clip.waveform_name, False)):
-            query = Clip.select(column).where(column.is_null(False)).distinct()
-            for (name,) in await self._db.aio_execute(query.order_by(column).tuples()):
-                blobs.append(StoredBlob(name, name.split(".")[0] if named_by_content else None))
+        covers_query = Clip.select(Clip.cover_name, Clip.cover_type).where(
+            Clip.cover_name.is_null(False)
+        )
+        for name, content_type in await self._db.aio_execute(
+            covers_query.distinct().order_by(Clip.cover_name).tuples()
+        ):
+            blobs.append(StoredBlob(name, name.split(".")[0], content_type))
+        waveforms = Clip.select(Clip.waveform_name).where(Clip.waveform_name.is_null(False))
+        for (name,) in await self._db.aio_execute(
+            waveforms.distinct().order_by(Clip.waveform_name).tuples()
+        ):
+            blobs.append(StoredBlob(name, None, WAVEFORM_CONTENT_TYPE))
         return blobs
 
     async def cover(self, clip: Clip) -> bytes:
@@ -223,7 +233,7 @@ class Catalogue:
         data = await covers.resized(original, covers.size_step(size))
         if data is None:  # already that small (or unreadable): the original, as it is
             return covers.Cover(clip.cover_name, original, clip.cover_type)
-        await self._store.put(name, data)
+        await self._store.put(name, data, content_type=clip.cover_type)
         return covers.Cover(name, data, clip.cover_type)
 
     async def waveform(self, clip: Clip) -> Peaks:
@@ -242,7 +252,7 @@ class Catalogue:
         if peaks is None:
             return {}
         name = f"{sha256}{WAVEFORM_SUFFIX}"
-        await self._store.put(name, peaks.to_dat())
+        await self._store.put(name, peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
         return {"waveform_name": name}
 
     async def _store_cover(self, info: audio.AudioInfo) -> dict:
@@ -250,7 +260,7 @@ class Catalogue:
         if info.cover is None:
             return {}
         name = hashlib.sha256(info.cover.data).hexdigest() + _image_extension(info.cover.mime)
-        await self._store.put(name, info.cover.data)
+        await self._store.put(name, info.cover.data, content_type=info.cover.mime)
         return {"cover_name": name, "cover_type": info.cover.mime}
 
     async def _drop_if_unused(self, column, name: str | None) -> None:
@@ -336,7 +346,9 @@ class Catalogue:
             row.update(await self._store_waveform(incoming.sha256, incoming.inspect))
             async with self._db.aio_atomic():
                 await self._insert(row)
-                await self._store.publish(incoming, row["file_name"])
+                await self._store.publish(
+                    incoming, row["file_name"], content_type=row["content_type"]
+                )
                 published = True
         except BaseException as exc:
             if published:  # the commit failed after the file was moved into place
@@ -498,6 +510,7 @@ def _tag_fields(info: audio.AudioInfo) -> dict:
 # Covers are stored under their hash with the extension of their type, so a store's listing
 # (and an S3 console) shows what they are.
 WAVEFORM_SUFFIX = ".dat"  # the audiowaveform binary format
+WAVEFORM_CONTENT_TYPE = "application/octet-stream"  # the format has no registered type
 IMAGE_EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",

@@ -244,7 +244,7 @@ class LocalMedia:
         if fd is not None:
             os.close(fd)
 
-    async def direct_url(self, expires_in: int) -> None:
+    async def direct_url(self, expires_in: int, content_type: str) -> None:
         return None  # a local file has no address of its own
 
 
@@ -286,7 +286,8 @@ class LocalStore:
 
         return await in_thread(create)
 
-    async def publish(self, incoming: LocalIncoming, name: str) -> None:
+    async def publish(self, incoming: LocalIncoming, name: str, *, content_type: str) -> None:
+        # A file's type is its name's (the web server in front decides the header).
         target = self._path(name)
 
         def move() -> None:
@@ -317,7 +318,7 @@ class LocalStore:
     async def remove(self, name: str) -> None:
         await in_thread(functools.partial(self._path(name).unlink, missing_ok=True))
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: bytes, *, content_type: str) -> None:
         target = self._path(name)
 
         def write() -> None:

@@ -138,12 +138,16 @@ class S3Store:
         key = f"{self._incoming_prefix}{self._instance}/{secrets.token_hex(16)}"
         return S3Incoming(self, key, limit)
 
-    async def publish(self, incoming: S3Incoming, name: str) -> None:
+    async def publish(self, incoming: S3Incoming, name: str, *, content_type: str) -> None:
+        # The type is known only now (the upload is read once received): the copy sets it,
+        # so the object answers a presigned GET, or any other reader, as audio.
         async with self.translated("publishing an upload"):
             await self._client.copy_object(
                 Bucket=self._config.bucket,
                 Key=self._key(name),
                 CopySource={"Bucket": self._config.bucket, "Key": incoming.key},
+                ContentType=content_type,
+                MetadataDirective="REPLACE",
             )
         incoming.published = True
         with contextlib.suppress(StorageUnavailable, MediaMissing):
@@ -159,12 +163,12 @@ class S3Store:
         media = await self.open(name)  # its size, or MediaMissing
         return await _inspect(self, media.key, media.size, reader)
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: bytes, *, content_type: str) -> None:
         # One PUT is atomic in S3: readers see the whole object or none. Content-addressed,
         # so writing it again is the same bytes.
         async with self.translated(f"storing {name}"):
             await self._client.put_object(
-                Bucket=self._config.bucket, Key=self._key(name), Body=data
+                Bucket=self._config.bucket, Key=self._key(name), Body=data, ContentType=content_type
             )
 
     async def get(self, name: str) -> bytes:
@@ -442,12 +446,18 @@ class S3Media:
     async def close(self) -> None:
         pass  # each ranged GET closes its own connection
 
-    async def direct_url(self, expires_in: int) -> str | None:
+    async def direct_url(self, expires_in: int, content_type: str) -> str | None:
         if self._store.proxies:
             return None
-        # Presigning is a local HMAC computation; nothing goes to the network.
+        # Presigning is a local HMAC computation; nothing goes to the network. The URL asks
+        # for the type Mosic answers with (response-content-type), so the two agree even for
+        # an object stored before objects carried their type.
         return await self._store.client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self._store.bucket, "Key": self._key},
+            Params={
+                "Bucket": self._store.bucket,
+                "Key": self._key,
+                "ResponseContentType": content_type,
+            },
             ExpiresIn=expires_in,
         )

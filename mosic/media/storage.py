@@ -75,9 +75,10 @@ class StoredMedia(Protocol):
 
     async def close(self) -> None: ...
 
-    async def direct_url(self, expires_in: int) -> str | None:
+    async def direct_url(self, expires_in: int, content_type: str) -> str | None:
         """A URL the client may fetch the bytes from itself for ``expires_in`` seconds (an
-        object store's presigned GET), or None when the bytes must pass through Mosic."""
+        object store's presigned GET), answered with ``content_type`` as Mosic itself would
+        answer, or None when the bytes must pass through Mosic."""
 
 
 class MediaStore(Protocol):
@@ -89,8 +90,9 @@ class MediaStore(Protocol):
     async def receive(self, limit: int) -> Incoming:
         """Start receiving an upload of at most ``limit`` bytes."""
 
-    async def publish(self, incoming: Incoming, name: str) -> None:
-        """Store the received bytes under ``name``."""
+    async def publish(self, incoming: Incoming, name: str, *, content_type: str) -> None:
+        """Store the received bytes under ``name``, as ``content_type`` (an object store
+        keeps it, and answers direct fetches with it)."""
 
     async def open(self, name: str) -> StoredMedia:
         """Open stored media for reading; raises ``MediaMissing``."""
@@ -103,10 +105,10 @@ class MediaStore(Protocol):
     async def remove(self, name: str) -> None:
         """Remove stored media; nothing happens if it is already gone."""
 
-    async def put(self, name: str, data: bytes) -> None:
-        """Store a small blob (a cover, waveform peaks) under ``name``, atomically: readers
-        see all of it or nothing. Names are content-addressed, so an existing blob of that
-        name is already the same bytes and is kept."""
+    async def put(self, name: str, data: bytes, *, content_type: str) -> None:
+        """Store a small blob (a cover, waveform peaks) under ``name`` as ``content_type``,
+        atomically: readers see all of it or nothing. Names are content-addressed, so an
+        existing blob of that name is already the same bytes and is kept."""
 
     async def get(self, name: str) -> bytes:
         """The whole of a small blob stored with ``put``; raises ``MediaMissing``."""

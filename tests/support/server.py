@@ -6,6 +6,7 @@ a benchmark lets end it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
 POLL_S = 0.2
 DEFAULT_API_KEY = "e2e-test-key-0123456789abcdef"
+REPO = Path(__file__).parents[2]
 
 
 def free_port() -> int:
@@ -160,10 +162,12 @@ def mosic_serve(
     *extra: str,
     api_key: str | None = DEFAULT_API_KEY,
     metrics_port: bool = False,
+    overrides: dict | None = None,
     **settings: str,
 ) -> Iterator[Mosic]:
     """``mosic serve`` on 127.0.0.1, ready when this yields. ``settings`` are extra
-    ``MOSIC_*`` variables; ``api_key=None`` lets Mosic generate one."""
+    ``MOSIC_*`` variables; ``api_key=None`` lets Mosic generate one; ``overrides`` replace
+    fields of the settings object itself (``tests.support.serve_settings``)."""
     port = free_port()
     mport = free_port() if metrics_port else None
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -177,17 +181,14 @@ def mosic_serve(
     scratch.mkdir(exist_ok=True)
     env["TMPDIR"] = str(scratch)
     log = data_dir.parent / f"{data_dir.name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "mosic",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *extra,
-    ]
+    command = [sys.executable, "-m", "mosic", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if overrides is not None:
+        assert not extra, "with overrides, pass MOSIC_* settings (the helper takes no options)"
+        # The helper lives in this repository's tests, not in the installed package.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(MOSIC_HOST="127.0.0.1", MOSIC_PORT=str(port))
+        command = [sys.executable, "-m", "tests.support.serve_settings", json.dumps(overrides)]
+    command += extra
     # cwd: the data dir, so no stray ./.env is read.
     with running(command, log=log, env=env, cwd=data_dir) as proc:
         base = f"http://127.0.0.1:{port}"

@@ -224,7 +224,7 @@ Arguments: (list given existingData key).
 {{- end }}
 {{- end }}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) 30) }}
-{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus gunicorn's 30 s drain: streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
+{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds (%d) plus Mosic's 30 s drain (MOSIC_SHUTDOWN_GRACE_S): streams would be cut" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
 {{- end }}
 {{- if and .Values.metrics.port (eq (int .Values.metrics.port) (int (include "mosic.httpPort" .))) }}
 {{- fail (printf "metrics.port must differ from the HTTP port %s (leave it empty to serve /metrics on the HTTP port)" (include "mosic.httpPort" .)) }}
@@ -252,6 +252,14 @@ Arguments: (list given existingData key).
   value: {{ .Values.signedUrlTTL | quote }}
 - name: MOSIC_DB_POOL_SIZE
   value: {{ .Values.dbPoolSize | quote }}
+{{- if .Values.backups.existingClaim }}
+- name: MOSIC_BACKUP_DIR
+  value: /backups
+- name: MOSIC_BACKUP_INTERVAL_H
+  value: {{ .Values.backups.intervalHours | quote }}
+- name: MOSIC_BACKUP_KEEP
+  value: {{ .Values.backups.keep | quote }}
+{{- end }}
 {{- if .Values.metrics.port }}
 - name: MOSIC_METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
@@ -322,6 +330,10 @@ Arguments: (list given existingData key).
   mountPath: /data
 - name: tmp
   mountPath: /tmp
+{{- if .Values.backups.existingClaim }}
+- name: backups
+  mountPath: /backups
+{{- end }}
 {{- end }}
 
 {{/* RollingUpdate needs a volume the old and the new pod can both mount. */}}
