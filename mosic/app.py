@@ -39,8 +39,10 @@ from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
+from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.signing import Signer
 from mosic.core.waveform import Waveforms
+from mosic.media.folders import FolderFiles
 from mosic.media.local import LocalStore, ReadAhead
 from mosic.media.renditions import RenditionCache
 from mosic.media.storage import MediaStore
@@ -60,6 +62,7 @@ class Services:
     store: MediaStore
     catalogue: Catalogue
     library: Library
+    scans: LibraryScans
     collection: Collection
     plays: PlayRecorder
     uploads: Uploads
@@ -76,7 +79,7 @@ class Services:
         db = make_database(settings)
         read_ahead = ReadAhead()  # one budget for every stream of the process
         store = make_store(settings, read_ahead)
-        catalogue = make_catalogue(db, store)
+        catalogue = make_catalogue(db, store, FolderFiles(settings.music_folders, read_ahead))
         metrics = Metrics()
         renditions = RenditionCache(
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
@@ -88,6 +91,7 @@ class Services:
             store=store,
             catalogue=catalogue,
             library=Library(db=db),
+            scans=make_library_scans(settings, db, store, catalogue, metrics),
             collection=Collection(db=db),
             plays=PlayRecorder(catalogue=catalogue, metrics=metrics),
             uploads=Uploads(
@@ -125,9 +129,27 @@ async def sweep_leftovers(settings: Settings) -> int:
         await store.close()
 
 
-def make_catalogue(db, store: MediaStore) -> Catalogue:
-    """The catalogue over ``db`` and ``store`` (the app and the command line share it)."""
-    return Catalogue(db=db, store=store, waveforms=Waveforms())
+def make_catalogue(db, store: MediaStore, folders: FolderFiles | None = None) -> Catalogue:
+    """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
+    the music folders' files (``folders``) for streaming library clips."""
+    return Catalogue(db=db, store=store, waveforms=Waveforms(), folders=folders)
+
+
+def make_library_scans(
+    settings: Settings, db, store: MediaStore, catalogue: Catalogue, metrics: Metrics
+) -> LibraryScans:
+    """The library's scans over the settings' music folders (the app and ``mosic scan``)."""
+    config = LibraryConfig(
+        roots=settings.music_folders,
+        watch=settings.library_watch,
+        settle_s=settings.library_settle_s,
+        interval_s=settings.library_scan_interval_s,
+        missing_days=settings.library_missing_days,
+    )
+    return LibraryScans(
+        db=db, store=store, config=config, metrics=metrics,
+        catalogue=catalogue,
+    )  # fmt: skip
 
 
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
@@ -165,7 +187,7 @@ def _json_time(value) -> str:
 
 def _middleware(services: Services, guards: auth.Guards) -> list:
     middleware = [
-        Lifespan(db=services.db, store=services.store),
+        Lifespan(db=services.db, store=services.store, scans=services.scans),
         RequestObserver(
             metrics=services.metrics,
             pool_usage=lambda: pool_usage(services.db),

@@ -154,7 +154,9 @@ async def serve_stored(
     # Opened before anything is decided or counted: a file that vanished is never a counted
     # play with a broken body.
     media = await catalogue.open_media(clip)
-    offload = offload_prefix + clip.file_name if offload_prefix else None
+    # nginx sends from the media root; a library clip's file is in its music folder.
+    offloads = offload_prefix and getattr(clip, "source", None) != "library"
+    offload = offload_prefix + clip.file_name if offloads else None
     validators = Validators(
         ranges.etag_for(clip.sha256), clip.created_at, clip.content_type, offload
     )

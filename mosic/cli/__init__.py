@@ -1,4 +1,5 @@
-"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``import``, ``--version``).
+"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``import``, ``scan``,
+``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -45,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--to", choices=("s3", "local"), required=True)
     copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
+    scan = commands.add_parser(
+        "scan",
+        help="apply pending migrations, then scan every music folder (MOSIC_LIBRARY_DIRS)",
+        description="Index what changed in the music folders: new, re-tagged, moved and "
+        "missing files. Files unchanged since the last scan (same size and modification "
+        "time) are not read again unless --full.",
+    )
+    scan.add_argument("--full", action="store_true", help="read every file again")
+    scan.add_argument(
+        "--purge-missing", action="store_true",
+        help="remove every missing clip now, not after MOSIC_LIBRARY_MISSING_DAYS",
+    )  # fmt: skip
     add = commands.add_parser(
         "import",
         help="apply pending migrations, then add every audio file under the given paths",
@@ -91,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from mosic.cli.storage import migrate_storage
 
         return migrate_storage(settings, args.to, max(args.jobs, 1))
+    if args.command == "scan":
+        from mosic.cli.scan import scan
+
+        return scan(settings, full=args.full, purge=args.purge_missing)
     if args.command == "import":
         from mosic.cli.library import import_paths
 

@@ -31,6 +31,7 @@ from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
 from mosic.persistence.models import (
     CLIP_FIELDS,
+    LIBRARY,
     LISTED_FIELDS,
     TAG_MAX,
     TITLE_MAX,
@@ -229,9 +230,10 @@ def _cursor_params(query: ListQuery, column) -> list:
 
 
 class Catalogue:
-    def __init__(self, *, db, store: MediaStore, waveforms: Waveforms) -> None:
+    def __init__(self, *, db, store: MediaStore, waveforms: Waveforms, folders=None) -> None:
         self._db = db
         self._store = store
+        self._folders = folders  # library clips' files (mosic.media.folders.FolderFiles)
         self._waveforms = waveforms
         some_id = (Clip.id, _SOME_ID)
         self._by_id = BatchedLookup(db, Clip.select(*CLIP_FIELDS), Clip.id, clip_records)
@@ -275,6 +277,10 @@ class Catalogue:
 
     async def open_media(self, clip: Clip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
+        if clip.source == LIBRARY:  # its file, where it lies in its music folder
+            if self._folders is None:
+                raise MediaMissing(clip.path)
+            return await self._folders.open(clip.music_folder, clip.path)
         return await self._store.open(clip.file_name)
 
     async def stored_entries(self) -> list[StoredEntry]:

@@ -34,6 +34,12 @@ KNOWN_COLUMNS = (
 )  # fmt: skip
 
 
+def blob_dropper(catalogue: rules.Catalogue):
+    """The catalogue's own rule for a cover or peaks that may be unused now (removed from the
+    media store once no clip names it): ``await drop(column, name)``."""
+    return catalogue._drop_if_unused
+
+
 def sidecar_cover(names: list[str]) -> str | None:
     """The name of the directory's cover picture among its sidecar ``names``, if any."""
     found = {}

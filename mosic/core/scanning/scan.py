@@ -86,6 +86,7 @@ class Scan:
         roots: dict[str, Path],
         full: bool = False,
         on_change: Callable[[Change], None] | None = None,
+        on_progress: Callable[[Counts], None] | None = None,
         drop_if_unused=None,
     ) -> None:
         self._db = db
@@ -94,6 +95,7 @@ class Scan:
         self._roots = roots
         self._full = full
         self._on_change = on_change or (lambda change: None)
+        self._on_progress = on_progress or (lambda counts: None)
         self._drop_if_unused = drop_if_unused
         self.counts = Counts()
         self._stored_covers: set[str] = set()
@@ -160,6 +162,7 @@ class Scan:
         for clip in gone.values():
             self._gone(clip, batch)
         await self._write(folder, batch)
+        self._on_progress(self.counts)
 
     async def _known(self, folder: str, listings: list[Listing]) -> dict[str, dict]:
         ids = [grouping.directory_id(folder, listing.path) for listing in listings]

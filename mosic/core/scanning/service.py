@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mosic.core import grouping
-from mosic.core.catalogue import utcnow
+from mosic.core.catalogue import Catalogue, utcnow
 from mosic.core.imports import AUDIO_EXTENSIONS
 from mosic.core.scanning import lease, peaks, rows
 from mosic.core.scanning.lease import Counts, ScanLease
@@ -53,14 +53,15 @@ class LibraryScans:
         store: MediaStore,
         config: LibraryConfig,
         metrics: Metrics,
-        drop_if_unused=None,
+        catalogue: Catalogue | None = None,
         pool: ReaderPool | None = None,
     ) -> None:
         self._db = db
         self._store = store
         self._config = config
         self._metrics = metrics
-        self._drop_if_unused = drop_if_unused
+        # None only where nothing can be purged or re-read (tests of the walk alone).
+        self._drop_if_unused = rows.blob_dropper(catalogue) if catalogue is not None else None
         self._pool = pool or ReaderPool()
         self._tasks: set[asyncio.Task] = set()
         self._peaks = peaks.PeakDrawer(db=db, store=store, pool=self._pool, roots=config.roots)
@@ -101,6 +102,7 @@ class LibraryScans:
         full: bool = False,
         purge: bool = False,
         on_change: Callable[[Change], None] | None = None,
+        on_progress: Callable[[Counts], None] | None = None,
     ) -> Counts | None:
         """Scan every music folder now and draw the new files' peaks (``mosic scan``);
         None when another scan holds the lease."""
@@ -108,7 +110,10 @@ class LibraryScans:
         if not await held.take():
             return None
         started = utcnow()
-        counts = await self._run(held, self._units(), full=full, purge=purge, on_change=on_change)
+        counts = await self._run(
+            held, self._units(), full=full, purge=purge, on_change=on_change,
+            on_progress=on_progress,
+        )  # fmt: skip
         await self._peaks.draw(started)
         return counts
 
@@ -130,9 +135,10 @@ class LibraryScans:
         self._peaks.request(started)
 
     async def _run(
-        self, held: ScanLease, units: list[Unit], *, full: bool, purge: bool, on_change=None
+        self, held: ScanLease, units: list[Unit], *, full: bool, purge: bool, **callbacks
     ) -> Counts:
-        """Scan ``units`` under the lease ``held`` (taken), then purge, report, release."""
+        """Scan ``units`` under the lease ``held`` (taken), then purge, report, release;
+        ``callbacks`` (``on_change``, ``on_progress``) go to the ``Scan``."""
         began = time.monotonic()
         scan = Scan(
             db=self._db,
@@ -140,8 +146,8 @@ class LibraryScans:
             pool=self._pool,
             roots=self._config.roots,
             full=full,
-            on_change=on_change,
             drop_if_unused=self._drop_if_unused,
+            **callbacks,
         )
         whole = all(unit.recursive and not unit.start for unit in units)
         log.info(
