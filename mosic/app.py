@@ -19,6 +19,7 @@ from mosic.api import auth
 from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.covers import ClipCover
 from mosic.api.errors import register_error_handlers
+from mosic.api.library import LibraryScan
 from mosic.api.middleware import (
     DisconnectAwareApp,
     IncomingSweep,
@@ -224,6 +225,7 @@ def _subsonic(s: Services) -> SubsonicApi:
         library=s.library,
         collection=s.collection,
         catalogue=s.catalogue,
+        scans=s.scans,
         plays=s.plays,
         transcoder=s.transcoder,
         metrics=s.metrics,
@@ -256,6 +258,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ),
         ("/play/{clip_id:uuid}/cover", ClipCover(catalogue=s.catalogue), cover_link, READS_ONLY),
         ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
+        ("/library/scan", LibraryScan(scans=s.scans), key, POST),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None, READS_ONLY),

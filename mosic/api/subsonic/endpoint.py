@@ -26,11 +26,13 @@ from mosic.api.subsonic.response import (
     ok,
     render,
 )
+from mosic.api.subsonic.scanning import Scanning
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
+from mosic.core.scanning.service import LibraryScans
 from mosic.media.transcode import Transcoder
 from mosic.observability.metrics import Metrics
 
@@ -47,6 +49,7 @@ WRITES = frozenset(
         "updatePlaylist",
         "deletePlaylist",
         "savePlayQueue",
+        "startScan",
     }
 )
 # Apps ask this before they log in, to learn how they may log in.
@@ -66,6 +69,7 @@ class SubsonicApi:
         transcoder: Transcoder,
         metrics: Metrics,
         link_ttl: int,
+        scans: LibraryScans,
     ) -> None:
         self._keys = keys
         self._user = user
@@ -80,6 +84,7 @@ class SubsonicApi:
                 link_ttl=link_ttl,
             ).methods(),
             **Keep(library=library, collection=collection).methods(),
+            **Scanning(scans=scans, library=library).methods(),
         }
 
     @property
