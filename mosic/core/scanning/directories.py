@@ -49,7 +49,7 @@ async def upsert(db, folder: str, paths: Iterable[str], known: set[str]) -> None
         await db.aio_execute(
             DirectoryRow.insert_many(rows[start : start + UPSERT_BATCH])
             .on_conflict_ignore()
-            .as_rowcount()
+            .returning(DirectoryRow.id)
         )
 
 

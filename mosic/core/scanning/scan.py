@@ -366,7 +366,7 @@ class Scan:
         async with self._db.aio_atomic():
             for start in range(0, len(batch.inserts), INSERT_BATCH):
                 chunk = batch.inserts[start : start + INSERT_BATCH]
-                await self._db.aio_execute(Clip.insert_many(chunk).as_rowcount())
+                await self._db.aio_execute(Clip.insert_many(chunk).returning(Clip.id))
             for clip_id, changes in batch.updates:
                 await self._db.aio_execute(Clip.update(**changes).where(Clip.id == clip_id))
             if batch.missing:

@@ -90,7 +90,7 @@ class LibraryScans:
                 await self._db.aio_execute(
                     MusicFolder.insert(id=next_id, name=name, root=str(root), clips=0)
                     .on_conflict_ignore()
-                    .as_rowcount()
+                    .returning(MusicFolder.id)
                 )
 
     def _units(self) -> list[Unit]:
@@ -202,7 +202,6 @@ class LibraryScans:
         delaying readiness), then watch for changes and rescan on the interval."""
         if not self._config.roots:
             return
-        await self.register_folders()
         self._spawn(self._start_scan_once())
         if self._config.watch:
             self._spawn(self._watch())
@@ -210,7 +209,13 @@ class LibraryScans:
             self._spawn(self._every_interval())
 
     async def _start_scan_once(self) -> None:
-        if not await self.start_scan():
+        try:
+            await self.register_folders()
+            started = await self.start_scan()
+        except Exception as exc:  # the database is down: the interval (or a POST) retries
+            log.error("library scan at start failed: %s", exc)
+            return
+        if not started:
             log.info("library scan at start skipped: another process is scanning")
 
     async def _every_interval(self) -> None:
