@@ -53,6 +53,8 @@ def sidecar_cover(names: list[str]) -> str | None:
 
 def lyrics_for(directory: str, name: str, sidecars: list[str]) -> str | None:
     """The relative path of the ``.lrc`` beside track ``name`` (same stem), if any."""
+    if not sidecars:
+        return None
     wanted = PurePosixPath(name).stem + LYRICS_EXTENSION
     for sidecar in sidecars:
         if sidecar == wanted or sidecar.casefold() == wanted.casefold():
