@@ -179,6 +179,7 @@ def test_a_read_only_tree_is_indexed_in_place_and_left_as_it_was(tmp_path, libra
         )
         assert_sidecar_cover(server, found, library)
         assert_streams(server, found, library)
+        assert_upload_of_library_bytes_is_a_duplicate(server, found, library)
         rows = query(server.data_dir, pg, "SELECT path FROM library_directory")
         assert {row[0] for row in rows} == DIRECTORIES
         assert_reported(server)
@@ -209,6 +210,16 @@ def assert_streams(server, found: dict, library: Path) -> None:
         assert whole.status_code == 200 and whole.content == data
         part = server.get(f"/play/{clip_id}/stream", headers={"Range": "bytes=10-19"})
         assert part.status_code == 206 and part.content == data[10:20]
+
+
+def assert_upload_of_library_bytes_is_a_duplicate(server, found: dict, library: Path) -> None:
+    path = "Various/Fifth.wav"
+    upload = {"file": ("copy.wav", (library / path).read_bytes(), "audio/wav")}
+    response = httpx.post(
+        server.base + "/play/upload", headers=server.headers, files=upload, timeout=30
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["existing_id"].replace("-", "") == found[path]["id"].replace("-", "")
 
 
 def assert_reported(server) -> None:

@@ -77,7 +77,7 @@ async def sweep(db, folder: str, prefix: str) -> int:
     holding = (
         await db.aio_execute(
             Clip.select(Clip.directory_id)
-            .where((Clip.music_folder == folder) & visible() & Clip.directory_id.in_(list(parents)))
+            .where(visible() & Clip.directory_id.in_(list(parents)))
             .distinct()
             .tuples()
         )

@@ -49,8 +49,8 @@ class Counts:
 COUNT_NAMES = tuple(f.name for f in fields(Counts))
 
 
-class ScanRunning(Exception):
-    """Another scan holds the lease (in this process or another)."""
+class LeaseLost(Exception):
+    """Another process took the lease over (this one could not renew it in time)."""
 
 
 def owner_name() -> str:
@@ -63,6 +63,8 @@ class ScanLease:
     def __init__(self, *, db, owner: str | None = None) -> None:
         self._db = db
         self.owner = owner or owner_name()
+        # Set once a renewal finds the lease taken over: the scan must stop writing.
+        self.lost = False
 
     async def take(self) -> bool:
         """Take the lease and start a new status; False when another scan holds it."""
@@ -120,6 +122,7 @@ class ScanLease:
             await asyncio.sleep(RENEW_EVERY_S)
             try:
                 if not await self.renew(counts):
+                    self.lost = True
                     log.error("library scan: the lease was lost to another process")
             except Exception as exc:  # a blip: the next renewal is still in time
                 log.warning("library scan: renewing the lease failed: %s", exc)

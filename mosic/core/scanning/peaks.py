@@ -22,6 +22,11 @@ PAGE = 50
 
 class PeakDrawer:
     def __init__(self, *, db, store: MediaStore, pool: ReaderPool, roots: dict[str, Path]):
+        # Cleared while a scan runs in this process: drawing waits, so the scan has the
+        # reader processes and the database to itself (a rescan of 100,000 files took 30 s
+        # beside a backlog of drawings, against 10 s alone).
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._db = db
         self._store = store
         self._pool = pool
@@ -61,6 +66,7 @@ class PeakDrawer:
             if not page:
                 return drawn
             after = page[-1][0]
+            await self.idle.wait()
             slots = asyncio.Semaphore(self._pool.workers)
             done = await asyncio.gather(*(self._one(slots, *row) for row in page))
             drawn += sum(done)

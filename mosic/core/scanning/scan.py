@@ -27,7 +27,7 @@ from mosic.core.aggregates import Aggregates, Touched
 from mosic.core.catalogue import utcnow
 from mosic.core.imports import AUDIO_EXTENSIONS
 from mosic.core.scanning import directories, rows
-from mosic.core.scanning.lease import Counts
+from mosic.core.scanning.lease import Counts, LeaseLost, ScanLease
 from mosic.media import folders
 from mosic.media.folders import FileRead, FileStat, Listing, ReaderPool
 from mosic.media.storage import MediaStore
@@ -88,6 +88,7 @@ class Scan:
         on_change: Callable[[Change], None] | None = None,
         on_progress: Callable[[Counts], None] | None = None,
         drop_if_unused=None,
+        lease: ScanLease | None = None,
     ) -> None:
         self._db = db
         self._store = store
@@ -98,6 +99,7 @@ class Scan:
         self._on_progress = on_progress or (lambda counts: None)
         self._drop_if_unused = drop_if_unused
         self.counts = Counts()
+        self._lease = lease
         self._stored_covers: set[str] = set()
         self._missing_now: set = set()  # clips this scan found missing (a move may follow)
         self._directories: set[str] = set()
@@ -145,6 +147,8 @@ class Scan:
             await directories.sweep(self._db, unit.folder, unit.start)
 
     async def _batch(self, root: Path, folder: str, listings: list[Listing]) -> None:
+        if self._lease is not None and self._lease.lost:
+            raise LeaseLost("another process scans now")  # two writers would race
         known = await self._known(folder, listings)
         self._sidecars.clear()
         batch = _Batch()
@@ -177,9 +181,9 @@ class Scan:
         ids = [grouping.directory_id(folder, listing.path) for listing in listings]
         if not ids:
             return {}
-        query = Clip.select(*rows.KNOWN_COLUMNS).where(
-            (Clip.music_folder == folder) & Clip.directory_id.in_(ids)
-        )
+        # By directory id alone (it names the folder too): with the folder in the condition
+        # SQLite read the whole folder's clips through its index, for every batch.
+        query = Clip.select(*rows.KNOWN_COLUMNS).where(Clip.directory_id.in_(ids))
         return {clip["path"]: clip for clip in await self._raw(query)}
 
     async def _raw(self, query) -> list[dict]:
@@ -404,16 +408,13 @@ class Scan:
     async def _vanished(self, unit: Unit, visited: set[str], unreadable: list[str]) -> None:
         """Clips of directories under the unit that the walk did not find (gone, or left
         without audio) are missing, except under a directory that could not be read."""
-        query = Clip.select(Clip.directory_id).where(
-            (Clip.music_folder == unit.folder) & Clip.missing_since.is_null() & _under(unit)
-        )
+        query = Clip.select(Clip.directory_id).where(Clip.missing_since.is_null() & _under(unit))
         ids = {row[0] for row in await self._db.aio_execute(query.distinct().tuples())}
         lost = sorted(ids - visited)
         for start in range(0, len(lost), INSERT_BATCH):
             query = Clip.select(*rows.KNOWN_COLUMNS).where(
                 Clip.directory_id.in_(lost[start : start + INSERT_BATCH])
                 & Clip.missing_since.is_null()
-                & (Clip.music_folder == unit.folder)
             )
             batch = _Batch()
             for clip in await self._raw(query):
@@ -431,11 +432,12 @@ def _within(path: str, prefix: str) -> bool:
 
 def _under(unit: Unit):
     """Clips the unit covers: its directory, and what is below it when recursive."""
-    if not unit.recursive:
+    if not unit.recursive:  # the id names the folder: its index alone serves
         return Clip.directory_id == grouping.directory_id(unit.folder, unit.start)
+    below = Clip.music_folder == unit.folder
     if not unit.start:
-        return Clip.path.is_null(False)
-    return (Clip.path > unit.start + "/") & (Clip.path < unit.start + "0")
+        return below
+    return below & (Clip.path > unit.start + "/") & (Clip.path < unit.start + "0")
 
 
 def _settled(clip: dict, lyrics: str | None, listing: Listing) -> bool:

@@ -147,6 +147,7 @@ class LibraryScans:
             roots=self._config.roots,
             full=full,
             drop_if_unused=self._drop_if_unused,
+            lease=held,
             **callbacks,
         )
         whole = all(unit.recursive and not unit.start for unit in units)
@@ -155,11 +156,15 @@ class LibraryScans:
             "full" if whole else f"{len(units)} place(s)",
             held.owner,
         )
-        async with held.held(scan.counts):
-            await self._register_if_needed()
-            await scan.run(units)
-            if whole:
-                await self._purge(None if purge else self._config.missing_days)
+        self._peaks.idle.clear()
+        try:
+            async with held.held(scan.counts):
+                await self._register_if_needed()
+                await scan.run(units)
+                if whole:
+                    await self._purge(None if purge else self._config.missing_days)
+        finally:
+            self._peaks.idle.set()
         seconds = time.monotonic() - began
         self._metrics.library_scan(scan.counts, seconds)
         await self._report_sizes()
@@ -221,7 +226,12 @@ class LibraryScans:
     async def _every_interval(self) -> None:
         while True:
             await asyncio.sleep(self._config.interval_s)
-            if not await self.start_scan():
+            try:
+                started = await self.start_scan()
+            except Exception as exc:  # the database is down now: the next round retries
+                log.error("library rescan failed to start: %s", exc)
+                continue
+            if not started:
                 log.info("library rescan skipped: another process is scanning")
 
     async def _watch(self) -> None:
