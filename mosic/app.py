@@ -20,6 +20,7 @@ from mosic.api import auth
 from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.covers import ClipCover
 from mosic.api.errors import register_error_handlers
+from mosic.api.library import LibraryScan
 from mosic.api.middleware import (
     DisconnectAwareApp,
     IncomingSweep,
@@ -43,8 +44,10 @@ from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.listing import Listing
 from mosic.core.plays import PlayRecorder
+from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.signing import Signer
 from mosic.core.waveform import Waveforms
+from mosic.media.folders import FolderFiles
 from mosic.media.local import LocalStore, ReadAhead
 from mosic.media.renditions import RenditionCache
 from mosic.media.storage import MediaStore
@@ -65,6 +68,7 @@ class Services:
     catalogue: Catalogue
     listing: Listing
     library: Library
+    scans: LibraryScans
     collection: Collection
     plays: PlayRecorder
     serving: ByteServer
@@ -82,7 +86,7 @@ class Services:
         db = make_database(settings)
         read_ahead = ReadAhead()  # one budget for every stream of the process
         store = make_store(settings, read_ahead)
-        catalogue = make_catalogue(db, store)
+        catalogue = make_catalogue(db, store, FolderFiles(settings.music_folders, read_ahead))
         metrics = Metrics()
         renditions = RenditionCache(
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
@@ -99,6 +103,7 @@ class Services:
             catalogue=catalogue,
             listing=Listing(db=db),
             library=Library(db=db),
+            scans=make_library_scans(settings, db, store, catalogue, metrics),
             collection=Collection(db=db),
             plays=plays,
             serving=ByteServer(
@@ -142,9 +147,27 @@ async def sweep_leftovers(settings: Settings) -> int:
         await store.close()
 
 
-def make_catalogue(db, store: MediaStore) -> Catalogue:
-    """The catalogue over ``db`` and ``store`` (the app and the command line share it)."""
-    return Catalogue(db=db, store=store, waveforms=Waveforms())
+def make_catalogue(db, store: MediaStore, folders: FolderFiles | None = None) -> Catalogue:
+    """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
+    the music folders' files (``folders``) for streaming library clips."""
+    return Catalogue(db=db, store=store, waveforms=Waveforms(), folders=folders)
+
+
+def make_library_scans(
+    settings: Settings, db, store: MediaStore, catalogue: Catalogue, metrics: Metrics
+) -> LibraryScans:
+    """The library's scans over the settings' music folders (the app and ``mosic scan``)."""
+    config = LibraryConfig(
+        roots=settings.music_folders,
+        watch=settings.library_watch,
+        settle_s=settings.library_settle_s,
+        interval_s=settings.library_scan_interval_s,
+        missing_days=settings.library_missing_days,
+    )
+    return LibraryScans(
+        db=db, store=store, config=config, metrics=metrics,
+        catalogue=catalogue,
+    )  # fmt: skip
 
 
 def create_app(settings: Settings, credentials: Credentials | None = None) -> falcon.asgi.App:
@@ -185,7 +208,7 @@ def _json_time(value) -> str:
 
 def _middleware(services: Services, guards: auth.Guards) -> list:
     middleware = [
-        Lifespan(db=services.db, store=services.store),
+        Lifespan(db=services.db, store=services.store, scans=services.scans),
         RequestObserver(
             metrics=services.metrics,
             pool_usage=lambda: pool_usage(services.db),
@@ -223,6 +246,7 @@ def _subsonic(s: Services) -> SubsonicApi:
         user=s.settings.subsonic_user,
         library=s.library,
         collection=s.collection,
+        scans=s.scans,
         plays=s.plays,
         # nginx sends the bytes of REST streams only (README, "nginx in front").
         serving=dataclasses.replace(s.serving, offload_prefix=None),
@@ -252,6 +276,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             READS_ONLY,
         ),
         ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
+        ("/library/scan", LibraryScan(scans=s.scans), key, POST),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None, READS_ONLY),

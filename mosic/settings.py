@@ -36,6 +36,11 @@ DEFAULT_SHUTDOWN_GRACE_S = 30.0
 DEFAULT_BACKUP_INTERVAL_H = 24.0
 DEFAULT_BACKUP_KEEP = 7
 TRANSCODE_CACHE_DIR = "transcodes"
+# Music folders indexed in place (MOSIC_LIBRARY_*): uploads form the folder of this name.
+UPLOADS_FOLDER = "Uploads"
+DEFAULT_LIBRARY_SETTLE_S = 2.0
+DEFAULT_LIBRARY_SCAN_INTERVAL_S = 3600.0
+DEFAULT_LIBRARY_MISSING_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -124,6 +129,12 @@ class Settings:
     backup_dir: Path | None = None
     backup_interval_h: float = DEFAULT_BACKUP_INTERVAL_H
     backup_keep: int = DEFAULT_BACKUP_KEEP
+    # Folders indexed where they are, each a music folder named by its last component.
+    library_dirs: tuple[Path, ...] = ()
+    library_watch: bool = True
+    library_settle_s: float = DEFAULT_LIBRARY_SETTLE_S
+    library_scan_interval_s: float = DEFAULT_LIBRARY_SCAN_INTERVAL_S  # 0: never
+    library_missing_days: int = DEFAULT_LIBRARY_MISSING_DAYS
 
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
@@ -139,6 +150,14 @@ class Settings:
             object.__setattr__(self, "backup_dir", Path(self.backup_dir).resolve())
         if self.transcode_max is None:
             object.__setattr__(self, "transcode_max", os.cpu_count() or 1)
+        dirs = tuple(Path(path).resolve() for path in self.library_dirs)
+        object.__setattr__(self, "library_dirs", dirs)
+        music_folders(dirs)  # refuses two folders of one name, and "Uploads"
+
+    @property
+    def music_folders(self) -> dict[str, Path]:
+        """Each library folder by its name (its last path component), in the given order."""
+        return music_folders(self.library_dirs)
 
     @property
     def sqlite_path(self) -> Path:
@@ -176,6 +195,50 @@ class Settings:
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def music_folders(dirs: tuple[Path, ...]) -> dict[str, Path]:
+    """``dirs`` by name; two of one name, or one named as the uploads are, is an error (a
+    clip is identified by its folder's name and path, so a name must mean one folder)."""
+    named: dict[str, Path] = {}
+    for path in dirs:
+        name = path.name
+        if not name:
+            raise SettingsError(f"{PREFIX}LIBRARY_DIRS: {path} has no name to be known by")
+        if name == UPLOADS_FOLDER:
+            raise SettingsError(
+                f"{PREFIX}LIBRARY_DIRS: {path} is named {UPLOADS_FOLDER!r}, the name of the "
+                "uploads' music folder; mount it under another name"
+            )
+        if name in named:
+            raise SettingsError(
+                f"{PREFIX}LIBRARY_DIRS: {named[name]} and {path} are both named {name!r}; "
+                "a music folder is known by its last path component, so mount one elsewhere"
+            )
+        named[name] = path
+    return named
+
+
+def _library(env: Env) -> dict:
+    # ':'-separated, as PATH is; empty entries (a trailing ':') mean nothing.
+    dirs = tuple(Path(part) for part in env.str("LIBRARY_DIRS", "").split(":") if part.strip())
+    interval = env.float("LIBRARY_SCAN_INTERVAL_S", DEFAULT_LIBRARY_SCAN_INTERVAL_S)
+    if interval < 0:
+        raise SettingsError(f"{PREFIX}LIBRARY_SCAN_INTERVAL_S must be 0 (never) or more")
+    settle = env.float("LIBRARY_SETTLE_S", DEFAULT_LIBRARY_SETTLE_S)
+    if settle < 0:
+        raise SettingsError(f"{PREFIX}LIBRARY_SETTLE_S must be 0 or more seconds")
+    return {
+        "library_dirs": dirs,
+        "library_watch": env.bool("LIBRARY_WATCH", True),
+        "library_settle_s": settle,
+        "library_scan_interval_s": interval,
+        "library_missing_days": _positive(
+            "LIBRARY_MISSING_DAYS",
+            env.int("LIBRARY_MISSING_DAYS", DEFAULT_LIBRARY_MISSING_DAYS),
+            minimum=0,
+        ),
+    }
 
 
 def parse_database_url(url: str) -> PostgresConfig:
@@ -402,6 +465,7 @@ def _read(env: Env) -> Settings:
         ),
         accel_redirect=_accel_prefix(env.str("ACCEL_REDIRECT", None)),
         **_access_and_limits(env),
+        **_library(env),
     )
 
 

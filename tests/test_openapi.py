@@ -218,6 +218,15 @@ def broken(tmp_path_factory) -> falcon.testing.TestClient:
 
 
 @pytest.fixture(scope="module")
+def scanning(tmp_path_factory) -> falcon.testing.TestClient:
+    """An app whose library scan lease another process holds (for a long while yet)."""
+    settings, asgi = build_app(tmp_path_factory.mktemp("scanning"))
+    migrate(settings, then="UPDATE library_scan SET scanning = 1, owner = 'elsewhere', "
+            "lease_until = '2999-01-01 00:00:00'")  # fmt: skip
+    return falcon.testing.TestClient(asgi)
+
+
+@pytest.fixture(scope="module")
 def busy(live) -> falcon.testing.TestClient:
     """The live app's catalogue, served by an app that may run no transcode at all."""
     return falcon.testing.TestClient(create_app(live.settings.replace(transcode_max=0)))
@@ -355,8 +364,9 @@ class Case:
     body: str | None = None
     form: str | None = None
     link: str | None = None
-    # "live", "broken" (no tables), "unready" (media not writable), "busy", "full" (no
-    # space left) or "stalled" (the client stops sending its body halfway)
+    # "live", "broken" (no tables), "unready" (media not writable), "busy", "scanning" (a scan
+    # holds the lease), "full" (no space left) or "stalled" (the client stops sending its
+    # body halfway)
     app: str = "live"
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
@@ -667,6 +677,14 @@ CASES: list[Case] = [
     Case("stats, no key", "GET /play/{clip_id}/stats", 401, key=False),
     Case("stats unknown", "GET /play/{clip_id}/stats", 404, clip="unknown"),
     Case("stats, database down", "GET /play/{clip_id}/stats", 503, clip="unknown", app="broken"),
+    Case("scan status", "GET /library/scan", 200),
+    Case("scan status, no key", "GET /library/scan", 401, key=False),
+    Case("scan status, database down", "GET /library/scan", 503, app="broken"),
+    Case("start a scan", "POST /library/scan", 202),
+    Case("start a scan, no key", "POST /library/scan", 401, key=False),
+    Case("start a scan, read-only key", "POST /library/scan", 403, key=False, headers=READ),
+    Case("start a scan while one runs", "POST /library/scan", 409, app="scanning"),
+    Case("start a scan, database down", "POST /library/scan", 503, app="broken"),
     *stream_cases("GET"),
     *stream_cases("HEAD"),
     *rendition_cases("GET"),
@@ -743,10 +761,10 @@ def test_every_documented_status_is_produced_by_a_case(document):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_operation_answers_as_documented(
-    case, document, live, broken, unready, busy, full, stalled
+    case, document, live, broken, unready, busy, full, stalled, scanning
 ):
     clients = {"live": live.client, "broken": broken, "unready": unready, "busy": busy}
-    client = {**clients, "full": full, "stalled": stalled}[case.app]
+    client = {**clients, "full": full, "stalled": stalled, "scanning": scanning}[case.app]
     request = case.request(live)
     if case.warm:
         warming = {

@@ -39,6 +39,7 @@ SPEC_METHODS = {
     "stream", "download", "getCoverArt", "scrobble", "star", "unstar", "getStarred",
     "getStarred2", "setRating", "getPlaylists", "getPlaylist", "createPlaylist",
     "updatePlaylist", "deletePlaylist", "getPlayQueue", "savePlayQueue", "tokenInfo",
+    "startScan",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getUser", "getScanStatus"}
@@ -281,6 +282,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         collection=services.collection,
         plays=services.plays,
         serving=services.serving,
+        scans=services.scans,
     )
     assert resource.method_names == SPEC_METHODS | LOGIN_EXTRAS
     app = falcon.asgi.App(middleware=[Lifespan(db=services.db, store=services.store)])
@@ -291,7 +293,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         args = call_args(library, str(uuid.uuid4()))
         assert {
             "star", "unstar", "setRating", "createPlaylist", "updatePlaylist",
-            "deletePlaylist", "savePlayQueue",
+            "deletePlaylist", "savePlayQueue", "startScan",
         } == WRITES  # fmt: skip
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import falcon
 import falcon.asgi
 
+from mosic.core.scanning.service import LibraryScans
 from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
@@ -49,17 +50,23 @@ def request_route(req) -> str:
 class Lifespan:
     """Opens the database pool and the media store's client when a worker starts, and closes
     them when it stops: both belong to the event loop that opened them, so they must be
-    opened inside the server's loop."""
+    opened inside the server's loop. The library's scans (at start, on changes, on an
+    interval) run in the background of every worker, one at a time by their lease."""
 
-    def __init__(self, *, db, store: MediaStore) -> None:
+    def __init__(self, *, db, store: MediaStore, scans: LibraryScans | None = None) -> None:
         self._db = db
         self._store = store
+        self._scans = scans
 
     async def process_startup(self, scope, event) -> None:
         await self._db.aio_connect()
         await self._store.start()
+        if self._scans is not None:
+            await self._scans.start()
 
     async def process_shutdown(self, scope, event) -> None:
+        if self._scans is not None:
+            await self._scans.stop()
         await self._store.close()
         await self._db.aio_close()
 

@@ -30,7 +30,7 @@ from mosic.media import ranges
 from mosic.media.storage import StoredMedia
 from mosic.media.transcode import Rendition, Transcoder
 from mosic.observability.metrics import Metrics
-from mosic.persistence.models import Clip
+from mosic.persistence.models import UPLOAD, Clip
 
 # Signed links are per listener; shared caches must not keep what they open.
 CACHE_CONTROL = ["private", "max-age=0", "must-revalidate"]
@@ -145,7 +145,9 @@ class ByteServer:
         # Opened before anything is decided or counted: a file that vanished is never a
         # counted play with a broken body.
         media = await self.catalogue.open_media(clip)
-        offload = self.offload_prefix + clip.file_name if self.offload_prefix else None
+        # nginx sends from the media root; a library clip's file lies in its music folder.
+        offloads = self.offload_prefix and clip.source == UPLOAD
+        offload = self.offload_prefix + clip.file_name if offloads else None
         validators = Validators.of(clip, clip.sha256, clip.content_type)
         await self._media(req, resp, media, validators, link_lifetime, on_sent, offload)
 

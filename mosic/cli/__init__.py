@@ -1,5 +1,5 @@
-"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``reindex``, ``import``,
-``storage``, ``backup``, ``restore``, ``--version``).
+"""The process shell: the ``mosic`` command (``serve``, ``migrate``, ``reindex``, ``scan``,
+``import``, ``storage``, ``backup``, ``restore``, ``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         "restore", help="restore the newest backup in SRC into an empty data dir, hashes first"
     )
     restore.add_argument("src", type=Path, metavar="SRC", help="a backup directory or snapshot")
+    scan = commands.add_parser(
+        "scan",
+        help="apply pending migrations, then scan every music folder (MOSIC_LIBRARY_DIRS)",
+        description="Index what changed in the music folders: new, re-tagged, moved and "
+        "missing files. Files unchanged since the last scan (same size and modification "
+        "time) are not read again unless --full.",
+    )
+    scan.add_argument("--full", action="store_true", help="read every file again")
+    scan.add_argument(
+        "--purge-missing", action="store_true",
+        help="remove every missing clip now, not after MOSIC_LIBRARY_MISSING_DAYS",
+    )  # fmt: skip
     add = commands.add_parser(
         "import",
         help="apply pending migrations, then add every audio file under the given paths",
@@ -123,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backup":
             return backup.backup(settings, args.dest)
         return backup.restore(settings, args.src)
+    if args.command == "scan":
+        from mosic.cli.scan import scan
+
+        return scan(settings, full=args.full, purge=args.purge_missing)
     if args.command == "import":
         from mosic.cli.library import import_paths
 

@@ -33,6 +33,7 @@ from mosic.persistence import search
 from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
 from mosic.persistence.models import (
     CLIP_FIELDS,
+    LIBRARY,
     TAG_MAX,
     TITLE_MAX,
     UPLOAD,
@@ -135,9 +136,10 @@ def new_clip_row(**fields) -> dict:
 
 
 class Catalogue:
-    def __init__(self, *, db, store: MediaStore, waveforms: Waveforms) -> None:
+    def __init__(self, *, db, store: MediaStore, waveforms: Waveforms, folders=None) -> None:
         self._db = db
         self._store = store
+        self._folders = folders  # library clips' files (mosic.media.folders.FolderFiles)
         self._waveforms = waveforms
         self._aggregates = Aggregates(db=db)
         some_id = (Clip.id, _SOME_ID)
@@ -184,6 +186,10 @@ class Catalogue:
 
     async def open_media(self, clip: Clip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
+        if clip.source == LIBRARY:  # its file, where it lies in its music folder
+            if self._folders is None:
+                raise MediaMissing(clip.path)
+            return await self._folders.open(clip.music_folder, clip.path)
         return await self._store.open(clip.file_name)
 
     async def stored_entries(self) -> list[StoredEntry]:

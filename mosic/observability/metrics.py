@@ -45,6 +45,13 @@ class TranscodeOutcome(StrEnum):
     BUSY = "busy"  # refused: MOSIC_TRANSCODE_MAX were running
 
 
+# What a library scan did with each file it saw (``mosic_library_scan_files_total``).
+SCAN_OUTCOMES = ("added", "updated", "moved", "missing", "unchanged", "failed")
+# A scan of a few changed files takes well under a second; a first scan of a big library,
+# an hour or more.
+SCAN_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
+
+
 class AuthFailure(StrEnum):
     """Why a request was refused (the label of ``mosic_auth_failures_total``)."""
 
@@ -117,7 +124,31 @@ class Metrics:
         self.auth_failures = Counter(
             "mosic_auth_failures", "Requests refused, by reason.", ["reason"], registry=r
         )
+        self._add_library_metrics(r)
         self._precreate()
+
+    def _add_library_metrics(self, r: CollectorRegistry) -> None:
+        self.library_files = Gauge(
+            "mosic_library_files",
+            "Listed clips by music folder, as of the last scan.",
+            ["music_folder"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.library_scan_seconds = Histogram(
+            "mosic_library_scan_seconds",
+            "How long library scans took.",
+            buckets=SCAN_BUCKETS,
+            registry=r,
+        )
+        self.library_scan_files = Counter(
+            "mosic_library_scan_files",
+            "Files library scans saw, by what became of them.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in SCAN_OUTCOMES:
+            self.library_scan_files.labels(outcome)
 
     def _precreate(self) -> None:
         # Every known label value, so dashboards see zeroes rather than "no data".
@@ -195,6 +226,17 @@ class Metrics:
 
     def storage_error(self) -> None:
         self.storage_errors.inc()
+
+    def library_scan(self, counts, seconds: float) -> None:
+        """A scan ended: its time, and its ``counts`` (a ``Counts``) by outcome."""
+        self.library_scan_seconds.observe(seconds)
+        for outcome in SCAN_OUTCOMES:
+            value = getattr(counts, outcome)
+            if value > 0:
+                self.library_scan_files.labels(outcome).inc(value)
+
+    def set_library_files(self, music_folder: str, clips: int) -> None:
+        self.library_files.labels(music_folder).set(clips)
 
     def set_catalogue_size(self, clips: int) -> None:
         self.clips.set(clips)

@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_S = 30
+# The checkout these tests belong to: its ``mosic`` is the one a server process must import
+# (an editable install may point at another checkout).
+CHECKOUT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 15
 POLL_S = 0.2
 DEFAULT_API_KEY = "e2e-test-key-0123456789abcdef"
@@ -40,6 +43,7 @@ def clean_env(**settings: str) -> dict[str, str]:
         if not k.startswith("MOSIC_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
     env.update(settings)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CHECKOUT), env.get("PYTHONPATH"))))
     return env
 
 

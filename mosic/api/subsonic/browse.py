@@ -64,7 +64,6 @@ class Browse:
             # Not in Mosic's list, but apps ask them when they log in (DSub and Ultrasonic
             # enable features by the user's roles): cheap to answer truthfully.
             "getUser": self.user,
-            "getScanStatus": self.scan_status,
         }
 
     async def marks(self) -> Marks:

@@ -27,10 +27,12 @@ from mosic.api.subsonic.response import (
     ok,
     render,
 )
+from mosic.api.subsonic.scanning import Scanning
 from mosic.core.collection import Collection
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
+from mosic.core.scanning.service import LibraryScans
 
 VIEW_SUFFIX = ".view"
 # Methods that change what the listener keeps: a key whose grant has no writes (a
@@ -45,6 +47,7 @@ WRITES = frozenset(
         "updatePlaylist",
         "deletePlaylist",
         "savePlayQueue",
+        "startScan",
     }
 )
 # Apps ask this before they log in, to learn how they may log in.
@@ -61,6 +64,7 @@ class SubsonicApi:
         collection: Collection,
         plays: PlayRecorder,
         serving: ByteServer,
+        scans: LibraryScans,
     ) -> None:
         self._keys = keys
         self._user = user
@@ -68,6 +72,7 @@ class SubsonicApi:
             **Browse(library=library, collection=collection).methods(),
             **Media(library=library, plays=plays, serving=serving).methods(),
             **Keep(library=library, collection=collection).methods(),
+            **Scanning(scans=scans, library=library).methods(),
         }
 
     @property
