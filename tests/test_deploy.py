@@ -710,6 +710,37 @@ def test_scheduled_backups_go_to_a_claim_of_their_own(chart):
     assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "mosic-backups"
 
 
+def test_music_folders_are_mounted_read_only_in_every_replica(chart):
+    plain = containers(one(render(chart), "Deployment"))["mosic"]
+    assert "MOSIC_LIBRARY_DIRS" not in env_of(plain)
+    folders = [
+        {"name": "Music", "existingClaim": "nas-music"},
+        {"name": "Vinyl", "hostPath": "/srv/vinyl"},
+    ]
+    values = {
+        "replicaCount": 3,
+        "persistence": {"accessMode": "ReadWriteMany"},
+        "musicFolders": {"folders": folders, "scanIntervalSeconds": 600},
+    }
+    deployment = one(render(chart, values), "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    mosic = containers(deployment)["mosic"]
+    env = {name: entry["value"] for name, entry in env_of(mosic).items() if "value" in entry}
+    assert env["MOSIC_LIBRARY_DIRS"] == "/music/Music:/music/Vinyl"
+    assert env["MOSIC_LIBRARY_SCAN_INTERVAL_S"] == "600"
+    mounts = {m["name"]: m for m in mosic["volumeMounts"]}
+    assert mounts["music-0"] == {"name": "music-0", "mountPath": "/music/Music", "readOnly": True}
+    assert mounts["music-1"]["mountPath"] == "/music/Vinyl" and mounts["music-1"]["readOnly"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["music-0"]["persistentVolumeClaim"] == {
+        "claimName": "nas-music",
+        "readOnly": True,
+    }
+    assert volumes["music-1"]["hostPath"] == {"path": "/srv/vinyl", "type": "Directory"}
+    with pytest.raises(helm.HelmValuesError):
+        render(chart, {"musicFolders": {"folders": [{"name": "Nowhere"}]}})
+
+
 def test_default_release_runs_mosic_like_the_image_on_the_bundled_postgresql(chart):
     docs = render(chart)
     deployment = one(docs, "Deployment")

@@ -193,9 +193,10 @@ class Catalogue:
         return await self._store.open(clip.file_name)
 
     async def stored_entries(self) -> list[StoredEntry]:
-        """Every stored file the catalogue refers to (for copying a library elsewhere)."""
+        """Every file of the media store the catalogue refers to (for copying it elsewhere):
+        uploads only, since a library clip's file lies in its music folder."""
         query = Clip.select(Clip.file_name, Clip.sha256, Clip.size, Clip.content_type).where(
-            Clip.file_name.is_null(False)
+            Clip.file_name.is_null(False) & (Clip.source == UPLOAD)
         )
         rows = await self._db.aio_execute(query.order_by(Clip.created_at).tuples())
         return [StoredEntry(*row) for row in rows]
@@ -265,11 +266,13 @@ class Catalogue:
         """Store the file's cover once by its content hash; the columns that name it."""
         if info.cover is None:
             return {}
-        name = hashlib.sha256(info.cover.data).hexdigest() + _image_extension(info.cover.mime)
+        name = hashlib.sha256(info.cover.data).hexdigest() + image_extension(info.cover.mime)
         await self._store.put(name, info.cover.data, content_type=info.cover.mime)
         return {"cover_name": name, "cover_type": info.cover.mime}
 
-    async def _drop_if_unused(self, column, name: str | None) -> None:
+    async def drop_if_unused(self, column, name: str | None) -> None:
+        """Remove the cover or peaks ``name`` (of ``column``) from the media store once no
+        clip names it (a scan's purge calls it too)."""
         # Derived blobs are named by content: one goes only when no clip names it any more
         # (covers are shared; an identical upload that won a race has the same peaks).
         if name and not await self._one(Clip.select(Clip.id).where(column == name)):
@@ -284,7 +287,7 @@ class Catalogue:
         for column in (Clip.cover_name, Clip.waveform_name):
             name = row.get(column.name)
             try:
-                await self._drop_if_unused(column, name)
+                await self.drop_if_unused(column, name)
             except Exception as exc:
                 log.warning("%s of a failed upload was left behind: %s", name, exc)
 
@@ -345,7 +348,7 @@ class Catalogue:
         existing = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
         if existing is not None:
             raise DuplicateClip(existing.id)
-        row = new_clip_row(**_upload_fields(info, form), **_file_fields(incoming, info))
+        row = new_clip_row(**upload_fields(info, form), **_file_fields(incoming, info))
         published = False
         try:
             row.update(await self._store_cover(info))
@@ -370,7 +373,9 @@ class Catalogue:
         migration added their columns); returns how many clips were read. Idempotent: each
         clip is marked as read, and a file that cannot be read leaves its tags null."""
         done = 0
-        pending = Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION)
+        # Uploads: library files are read again by a full scan (``mosic scan --full``).
+        older = Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION)
+        pending = older & (Clip.source == UPLOAD)
         after = None
         while True:
             # By id, onwards: a row whose update matched nothing is never read twice.
@@ -450,7 +455,7 @@ class Catalogue:
             for name in (rows[0].file_name, rows[0].waveform_name):
                 if name:
                     await self._store.remove(name)
-            await self._drop_if_unused(Clip.cover_name, rows[0].cover_name)
+            await self.drop_if_unused(Clip.cover_name, rows[0].cover_name)
 
     async def record_play(self, clip_id: uuid.UUID) -> int | None:
         """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.
@@ -475,7 +480,7 @@ _GROUPED = (
 )
 
 
-def _upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:
+def upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:
     """Title and description (form fields win over tags, tags over the file name) and tags."""
     title = (
         form.title
@@ -526,7 +531,7 @@ IMAGE_EXTENSIONS = {
 }
 
 
-def _image_extension(mime: str) -> str:
+def image_extension(mime: str) -> str:
     return IMAGE_EXTENSIONS.get(mime, ".img")
 
 

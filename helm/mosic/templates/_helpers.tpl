@@ -252,6 +252,12 @@ Arguments: (list given existingData key).
   value: {{ .Values.signedUrlTTL | quote }}
 - name: MOSIC_DB_POOL_SIZE
   value: {{ .Values.dbPoolSize | quote }}
+{{- with .Values.musicFolders.folders }}
+- name: MOSIC_LIBRARY_DIRS
+  value: {{ include "mosic.musicDirs" $ | quote }}
+- name: MOSIC_LIBRARY_SCAN_INTERVAL_S
+  value: {{ $.Values.musicFolders.scanIntervalSeconds | quote }}
+{{- end }}
 {{- if .Values.backups.existingClaim }}
 - name: MOSIC_BACKUP_DIR
   value: /backups
@@ -334,6 +340,20 @@ Arguments: (list given existingData key).
 - name: backups
   mountPath: /backups
 {{- end }}
+{{- range $i, $folder := .Values.musicFolders.folders }}
+- name: music-{{ $i }}
+  mountPath: /music/{{ $folder.name }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* MOSIC_LIBRARY_DIRS: each music folder's mount, ':'-separated (a folder is named by it). */}}
+{{- define "mosic.musicDirs" -}}
+{{- $dirs := list }}
+{{- range .Values.musicFolders.folders }}
+{{- $dirs = append $dirs (printf "/music/%s" .name) }}
+{{- end }}
+{{- join ":" $dirs }}
 {{- end }}
 
 {{/* RollingUpdate needs a volume the old and the new pod can both mount. */}}

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+from mosic.core.catalogue import WAVEFORM_CONTENT_TYPE
 from mosic.core.scanning import rows
 from mosic.core.waveform import Undecodable, compute_peaks
 from mosic.media import folders
@@ -83,7 +84,7 @@ class PeakDrawer:
                 log.warning("library: no waveform for %s/%s: %s", folder, path, exc)
                 return False
         name = f"{sha256}{rows.WAVEFORM_SUFFIX}"
-        await self._store.put(name, peaks.to_dat())
+        await self._store.put(name, peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
         # Only if the file is still those bytes: a re-tag meanwhile draws again.
         await self._db.aio_execute(
             Clip.update(waveform_name=name).where((Clip.id == clip_id) & (Clip.sha256 == sha256))

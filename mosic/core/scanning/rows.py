@@ -37,7 +37,7 @@ KNOWN_COLUMNS = (
 def blob_dropper(catalogue: rules.Catalogue):
     """The catalogue's own rule for a cover or peaks that may be unused now (removed from the
     media store once no clip names it): ``await drop(column, name)``."""
-    return catalogue._drop_if_unused
+    return catalogue.drop_if_unused
 
 
 def sidecar_cover(names: list[str]) -> str | None:
@@ -69,7 +69,7 @@ def cover_type(name: str) -> str:
 def cover_blob(data: bytes, mime: str) -> tuple[str, dict]:
     """The blob name of a cover's bytes (content-addressed, as embedded covers are stored)
     and the clip columns that name it."""
-    name = hashlib.sha256(data).hexdigest() + rules._image_extension(mime)
+    name = hashlib.sha256(data).hexdigest() + rules.image_extension(mime)
     return name, {"cover_name": name, "cover_type": mime}
 
 
@@ -85,7 +85,7 @@ def file_columns(folder: str, path: str, read: FileRead, lyrics_path: str | None
     rules (title from the tags, else the file's name), and where the file is."""
     info: audio.AudioInfo = read.result
     name = PurePosixPath(path).name
-    fields = rules._upload_fields(info, rules.UploadForm(filename=name))
+    fields = rules.upload_fields(info, rules.UploadForm(filename=name))
     fields.update(
         content_type=info.content_type,
         size=read.size,

@@ -97,7 +97,7 @@ class Scan:
         self._full = full
         self._on_change = on_change or (lambda change: None)
         self._on_progress = on_progress or (lambda counts: None)
-        self._drop_if_unused = drop_if_unused
+        self.drop_if_unused = drop_if_unused
         self.counts = Counts()
         self._lease = lease
         self._stored_covers: set[str] = set()
@@ -260,7 +260,7 @@ class Scan:
                 "cover_type": None,
             }
         name, data, columns = embedded
-        await self._put_cover(name, data)
+        await self._put_cover(name, data, columns["cover_type"])
         return columns
 
     async def _sidecar_cover(self, root: Path, listing: Listing) -> dict:
@@ -284,13 +284,13 @@ class Scan:
         if data is None:
             return {}
         blob, columns = rows.cover_blob(data, rows.cover_type(name))
-        await self._put_cover(blob, data)
+        await self._put_cover(blob, data, columns["cover_type"])
         return columns
 
-    async def _put_cover(self, name: str, data: bytes) -> None:
+    async def _put_cover(self, name: str, data: bytes, content_type: str) -> None:
         if name in self._stored_covers:
             return
-        await self._store.put(name, data)
+        await self._store.put(name, data, content_type=content_type)
         if len(self._stored_covers) >= STORED_COVERS_MAX:
             self._stored_covers.clear()
         self._stored_covers.add(name)
@@ -402,8 +402,8 @@ class Scan:
             if batch.touched:
                 await Aggregates(db=self._db).refresh(batch.touched)
         for column, name in batch.drop:
-            if name and self._drop_if_unused is not None:
-                await self._drop_if_unused(column, name)
+            if name and self.drop_if_unused is not None:
+                await self.drop_if_unused(column, name)
 
     async def _vanished(self, unit: Unit, visited: set[str], unreadable: list[str]) -> None:
         """Clips of directories under the unit that the walk did not find (gone, or left

@@ -61,7 +61,7 @@ class LibraryScans:
         self._config = config
         self._metrics = metrics
         # None only where nothing can be purged or re-read (tests of the walk alone).
-        self._drop_if_unused = rows.blob_dropper(catalogue) if catalogue is not None else None
+        self.drop_if_unused = rows.blob_dropper(catalogue) if catalogue is not None else None
         self._pool = pool or ReaderPool()
         self._tasks: set[asyncio.Task] = set()
         self._peaks = peaks.PeakDrawer(db=db, store=store, pool=self._pool, roots=config.roots)
@@ -146,7 +146,7 @@ class LibraryScans:
             pool=self._pool,
             roots=self._config.roots,
             full=full,
-            drop_if_unused=self._drop_if_unused,
+            drop_if_unused=self.drop_if_unused,
             lease=held,
             **callbacks,
         )
@@ -196,9 +196,9 @@ class LibraryScans:
             await self._db.aio_execute(Clip.delete().where(Clip.id.in_([r[0] for r in found])))
             removed += len(found)
             for _, cover, waveform in found:
-                if self._drop_if_unused is not None:
-                    await self._drop_if_unused(Clip.cover_name, cover)
-                    await self._drop_if_unused(Clip.waveform_name, waveform)
+                if self.drop_if_unused is not None:
+                    await self.drop_if_unused(Clip.cover_name, cover)
+                    await self.drop_if_unused(Clip.waveform_name, waveform)
             log.info("library: removed %d clip(s) missing for too long", len(found))
 
     # -- serving: at start, on changes, on an interval ----------------------------------------
