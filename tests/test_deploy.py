@@ -436,15 +436,19 @@ def test_every_variable_compose_uses_is_in_the_env_example():
 def test_every_mounted_host_path_exists_and_named_volumes_are_declared():
     data = compose()
     declared = set(data.get("volumes") or {})
+    values = env_example()
     for name, service in data["services"].items():
         for volume in service.get("volumes", []):
-            source, _, rest = volume.partition(":")
+            # As .env.example leaves it (MUSIC_DIR unset: the declared, empty music volume).
+            source, _, rest = interpolate(volume, values).partition(":")
             if source.startswith((".", "/")):
                 assert (REPO / source).exists(), f"{name} mounts {source}, missing from the repo"
                 assert rest.endswith(":ro"), f"{name}: mount configuration read-only: {volume}"
             else:
                 assert source in declared, f"{name}: volume {source} is not declared"
     assert "mosic-data:/data" in data["services"]["mosic"]["volumes"]
+    # A music folder is only ever read.
+    assert "${MUSIC_DIR:-music}:/music:ro" in data["services"]["mosic"]["volumes"]
 
 
 def test_ports_are_published_on_localhost_by_default():
