@@ -98,7 +98,7 @@ class Listing:
     async def list(self, query: ListQuery) -> Page:
         """One page, and the number of clips that match, in one statement: the count is a
         scalar subquery, which both databases evaluate once."""
-        sql, params = self._page_statement(query)
+        sql, params = self.statement(query)
         rows = await self._db.fetch_rows(sql, params)
         # Past the last page there is no row to carry the count.
         total = rows[0][-1] if rows else await self._total(query)
@@ -113,10 +113,15 @@ class Listing:
                 page.next_cursor = encode_cursor(query.sort, page.clips[-1])
         return page
 
+    @property
+    def shapes_built(self) -> int:
+        """How many shapes' SQL has been built (once each)."""
+        return len(self._page_sql)
+
     async def _total(self, query: ListQuery) -> int:
         return await _matches(self._db, query).aio_scalar(self._db) or 0
 
-    def _page_statement(self, query: ListQuery) -> tuple[str, list]:
+    def statement(self, query: ListQuery) -> tuple[str, list]:
         """The page's SQL and parameters, the text built once per shape and checked against
         peewee's parameters the first time each shape is seen."""
         shape = (
