@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--to", choices=("s3", "local"), required=True)
     copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
+    _backup_commands(commands)
+    _library_commands(commands)
+    return parser
+
+
+def _backup_commands(commands) -> None:
     backup = commands.add_parser(
         "backup",
         help="copy the database (SQLite, online), generated secrets and new media into DEST, "
@@ -64,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "restore", help="restore the newest backup in SRC into an empty data dir, hashes first"
     )
     restore.add_argument("src", type=Path, metavar="SRC", help="a backup directory or snapshot")
+
+
+def _library_commands(commands) -> None:
     scan = commands.add_parser(
         "scan",
         help="apply pending migrations, then scan every music folder (MOSIC_LIBRARY_DIRS)",
@@ -88,7 +97,6 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=DEFAULT_IMPORT_JOBS,
         help=f"files imported at once (default {DEFAULT_IMPORT_JOBS})",
     )  # fmt: skip
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
