@@ -111,10 +111,6 @@ class Browse:
         folders = [folder.id for folder in await self._library.folders()]
         return {"user": {"username": call.user, **roles, "folder": folders}}
 
-    async def scan_status(self, call: Call) -> dict:
-        # Clips are in the library as soon as they are uploaded: there is never a scan.
-        return {"scanStatus": {"scanning": False, "count": await self._library.song_count()}}
-
     async def indexes(self, call: Call) -> dict:
         """Artists by first letter; for a library folder (``musicFolderId``), its real
         folder tree instead: the directories at its top, and the songs lying there."""
