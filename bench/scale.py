@@ -54,7 +54,8 @@ class Plan:
     warmups: int
     read_seconds: float  # bound on one read's sequential requests, warm-ups included
     connections: int
-    load_seconds: float
+    load_seconds: float  # at least; longer for slow reads (see ``loaded``)
+    load_max_seconds: float
     load_requests: int  # bound on the requests of one load
 
 
@@ -229,8 +230,17 @@ def sequential(server: Mosic, read: Read, plan: Plan) -> dict:
     return result
 
 
-def loaded(server: Mosic, read: Read, plan: Plan, scratch: Path) -> dict:
-    """``plan.connections`` connections for ``plan.load_seconds`` or ``plan.load_requests``
+def load_window(plan: Plan, p50_ms: float | None) -> float:
+    """How long a load lasts: ``plan.load_seconds``, or long enough for the connections to
+    be answered about three times over when one request alone takes ``p50_ms`` (one
+    server core answers 16 slow requests together, all near the end: a short window would
+    see none finish), at most ``plan.load_max_seconds``."""
+    rounds = 3 * plan.connections * (p50_ms or 0) / 1000
+    return min(plan.load_max_seconds, max(plan.load_seconds, rounds))
+
+
+def loaded(server: Mosic, read: Read, plan: Plan, scratch: Path, p50_ms: float | None) -> dict:
+    """``plan.connections`` connections for ``load_window`` seconds or ``plan.load_requests``
     answers, whichever comes first; then wait until the server has finished what the load
     left queued, so the next figure starts on an idle server."""
     headers = server.headers if read.kind == "rest" else None
@@ -238,7 +248,7 @@ def loaded(server: Mosic, read: Read, plan: Plan, scratch: Path) -> dict:
         server.base,
         list(read.paths),
         connections=plan.connections,
-        seconds=plan.load_seconds,
+        seconds=load_window(plan, p50_ms),
         headers=headers,
         scratch=scratch,
         timeout_s=30,
@@ -248,6 +258,8 @@ def loaded(server: Mosic, read: Read, plan: Plan, scratch: Path) -> dict:
     # Stopped by count: wrk divides by the whole duration, so use Little's law instead.
     rps = plan.connections / (result.mean_ms / 1000) if stopped and result.mean_ms else result.rps
     out = {**asdict(result), "rps": rps, "stopped_by_count": stopped}
+    # Little's law, for comparison: what the connections' mean latency says the rate was.
+    out["rps_little"] = plan.connections / (result.mean_ms / 1000) if result.mean_ms else None
     out["drain_seconds"], out["drained"] = drain(server)
     return out
 
@@ -308,7 +320,7 @@ def run_size(db: str, size: int, root: Path, cluster: str | None, plan: Plan, re
         out["reads"] = {}
         for read in the_reads:
             one = sequential(server, read, plan)
-            one["load"] = loaded(server, read, plan, root)
+            one["load"] = loaded(server, read, plan, root, one["p50_ms"])
             out["reads"][read.name] = one
             log(f"{db} {label} {read.name}: {_cell(one)}, {one['load']['rps']:,.1f} req/s")
         out["rss_after_mib"] = (rss_kib(server.pid) or 0) / 1024
@@ -357,6 +369,8 @@ def table(db: str, results: dict, markdown: bool, connections: int) -> str:
                 continue
             load = one["load"]
             rate = f"{load['rps']:,.1f}" if load["rps"] < 100 else f"{load['rps']:,.0f}"
+            if not load["requests"]:
+                rate = f"none in {load['seconds']:.0f} s"
             if load["errors"]:
                 rate += f" ({sum(load['errors'].values())} err)"
             cell = _cell(one).removesuffix(" ms")
@@ -425,7 +439,10 @@ def main() -> int:
         "--read-seconds", type=float, default=60, help="bound on one read's sequential requests"
     )
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--load-seconds", type=float, default=5)
+    parser.add_argument(
+        "--load-seconds", type=float, default=5, help="of each load, longer for slow reads"
+    )
+    parser.add_argument("--load-max-seconds", type=float, default=60)
     parser.add_argument("--load-requests", type=int, default=20_000)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -440,6 +457,7 @@ def main() -> int:
         read_seconds=args.read_seconds,
         connections=args.connections,
         load_seconds=args.load_seconds,
+        load_max_seconds=args.load_max_seconds,
         load_requests=args.load_requests,
     )
     # The servers and commands run from their data dirs: make them import this checkout's
@@ -465,7 +483,8 @@ def main() -> int:
         f" on {machine()}; pinned: {pinning}",
         f"One client: {plan.warmups} warm-ups then {plan.requests} requests (at most "
         f"{plan.read_seconds:g} s per read); load: wrk, {plan.connections} connections, "
-        f"{plan.load_seconds:g} s or {plan.load_requests:,} answers",
+        f"{plan.load_seconds:g} s (up to {plan.load_max_seconds:g} s for slow reads: about three"
+        f" answers per connection) or {plan.load_requests:,} answers",
         "mosic reindex: " + ("run and timed" if reindex else "not in this version, skipped"),
         f"Wall time {elapsed:.0f} s; load average before {load_before[0]:.2f}, "
         f"after {load_after[0]:.2f} (above ~2 means other work shared the CPUs)",
