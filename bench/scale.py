@@ -254,14 +254,21 @@ def loaded(server: Mosic, read: Read, plan: Plan, scratch: Path, p50_ms: float |
         timeout_s=30,
         max_requests=plan.load_requests,
     )
-    stopped = result.requests >= plan.load_requests
-    # Stopped by count: wrk divides by the whole duration, so use Little's law instead.
-    rps = plan.connections / (result.mean_ms / 1000) if stopped and result.mean_ms else result.rps
-    out = {**asdict(result), "rps": rps, "stopped_by_count": stopped}
+    out = {**asdict(result), "stopped_by_count": result.requests >= plan.load_requests}
+    out["rps"] = ok_rate(out, plan.connections)
     # Little's law, for comparison: what the connections' mean latency says the rate was.
     out["rps_little"] = plan.connections / (result.mean_ms / 1000) if result.mean_ms else None
     out["drain_seconds"], out["drained"] = drain(server)
     return out
+
+
+def ok_rate(load: dict, connections: int) -> float:
+    """Successful answers per second of a wrk load (its ``requests`` count non-2xx answers
+    too). A load stopped by count: wrk divides by the whole duration, so by Little's law."""
+    ok = load["requests"] - load["errors"].get("status", 0)
+    if load["stopped_by_count"] and load["mean_ms"]:
+        return connections / (load["mean_ms"] / 1000) * ok / load["requests"]
+    return ok / load["seconds"] if load["seconds"] else 0.0
 
 
 def drain(server: Mosic) -> tuple[float, bool]:
@@ -368,11 +375,14 @@ def table(db: str, results: dict, markdown: bool, connections: int) -> str:
                 row += ["-", "-"] + (["-"] if label != base else [])
                 continue
             load = one["load"]
-            rate = f"{load['rps']:,.1f}" if load["rps"] < 100 else f"{load['rps']:,.0f}"
-            if not load["requests"]:
+            rps = ok_rate(load, connections)
+            rate = f"{rps:,.1f}" if rps < 100 else f"{rps:,.0f}"
+            if not rps:
                 rate = f"none in {load['seconds']:.0f} s"
             if load["errors"]:
-                rate += f" ({sum(load['errors'].values())} err)"
+                names = {"status": "non-2xx"}
+                errors = (f"{n} {names.get(k, k)}" for k, n in load["errors"].items())
+                rate += f" ({', '.join(errors)})"
             cell = _cell(one).removesuffix(" ms")
             if one["bounded_by_time"]:
                 cell += f" (n={one['samples']})"
@@ -433,6 +443,9 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--out", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument(
+        "--tables", type=Path, metavar="JSON", help="only print the tables of an --out file"
+    )
     parser.add_argument("--requests", type=int, default=30, help="sequential requests per read")
     parser.add_argument("--warmups", type=int, default=3)
     parser.add_argument(
@@ -445,6 +458,12 @@ def main() -> int:
     parser.add_argument("--load-max-seconds", type=float, default=60)
     parser.add_argument("--load-requests", type=int, default=20_000)
     args = parser.parse_args()
+    if args.tables:
+        saved = json.loads(args.tables.read_text())
+        print("\n".join(saved["header"]), end="\n\n")
+        for db, results in saved["results"].items():
+            print(table(db, results, args.markdown, saved["plan"]["connections"]), end="\n\n")
+        return 0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if shutil.which("wrk") is None:
         print("bench.scale: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
