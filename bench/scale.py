@@ -376,7 +376,7 @@ def table(db: str, results: dict, markdown: bool, connections: int) -> str:
                 continue
             load = one["load"]
             rps = ok_rate(load, connections)
-            rate = f"{rps:,.1f}" if rps < 100 else f"{rps:,.0f}"
+            rate = f"{rps:.2f}" if rps < 1 else f"{rps:,.1f}" if rps < 100 else f"{rps:,.0f}"
             if not rps:
                 rate = f"none in {load['seconds']:.0f} s"
             if load["errors"]:
