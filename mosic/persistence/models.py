@@ -1,8 +1,10 @@
-"""The catalogue's tables, as peewee models.
+"""The catalogue's tables, as peewee models: clips, the library's derived rows (artists,
+albums, genres, directories, music folders, the scan), and what the listener keeps.
 
-Models are not bound to a database here: the store passes its own database to every query,
-so two apps (SQLite and PostgreSQL, say) can live in one process without rebinding anything.
-The schema itself is created and changed only by ``mosic.persistence.migrations``.
+Models are not bound to a database here: each caller (the catalogue, the listing, the
+library, the scanner) runs its queries on the database it was given, so two apps (SQLite and
+PostgreSQL, say) can live in one process without rebinding anything. The schema itself is
+created and changed only by ``mosic.persistence.migrations``.
 """
 
 from __future__ import annotations
