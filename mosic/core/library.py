@@ -299,9 +299,13 @@ class Library:
 
     # -- artists -----------------------------------------------------------------------------
     async def artists(self, *, folder: str | None = None) -> list[Artist]:
-        """Every artist (with songs in ``folder``), by name: the size of the answer."""
-        query = _artists_in(ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id), folder)
-        return [_artist(row) for row in await self._db.aio_execute(query)]
+        """Every artist (with songs in ``folder``), by name: the size of the answer. Read as
+        plain tuples of the three columns shown: a model object per row was half the time of
+        getArtists (25,000 of them at a million songs)."""
+        columns = (ArtistRow.id, ArtistRow.name, ArtistRow.album_count)
+        query = ArtistRow.select(*columns).order_by(ArtistRow.sort_key, ArtistRow.id)
+        rows = await self._db.aio_execute(_artists_in(query, folder).tuples())
+        return [Artist(artist_id, name, albums) for artist_id, name, albums in rows]
 
     async def artists_by_id(self, ids: list[str], *, folder: str | None = None) -> list[Artist]:
         wanted = [i for i in ids if i.startswith(ARTIST_PREFIX)]
