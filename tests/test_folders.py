@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -180,6 +181,8 @@ def test_a_read_only_tree_is_indexed_in_place_and_left_as_it_was(tmp_path, libra
         assert_sidecar_cover(server, found, library)
         assert_streams(server, found, library)
         assert_upload_of_library_bytes_is_a_duplicate(server, found, library)
+        assert_library_clips_change_only_in_their_folder(server, found)
+        assert_subsonic_browses_the_real_tree(server)
         rows = query(server.data_dir, pg, "SELECT path FROM library_directory")
         assert {row[0] for row in rows} == DIRECTORIES
         assert_reported(server)
@@ -220,6 +223,50 @@ def assert_upload_of_library_bytes_is_a_duplicate(server, found: dict, library: 
     )
     assert response.status_code == 409, response.text
     assert response.json()["existing_id"].replace("-", "") == found[path]["id"].replace("-", "")
+
+
+def assert_library_clips_change_only_in_their_folder(server, found: dict) -> None:
+    clip_id = str(uuid.UUID(found["Various/Fifth.wav"]["id"]))
+    renamed = httpx.patch(f"{server.base}/play/{clip_id}", headers=server.headers,
+                          json={"title": "Renamed"}, timeout=10)  # fmt: skip
+    assert renamed.status_code == 409 and "music folder" in renamed.json()["description"]
+    deleted = httpx.delete(f"{server.base}/play/{clip_id}", headers=server.headers, timeout=10)
+    assert deleted.status_code == 409
+    kept = server.get(f"/play/{clip_id}")
+    assert kept.status_code == 200 and kept.json()["title"] != "Renamed"
+    listed = server.get("/play", params={"music_folder": FOLDER, "source": "library"})
+    assert int(listed.headers["X-Total-Count"]) == len(EXPECTED)
+    uploads = server.get("/play", params={"source": "upload"})
+    assert uploads.headers["X-Total-Count"] == "0"
+
+
+def subsonic(server, method: str, **params) -> dict:
+    response = server.get(
+        f"/rest/{method}", params={"apiKey": server.api_key, "f": "json", **params}
+    )
+    body = response.json()["subsonic-response"]
+    assert body["status"] == "ok", body
+    return body
+
+
+def assert_subsonic_browses_the_real_tree(server) -> None:
+    folders = subsonic(server, "getMusicFolders")["musicFolders"]["musicFolder"]
+    assert [f["name"] for f in folders] == ["Uploads", FOLDER] and folders[0]["id"] == 1
+    music_id = folders[1]["id"]
+    top = subsonic(server, "getIndexes", musicFolderId=music_id)["indexes"]
+    names = {entry["name"]: entry["id"] for group in top["index"] for entry in group["artist"]}
+    assert set(names) == {"Artist A", "Various", "links"}
+    artist_dir = subsonic(server, "getMusicDirectory", id=names["Artist A"])["directory"]
+    assert [c["title"] for c in artist_dir["child"]] == ["Album 1", "Album 2"]
+    assert all(c["isDir"] for c in artist_dir["child"])
+    album_dir = subsonic(server, "getMusicDirectory", id=artist_dir["child"][0]["id"])
+    songs = album_dir["directory"]["child"]
+    assert [c["title"] for c in songs if not c["isDir"]] == ["First", "Second"]
+    assert album_dir["directory"]["parent"] == names["Artist A"]
+    uploads_only = subsonic(server, "getRandomSongs", musicFolderId=1, size=50)
+    assert uploads_only["randomSongs"].get("song", []) == []
+    in_music = subsonic(server, "getRandomSongs", musicFolderId=music_id, size=50)
+    assert len(in_music["randomSongs"]["song"]) == len(EXPECTED)
 
 
 def assert_reported(server) -> None:
