@@ -32,8 +32,10 @@ from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
 from mosic.core import audio, listing, plays, signing, text, waveform
+from mosic.core.catalogue import new_clip_row
 from mosic.core.signing import Signer
-from mosic.persistence.models import TAG_MAX, TITLE_MAX
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.models import LIBRARY, TAG_MAX, TITLE_MAX, Clip
 from mosic.settings import Settings
 from tests.support.audio import undecodable_wav, wav_bytes
 from tests.support.database import migrate
@@ -149,6 +151,7 @@ class Live:
     gone: dict = field(default_factory=dict)  # an uploaded clip whose file was removed
     odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
     covered: dict = field(default_factory=dict)  # an uploaded clip with an embedded picture
+    library: dict = field(default_factory=dict)  # a clip of a music folder, as a scan adds one
     cover_etag: str = ""
     cover_last_modified: str = ""
     waveform_etag: str = ""
@@ -177,6 +180,24 @@ class Live:
         return result.json
 
 
+def library_clip(settings: Settings) -> dict:
+    """A clip of a music folder, written as a scan writes one (its file is not needed to
+    answer a PATCH or DELETE of it)."""
+    sha = hashlib.sha256(b"a library file").hexdigest()
+    row = new_clip_row(
+        title="On the shelf", duration=1.0, source=LIBRARY, music_folder="Music",
+        path="Shelf/On the shelf.wav", file_name=sha + ".wav", sha256=sha, size=14,
+        content_type="audio/wav", media_version=1,
+    )  # fmt: skip
+    db = make_sync_database(settings)
+    try:
+        with db.bind_ctx([Clip]):
+            Clip.insert(row).execute()
+    finally:
+        db.close()
+    return {"id": str(row["id"])}
+
+
 @pytest.fixture(scope="module")
 def document() -> dict:
     return load_openapi()
@@ -194,6 +215,7 @@ def live(tmp_path_factory) -> Live:
     for stored in settings.media_root.rglob(hashlib.sha256(gone_wav).hexdigest() + "*"):
         stored.unlink()
     app.odd = app.upload(undecodable_wav())
+    app.library = library_clip(settings)
     head = app.client.simulate_head(app.audio["audio_url"], headers=KEY)
     assert head.status_code == 200, head.headers
     app.etag = head.headers["ETag"]
@@ -387,6 +409,7 @@ class Case:
             "gone": ctx.gone,
             "odd": ctx.odd,
             "covered": ctx.covered,
+            "library": ctx.library,
         }
         if self.clip in clips:
             clip_id = clips[self.clip]["id"]
@@ -666,6 +689,8 @@ CASES: list[Case] = [
     Case("patch too large", "PATCH /play/{clip_id}", 413, headers=JSON, body=" " * 65537),
     Case("patch as text", "PATCH /play/{clip_id}", 415, headers=TEXT, body="title=x"),
     Case("patch, database down", "PATCH /play/{clip_id}", 503, json={"title": "x"}, app="broken"),
+    Case("patch library clip", "PATCH /play/{clip_id}", 409, clip="library", json={"title": "x"}),
+    Case("delete library clip", "DELETE /play/{clip_id}", 409, clip="library"),
     Case("delete", "DELETE /play/{clip_id}", 204, clip="new"),
     Case("delete uploaded", "DELETE /play/{clip_id}", 204, clip="new upload"),
     Case("delete, no key", "DELETE /play/{clip_id}", 401, key=False),
