@@ -365,8 +365,8 @@ def _album_values(album_id: str, artist: str, name: str, row, genre: str | None)
         "song_count": count,
         "duration": float(seconds or 0.0),
         "play_count": int(plays or 0),
-        "created_at": _as_datetime(created),
-        "last_played_at": _as_datetime(last_played),
+        "created_at": as_datetime(created),
+        "last_played_at": as_datetime(last_played),
         "year": year,
         "genre": genre,
         "genre_key": genre.casefold() if genre else None,
@@ -374,7 +374,8 @@ def _album_values(album_id: str, artist: str, name: str, row, genre: str | None)
     }
 
 
-def _as_datetime(value):
+def as_datetime(value) -> dt.datetime | None:
+    """A time from an aggregate, typed."""
     # Aggregates come back untyped: SQLite gives the stored text, PostgreSQL a datetime.
     if value is None or isinstance(value, dt.datetime):
         return value

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from peewee import fn
 
-from mosic.core.aggregates import songs
+from mosic.core.aggregates import as_datetime, songs
 from mosic.core.grouping import (
     ALBUM_PREFIX,
     ARTIST_PREFIX,
@@ -262,7 +262,7 @@ class Library:
 
     async def last_added(self) -> dt.datetime | None:
         query = AlbumRow.select(fn.MAX(AlbumRow.created_at))
-        return _as_datetime(await query.aio_scalar(self._db))
+        return as_datetime(await query.aio_scalar(self._db))
 
     # -- the folder tree of library folders -------------------------------------------------
     async def folder_root(self, folder: str) -> Directory:
@@ -472,10 +472,3 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
-
-
-def _as_datetime(value) -> dt.datetime | None:
-    # Aggregates come back untyped: SQLite gives the stored text, PostgreSQL a datetime.
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.fromisoformat(str(value))
