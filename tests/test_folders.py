@@ -27,7 +27,7 @@ from tests.conftest import LOCAL_BACKENDS
 from tests.support.audio import make_clip
 from tests.support.database import migrate
 from tests.support.server import clean_env, mosic_serve, wait_for
-from tests.support.tagging import image
+from tests.support.tagging import Image, image, tag_fully
 
 SCAN_WAIT_S = 60
 FOLDER = "Music"
@@ -322,6 +322,41 @@ def test_retags_moves_deletions_and_returns_keep_ids_and_play_counts(tmp_path, l
         assert server.get(f"/play/{clip_id}/stream").content == kept
         (library / "Back/Again/returned.opus").unlink()
         assert_scan_command(server, pg, library, clip_id)
+
+
+def test_a_rescan_sees_a_folder_cover_replaced_added_or_removed(tmp_path, library, pg):
+    album = library / "Artist A/Album 1"
+    blue = (album / "Cover.JPG").read_bytes()
+    # A tagger embedded the folder's very picture in one track: that track keeps its own.
+    tag_fully(album / "01 First.mp3", "mp3", picture=Image(blue, "image/jpeg"))
+    with serve(tmp_path, library, pg, MOSIC_LIBRARY_WATCH="false") as server:
+        scanned(server)
+        assert covers(server, pg, "Artist A/Album 1") == {"01 First.mp3": blue,
+                                                          "02 Second.OGG": blue}  # fmt: skip
+        red = image(tmp_path / "red", "red").data
+        (album / "Cover.JPG").write_bytes(red)  # in place: the directory's mtime stays
+        status = rescan(server)
+        assert (status["added"], status["missing"]) == (0, 0)
+        assert covers(server, pg, "Artist A/Album 1") == {"01 First.mp3": blue,
+                                                          "02 Second.OGG": red}  # fmt: skip
+        (album / "Cover.JPG").unlink()
+        green = image(library / "Artist A/Album 2/folder", "green", "png").data
+        rescan(server)
+        assert covers(server, pg, "Artist A/Album 1") == {"01 First.mp3": blue,
+                                                          "02 Second.OGG": None}  # fmt: skip
+        assert covers(server, pg, "Artist A/Album 2") == {"Third.opus": green,
+                                                          "Fourth.Flac": green}  # fmt: skip
+
+
+def covers(server, pg, directory: str) -> dict[str, bytes | None]:
+    """The cover each clip of ``directory`` serves (None for a 404), by file name."""
+    found = {}
+    for path, clip in clips(server, pg).items():
+        if path.rsplit("/", 1)[0] == directory:
+            response = server.get(f"/play/{clip['id']}/cover")
+            assert response.status_code in (200, 404), response.text
+            found[path.rsplit("/", 1)[1]] = response.content if response.is_success else None
+    return found
 
 
 def assert_scan_command(server, pg, library: Path, clip_id: str) -> None:

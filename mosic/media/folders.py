@@ -49,13 +49,13 @@ class FileStat:
 @dataclass
 class Listing:
     """One directory of a music folder: ``path`` relative to the folder ("" for its root,
-    ``/``-separated), its audio files with their stats, and the names of its sidecar files.
+    ``/``-separated), its audio files and its sidecar files, each with its stat.
     ``error`` says why the directory could not be read (then it lists nothing, and what was
     known under it must be left as it was)."""
 
     path: str
     files: list[FileStat] = field(default_factory=list)
-    sidecars: list[str] = field(default_factory=list)
+    sidecars: list[FileStat] = field(default_factory=list)
     error: str | None = None
 
 
@@ -119,7 +119,7 @@ def _list(root: Path, root_real: str, directory: str, audio, sidecars):
         if extension in audio:
             listing.files.append(FileStat(entry.name, info.st_size, info.st_mtime_ns))
         elif extension in sidecars:
-            listing.sidecars.append(entry.name)
+            listing.sidecars.append(FileStat(entry.name, info.st_size, info.st_mtime_ns))
     return listing, subdirectories
 
 

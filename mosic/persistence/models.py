@@ -247,6 +247,10 @@ class DirectoryRow(AioModel):
     parent_id = peewee.CharField(max_length=20, null=True)
     name = peewee.TextField()
     sort_key = peewee.TextField()
+    # Its sidecar cover as the last scan saw it ("name:size:mtime_ns", or "" for none) and
+    # the blob that picture made: a changed stat means the folder's picture changed.
+    cover_stat = peewee.CharField(max_length=300, null=True)
+    cover_name = peewee.CharField(max_length=100, null=True)
 
     class Meta:
         table_name = "library_directory"

@@ -56,6 +56,17 @@ async def upsert(db, folder: str, paths: Iterable[str], known: set[str]) -> None
 UPSERT_BATCH = 200
 
 
+async def remember_covers(db, covers: dict[str, tuple[str, str | None]]) -> None:
+    """Record each directory's cover picture as this scan saw it: ``{id: (stat, blob)}``
+    (call inside the batch's transaction, after ``upsert``)."""
+    for directory_id, (stat, name) in covers.items():
+        await db.aio_execute(
+            DirectoryRow.update(cover_stat=stat, cover_name=name).where(
+                DirectoryRow.id == directory_id
+            )
+        )
+
+
 def _under(prefix: str):
     """Directory rows at ``prefix`` or below it."""
     if not prefix:

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from mosic.core import audio, grouping
 from mosic.core import catalogue as rules
-from mosic.media.folders import FileRead
+from mosic.media.folders import FileRead, FileStat
 from mosic.persistence.models import LIBRARY, Clip
 
 # Sidecar files in a track's directory (the contract's "Sidecar files"): a picture with one
@@ -40,25 +40,32 @@ def blob_dropper(catalogue: rules.Catalogue):
     return catalogue.drop_if_unused
 
 
-def sidecar_cover(names: list[str]) -> str | None:
-    """The name of the directory's cover picture among its sidecar ``names``, if any."""
+def sidecar_cover(sidecars: list[FileStat]) -> FileStat | None:
+    """The directory's cover picture among its ``sidecars``, if any."""
     found = {}
-    for name in names:
-        path = PurePosixPath(name)
+    for sidecar in sidecars:
+        path = PurePosixPath(sidecar.name)
         stem, suffix = path.stem.casefold(), path.suffix.casefold()
         if stem in COVER_STEMS and suffix in COVER_TYPES:
-            found.setdefault(stem, name)
+            found.setdefault(stem, sidecar)
     return next((found[stem] for stem in COVER_STEMS if stem in found), None)
 
 
-def lyrics_for(directory: str, name: str, sidecars: list[str]) -> str | None:
+def cover_stat(sidecars: list[FileStat]) -> str:
+    """What a rescan compares to see the directory's cover picture changed: its name, size
+    and modification time ("" for none)."""
+    cover = sidecar_cover(sidecars)
+    return "" if cover is None else f"{cover.name}:{cover.size}:{cover.mtime_ns}"
+
+
+def lyrics_for(directory: str, name: str, sidecars: list[FileStat]) -> str | None:
     """The relative path of the ``.lrc`` beside track ``name`` (same stem), if any."""
     if not sidecars:
         return None
     wanted = PurePosixPath(name).stem + LYRICS_EXTENSION
     for sidecar in sidecars:
-        if sidecar == wanted or sidecar.casefold() == wanted.casefold():
-            return f"{directory}/{sidecar}" if directory else sidecar
+        if sidecar.name == wanted or sidecar.name.casefold() == wanted.casefold():
+            return f"{directory}/{sidecar.name}" if directory else sidecar.name
     return None
 
 

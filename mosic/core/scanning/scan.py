@@ -31,7 +31,7 @@ from mosic.core.scanning.lease import Counts, LeaseLost, ScanLease
 from mosic.media import folders
 from mosic.media.folders import FileRead, FileStat, Listing, ReaderPool
 from mosic.media.storage import MediaStore
-from mosic.persistence.models import LIBRARY, Clip
+from mosic.persistence.models import LIBRARY, Clip, DirectoryRow
 
 log = logging.getLogger(__name__)
 # Files compared (and changes written) per transaction: big enough that a rescan costs a
@@ -72,6 +72,7 @@ class _Batch:
     holding: set[str] = field(default_factory=set)  # directories with a listed track
     touched: Touched = field(default_factory=Touched)
     drop: list[tuple[object, str]] = field(default_factory=list)  # blobs maybe unused now
+    covers: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # by directory
 
 
 class Scan:
@@ -152,6 +153,7 @@ class Scan:
         known = await self._known(folder, listings)
         self._sidecars.clear()
         batch = _Batch()
+        reread = await self._covers_changed(root, folder, listings, known, batch)
         to_read = []
         for listing in listings:
             for stat in listing.files:
@@ -159,11 +161,11 @@ class Scan:
                 lyrics = rows.lyrics_for(listing.path, stat.name, listing.sidecars)
                 clip = known.pop(path, None)
                 self.counts.seen += 1
-                if clip is not None and not self._full and _same(clip, stat):
-                    if _settled(clip, lyrics, listing):  # the rescan's common case: nothing to do
+                if clip is not None and not self._full and path not in reread and _same(clip, stat):
+                    if _settled(clip, lyrics):  # the rescan's common case: nothing to do
                         self.counts.unchanged += 1
                     else:
-                        await self._unchanged(root, listing, clip, lyrics, batch)
+                        await self._unchanged(listing, clip, lyrics, batch)
                 else:
                     to_read.append((listing, stat, path, lyrics, clip))
         reads = await self._read_all(root, folder, to_read, batch)
@@ -186,6 +188,35 @@ class Scan:
         query = Clip.select(*rows.KNOWN_COLUMNS).where(Clip.directory_id.in_(ids))
         return {clip["path"]: clip for clip in await self._raw(query)}
 
+    async def _covers_changed(self, root, folder, listings, known, batch) -> set[str]:
+        """Directories whose cover picture changed since the last scan (added, replaced in
+        place, removed; every one under ``--full``): their stat and blob are remembered, and
+        the paths of their tracks that showed the old picture or none are returned, to be
+        read again (a track that embeds the very same picture keeps it)."""
+        ids = {grouping.directory_id(folder, listing.path): listing for listing in listings}
+        query = DirectoryRow.select(
+            DirectoryRow.id, DirectoryRow.cover_stat, DirectoryRow.cover_name
+        ).where(DirectoryRow.id.in_(list(ids)))
+        seen = {row[0]: row[1:] for row in await self._db.aio_execute(query.tuples())}
+        reread: set[str] = set()
+        for directory_id, listing in ids.items():
+            stat = rows.cover_stat(listing.sidecars)
+            was_stat, was_name = seen.get(directory_id, (None, None))
+            if stat == was_stat and not self._full:
+                continue
+            columns = await self._sidecar_cover(root, listing)
+            if columns is None:
+                continue  # unreadable now: compared again at the next scan
+            batch.covers[directory_id] = (stat, columns.get("cover_name"))
+            if columns.get("cover_name") == was_name:
+                continue  # touched, or replaced by the same bytes: its tracks show it already
+            reread.update(
+                path
+                for path, clip in known.items()
+                if clip["directory_id"] == directory_id and clip["cover_name"] in (was_name, None)
+            )
+        return reread
+
     async def _raw(self, query) -> list[dict]:
         """The known columns of ``query``'s clips, as the database's raw values."""
         sql, params = self._db.get_sql_context().sql(query).query()
@@ -194,22 +225,18 @@ class Scan:
             dict(zip(names, row, strict=True)) for row in await self._db.fetch_rows(sql, params)
         ]
 
-    async def _unchanged(self, root, listing: Listing, clip: dict, lyrics, batch) -> None:
+    async def _unchanged(self, listing: Listing, clip: dict, lyrics, batch) -> None:
         """A file as its clip knew it: nothing is read. A clip missing until now is back;
-        a sidecar lyrics file or cover that appeared since is taken up."""
+        a sidecar lyrics file that appeared or went since is taken up."""
         changes = {}
         if clip["lyrics_path"] != lyrics:
             changes["lyrics_path"] = lyrics
-        if clip["cover_name"] is None:  # no embedded picture: the sidecar's, if any
-            changes.update(await self._sidecar_cover(root, listing))
         if clip["missing_since"] is not None:
             changes.update(rows.placed(clip, clip["music_folder"], clip["path"], lyrics))
             batch.touched.clip({**clip, **changes}, 1)
             self._count(Change("updated", clip["music_folder"], clip["path"], "back"))
         else:
             self.counts.unchanged += 1
-            if "cover_name" in changes:  # the album's cover may follow
-                batch.touched.clip(clip, 0)
         if changes:
             batch.updates.append((clip["id"], changes))
         if clip["missing_since"] is not None:
@@ -263,16 +290,18 @@ class Scan:
         await self._put_cover(name, data, columns["cover_type"])
         return columns
 
-    async def _sidecar_cover(self, root: Path, listing: Listing) -> dict:
-        """The columns of the directory's sidecar cover (read once a batch), or none."""
+    async def _sidecar_cover(self, root: Path, listing: Listing) -> dict | None:
+        """The columns of the directory's sidecar cover (read once a batch), empty for no
+        cover, None for one that cannot be read."""
         if listing.path not in self._sidecars:
             self._sidecars[listing.path] = await self._read_sidecar(root, listing)
         return self._sidecars[listing.path]
 
     async def _read_sidecar(self, root: Path, listing: Listing) -> dict:
-        name = rows.sidecar_cover(listing.sidecars)
-        if name is None:
+        cover = rows.sidecar_cover(listing.sidecars)
+        if cover is None:
             return {}
+        name = cover.name
         try:
             real = await asyncio.to_thread(
                 folders.confined, root, folders.relative(listing.path, name)
@@ -280,9 +309,9 @@ class Scan:
             data = await asyncio.to_thread(folders.read_bytes, real, rows.COVER_MAX_BYTES)
         except (OSError, folders.MediaMissing) as exc:
             log.warning("library: cover %s/%s cannot be read: %s", listing.path, name, exc)
-            return {}
+            return None
         if data is None:
-            return {}
+            return {}  # too big to be a cover
         blob, columns = rows.cover_blob(data, rows.cover_type(name))
         await self._put_cover(blob, data, columns["cover_type"])
         return columns
@@ -384,7 +413,7 @@ class Scan:
 
     async def _write(self, folder: str, batch: _Batch) -> None:
         """The batch's changes and the derived rows they touch, in one transaction."""
-        if not (batch.inserts or batch.updates or batch.missing or batch.holding):
+        if not (batch.inserts or batch.updates or batch.missing or batch.holding or batch.covers):
             return  # an unchanged batch costs no transaction
         now = utcnow()
         async with self._db.aio_atomic():
@@ -399,6 +428,7 @@ class Scan:
                     Clip.update(missing_since=now, updated_at=now).where(Clip.id.in_(ids))
                 )
             await directories.upsert(self._db, folder, batch.holding, self._directories)
+            await directories.remember_covers(self._db, batch.covers)
             if batch.touched:
                 await Aggregates(db=self._db).refresh(batch.touched)
         for column, name in batch.drop:
@@ -440,14 +470,10 @@ def _under(unit: Unit):
     return below & (Clip.path > unit.start + "/") & (Clip.path < unit.start + "0")
 
 
-def _settled(clip: dict, lyrics: str | None, listing: Listing) -> bool:
-    """A known clip whose unchanged file needs nothing: listed, same lyrics, and a cover or
-    no sidecar that could be one (a picture may have been added beside it since)."""
-    return (
-        clip["missing_since"] is None
-        and clip["lyrics_path"] == lyrics
-        and (clip["cover_name"] is not None or not listing.sidecars)
-    )
+def _settled(clip: dict, lyrics: str | None) -> bool:
+    """A known clip whose unchanged file needs nothing: listed, with the same lyrics (its
+    directory's cover picture is compared once for all its tracks, ``_covers_changed``)."""
+    return clip["missing_since"] is None and clip["lyrics_path"] == lyrics
 
 
 def _same(clip: dict, stat: FileStat) -> bool:
