@@ -1227,7 +1227,7 @@ def notes(chart, values: dict) -> str:
 
 def test_notes_point_at_the_ingress_or_the_gateway_instead_of_a_port_forward(chart):
     ingress = notes(chart, {"ingress": {"enabled": True, "tls": [{"secretName": "t"}]}})
-    assert 'curl -H "X-API-Key: $MOSIC_API_KEY" https://mosic.example.com/play' in ingress
+    assert 'curl -H "X-API-Key: $KEY" https://mosic.example.com/play' in ingress
     assert "127.0.0.1" not in ingress and "port-forward" not in ingress
     plain = notes(chart, {"ingress": {"enabled": True}})
     assert "http://mosic.example.com/play" in plain
