@@ -8,6 +8,7 @@ import re
 import time
 
 import falcon.testing
+import httpx
 import pytest
 
 from mosic.app import create_app
@@ -17,6 +18,7 @@ from mosic.observability.metrics import AuthFailure
 from mosic.settings import load_settings
 from tests.conftest import API_KEY, Api, media_dir
 from tests.support.asgi import StaysConnected
+from tests.support.server import mosic_serve
 
 READ_KEYS = ("read-key-one-0123456789", "read-key-two-0123456789")
 
@@ -131,3 +133,40 @@ def test_empty_entries_never_become_keys(tmp_path, monkeypatch):
     assert ring.grant("") is None and ring.grant(None) is None
     assert ring.grant("r1") == READ and ring.grant("full") == FULL
     assert ring.grant("r") is None and ring.grant("full ") is None
+
+
+def test_a_missing_key_and_a_wrong_key_say_which_over_real_http(tmp_path):
+    """A newcomer's two first mistakes, against a real ``mosic serve``: both 401 with the
+    challenge (the contract), each saying what went wrong, counted by reason, never logged.
+    Subsonic's are codes 10 (nothing sent) and 40 or 44 (a wrong key)."""
+    wrong_key = "wrong-key-0123456789abcdef"
+    with mosic_serve(tmp_path / "data") as server:
+        base = server.base
+        missing = httpx.get(f"{base}/play", timeout=10)
+        wrong = httpx.get(f"{base}/play", headers={"X-API-Key": wrong_key}, timeout=10)
+        for response in (missing, wrong):
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"] == 'ApiKey header="X-API-Key"'
+            assert response.json()["title"] == "Unauthorized"
+        assert missing.json()["description"].startswith("no API key: send it in the X-API-Key")
+        assert wrong.json()["description"].startswith("that API key is not valid")
+
+        def subsonic(**auth) -> dict:
+            ping = httpx.get(f"{base}/rest/ping.view", params={**auth, "f": "json"}, timeout=10)
+            assert ping.status_code == 200
+            answer = ping.json()["subsonic-response"]
+            assert answer["status"] == "failed"
+            return answer["error"]
+
+        nothing = subsonic()
+        assert nothing["code"] == 10 and "no credentials" in nothing["message"]
+        assert subsonic(u="mosic")["code"] == 10  # a user name alone: the password is missing
+        bad_password = subsonic(u="mosic", p=wrong_key)
+        assert bad_password["code"] == 40
+        assert "password a Mosic API key" in bad_password["message"]
+        assert subsonic(apiKey=wrong_key)["code"] == 44
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert failures(metrics)["missing"] == 1.0
+        assert failures(metrics)["wrong"] == 1.0
+        log = server.output()
+    assert wrong_key not in log and server.api_key not in log

@@ -22,6 +22,7 @@ from mosic.persistence.database import make_sync_database
 from mosic.persistence.migrations import apply_pending, available, pending
 from mosic.settings import PostgresConfig, Settings
 from tests.conftest import LOCAL_BACKENDS, Api
+from tests.support.server import free_port
 
 
 def run_mosic(*args, env=None, cwd=None, timeout=60):
@@ -145,20 +146,51 @@ def test_settings_come_from_a_dot_env_file_in_the_working_directory(tmp_path):
     assert "MOSIC_PORT" in result.stderr
 
 
-def test_bad_command_line_values_and_a_busy_port_are_one_clear_line(tmp_path):
+def test_bad_command_line_values_are_one_clear_line(tmp_path):
     bad = run_mosic("serve", "--port", "99999", env={"MOSIC_DATA_DIR": str(tmp_path)})
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "mosic: invalid setting: --port must be a port number from 1 to 65535, got 99999"
     ]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_stops_serve_with_one_line_naming_it_before_it_says_it_listens(
+    tmp_path, workers
+):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = run_mosic("serve", "--port", str(port), env={"MOSIC_DATA_DIR": str(tmp_path)})
+        busy = run_mosic(
+            "serve", "--port", str(port), "--workers", workers,
+            env={"MOSIC_DATA_DIR": str(tmp_path)},
+        )  # fmt: skip
     assert busy.returncode == 1
-    assert "cannot listen on 127.0.0.1" in busy.stderr
+    lines = busy.stderr.strip().splitlines()
+    assert len(lines) == 1, busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "--port or MOSIC_PORT" in lines[0]
+    assert "listening" not in busy.stderr + busy.stdout
     assert "Traceback" not in busy.stderr
+    # Stopped before anything else: no database made, no key generated.
+    assert not (tmp_path / "mosic.sqlite3").exists()
+    assert not (tmp_path / "api_key").exists()
+
+
+def test_a_taken_metrics_port_names_its_own_setting(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        env = {"MOSIC_DATA_DIR": str(tmp_path), "MOSIC_METRICS_PORT": str(metrics_port)}
+        busy = run_mosic("serve", "--port", str(free_port()), env=env)
+    assert busy.returncode == 1
+    [line] = busy.stderr.strip().splitlines()
+    assert line.endswith(
+        f"cannot listen on 127.0.0.1:{metrics_port}: another program already uses that port; "
+        "choose another with MOSIC_METRICS_PORT"
+    ), line
 
 
 def test_version():

@@ -24,15 +24,27 @@ CHALLENGE = 'ApiKey header="X-API-Key"'
 Guard = Callable[[falcon.asgi.Request, dict], Awaitable[Grant]]
 
 
+# Both are 401 with the same challenge; the description tells a newcomer which mistake it was.
+NO_KEY = (
+    f"no API key: send it in the {API_KEY_HEADER} header (MOSIC_API_KEY, or the key Mosic "
+    "generated into api_key in its data directory)"
+)
+WRONG_KEY = (
+    f"that API key is not valid: compare the {API_KEY_HEADER} header with MOSIC_API_KEY, or "
+    "with api_key in Mosic's data directory"
+)
+
+
 def key_required(keys: KeyRing, metrics: Metrics) -> Guard:
     async def require_key(req, params) -> Grant:
         given = req.get_header(API_KEY_HEADER)
         access = keys.grant(given)
         if access is None:
-            metrics.auth_failure(AuthFailure.MISSING if not given else AuthFailure.WRONG)
+            reason = AuthFailure.MISSING if not given else AuthFailure.WRONG
+            metrics.auth_failure(reason)
             raise falcon.HTTPUnauthorized(
                 title="Unauthorized",
-                description=f"a valid {API_KEY_HEADER} header is required",
+                description=NO_KEY if reason is AuthFailure.MISSING else WRONG_KEY,
                 challenges=[CHALLENGE],
             )
         return access

@@ -4,6 +4,7 @@ worker) or gunicorn with uvicorn workers (several)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shutil
@@ -28,13 +29,44 @@ def announce_api_key(api_key: str, path: Path) -> None:
     )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class CannotListen(Exception):
+    """A port Mosic was told to listen on cannot be had; the message says which and what to do."""
+
+
+def _bind(host: str, port: int, setting: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(
+                f"cannot listen on {address}: another program already uses that port; "
+                f"choose another with {setting}"
+            ) from None
+        raise CannotListen(f"cannot listen on {address}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def bind_ports(settings: Settings) -> list[socket.socket]:
+    """The API port's socket and the metrics port's, bound (not yet listening) before anything
+    else happens, so a port that is taken stops ``mosic serve`` before it says it listens."""
+    wanted = [(settings.port, "--port or MOSIC_PORT")]
+    if settings.metrics_port:
+        wanted.append((settings.metrics_port, "MOSIC_METRICS_PORT"))
+    sockets: list[socket.socket] = []
+    try:
+        for port, setting in wanted:
+            sockets.append(_bind(settings.host, port, setting))
+    except CannotListen:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def serve(settings: Settings) -> int:
@@ -50,6 +82,19 @@ def serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    try:
+        sockets = bind_ports(settings)
+    except CannotListen as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        return _serve_on(settings, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve_on(settings: Settings, sockets: list[socket.socket]) -> int:
     code = migrate(settings)
     if code:
         return code
@@ -75,6 +120,9 @@ def _serve(settings: Settings) -> int:
     if settings.workers > 1:
         from mosic.cli.gunicorn import MosicGunicorn
 
+        # gunicorn binds its own sockets: ours only proved the ports free, a moment ago.
+        for sock in sockets:
+            sock.close()
         MosicGunicorn(settings).run()
         return 0
 
@@ -98,12 +146,5 @@ def _serve(settings: Settings) -> int:
         server_header=False,
     )
     # Our own sockets: a second uvicorn.Config would reset logging to uvicorn's defaults.
-    try:
-        sockets = [
-            _bind(settings.host, port) for port in (settings.port, settings.metrics_port) if port
-        ]
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", settings.host, exc)
-        return 1
     uvicorn.Server(config).run(sockets=sockets)
     return 0

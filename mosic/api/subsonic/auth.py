@@ -27,8 +27,22 @@ class Caller:
     by_api_key: bool
 
 
+# What an app shows its user: which mistake it was, and what the server expects.
+HOW_TO_LOG_IN = (
+    "the user name is MOSIC_SUBSONIC_USER, default mosic, and the password a Mosic API key"
+)
+
+
 def wrong_credentials() -> SubsonicError:
-    return SubsonicError(Code.WRONG_CREDENTIALS, "wrong username or password")
+    return SubsonicError(Code.WRONG_CREDENTIALS, f"wrong username or password; {HOW_TO_LOG_IN}")
+
+
+def no_credentials() -> SubsonicError:
+    return SubsonicError(
+        Code.MISSING_PARAMETER,
+        "required parameter 'u' is missing: no credentials were sent; send apiKey, or u with "
+        f"p, or u with t and s; {HOW_TO_LOG_IN}",
+    )
 
 
 def _password(raw: str) -> str | None:
@@ -53,6 +67,8 @@ def authenticate(params: Params, keys: KeyRing, user: str) -> Caller:
     name = params.one("u")
     password, token, salt = params.one("p"), params.one("t"), params.one("s")
     if name is None:
+        if password is None and token is None:
+            raise no_credentials()
         raise missing("u")  # or apiKey: the message names the classic one
     if password is not None and token is not None:
         raise SubsonicError(Code.CONFLICTING_AUTH, "use either p or t and s, not both")
