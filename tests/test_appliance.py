@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from tests.support.audio import make_clip, make_wav_of_size
+from tests.support.readme import docker_run_commands, with_podman
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.appliance
@@ -125,15 +126,15 @@ class Running:
 
 @contextmanager
 def container(*run_args: str, volume: str, cleanup_volume: bool = True) -> Iterator[Running]:
-    """`docker run -p PORT:8000 -v VOLUME:/data IMAGE` (plus ``run_args``), then removed."""
+    """The README's `docker run -d --name mosic -p 8000:8000 -v mosic:/data mosic`, with podman,
+    this run's name, port, volume and image (plus ``run_args`` before the image), then
+    removed."""
     name = f"mosic-ci-{RUN_ID}-{uuid.uuid4().hex[:6]}"
     port = free_port()
+    run, _ = docker_run_commands()
+    command = with_podman(run, name=name, port=port, volume=volume, image=image())
     try:
-        podman(
-            "run", "--detach", "--name", name,
-            "--publish", f"127.0.0.1:{port}:8000", "--volume", f"{volume}:/data",
-            *run_args, image(),
-        )  # fmt: skip
+        podman(*command[1:-1], *run_args, command[-1])
         yield Running(name, port)
     finally:
         podman("rm", "--force", "--volumes", "--time", "0", name, check=False)
@@ -242,8 +243,11 @@ def test_the_database_and_the_generated_key_are_in_the_volume(mosic):
         assert name in listing, listing
     mode = mosic.exec("stat", "-c", "%a %u", "/data/api_key").stdout.split()
     assert mode == ["600", str(IMAGE_UID)]
-    logs = podman("logs", mosic.name).stdout + podman("logs", mosic.name).stderr
-    assert mosic.key() in logs, "the generated key is printed once to the log"
+    # The README's `docker logs mosic`, by the container's name.
+    _, logs_command = docker_run_commands()
+    command = with_podman(logs_command, name=mosic.name, port=0, volume="", image="")
+    logs = podman(*command[1:])
+    assert mosic.key() in logs.stdout + logs.stderr, "the generated key is printed once to the log"
 
 
 def test_the_healthcheck_command_passes_inside_the_container(mosic):

@@ -745,6 +745,52 @@ def test_music_folders_are_mounted_read_only_in_every_replica(chart):
         render(chart, {"musicFolders": {"folders": [{"name": "Nowhere"}]}})
 
 
+def readme_section(heading: str) -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return readme[readme.index(heading) :]
+
+
+def test_the_readme_music_folders_values_mount_them_read_only(chart):
+    # No cluster here: the README's values are rendered, as helm install -f would.
+    block = re.search(r"```yaml\n(.*?)```", readme_section("### Under Compose and Helm"), re.S)
+    values = yaml.safe_load(block.group(1))
+    mosic = containers(one(render(chart, values), "Deployment"))["mosic"]
+    env = {name: entry["value"] for name, entry in env_of(mosic).items() if "value" in entry}
+    assert env["MOSIC_LIBRARY_DIRS"] == "/music/Music:/music/Vinyl"
+    music = [m for m in mosic["volumeMounts"] if m["mountPath"].startswith("/music/")]
+    assert [(m["mountPath"], m["readOnly"]) for m in music] == [
+        ("/music/Music", True),
+        ("/music/Vinyl", True),
+    ]
+
+
+def test_the_readme_helm_commands_push_the_image_the_chart_pulls_and_read_its_key(chart):
+    """Without a registry or a cluster, what can be held true: the image built and pushed is the
+    one the installed chart runs, and the key's command is the one its notes print."""
+    block = re.search(r"```sh\n(.*?)```", readme_section("### Helm\n"), re.S).group(1)
+    lines = block.replace("\\\n", "").splitlines()
+    [build] = [shlex.split(line) for line in lines if line.startswith("docker build")]
+    [push] = [shlex.split(line) for line in lines if line.startswith("docker push")]
+    [install] = [shlex.split(line) for line in lines if line.startswith("helm install")]
+    [key] = [line for line in lines if line.startswith("export KEY=")]
+    reference = build[build.index("-t") + 1]
+    assert push == ["docker", "push", reference]
+    repository, tag = reference.rsplit(":", 1)
+    assert tag == helm_chart_metadata()["appVersion"]  # image.tag left empty: appVersion
+    assert install[:4] == ["helm", "install", "mosic", "./helm/mosic"]
+    assert f"image.repository={repository}" in install
+    namespace = install[install.index("--namespace") + 1]
+    values = {"image": {"repository": repository}}
+    manifests = chart.render(values, name=install[2], namespace=namespace, is_install=True)
+    deployment = next(
+        doc
+        for doc in yaml.safe_load_all(manifests["mosic/templates/deployment.yaml"])
+        if doc and doc["kind"] == "Deployment"
+    )
+    assert containers(deployment)["mosic"]["image"] == reference
+    assert key.strip() in manifests["mosic/templates/NOTES.txt"]
+
+
 def test_default_release_runs_mosic_like_the_image_on_the_bundled_postgresql(chart):
     docs = render(chart)
     deployment = one(docs, "Deployment")
@@ -1227,7 +1273,7 @@ def notes(chart, values: dict) -> str:
 
 def test_notes_point_at_the_ingress_or_the_gateway_instead_of_a_port_forward(chart):
     ingress = notes(chart, {"ingress": {"enabled": True, "tls": [{"secretName": "t"}]}})
-    assert 'curl -H "X-API-Key: $MOSIC_API_KEY" https://mosic.example.com/play' in ingress
+    assert 'curl -H "X-API-Key: $KEY" https://mosic.example.com/play' in ingress
     assert "127.0.0.1" not in ingress and "port-forward" not in ingress
     plain = notes(chart, {"ingress": {"enabled": True}})
     assert "http://mosic.example.com/play" in plain

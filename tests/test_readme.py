@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
 from tests.support.audio import make_clip
+from tests.support.readme import docker_run_commands, with_podman
 from tests.support.server import clean_env, mosic_serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +19,20 @@ MARKER = "<!-- The block below is run verbatim by tests/test_readme.py"
 def sh_blocks_after(heading: str) -> list[str]:
     section = README[README.index(heading) :]
     return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def run_after_setup(block: str, base: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``block`` run as a reader would: after the By example setup block, in the directory
+    whose ./data the server keeps (so the setup finds its key)."""
+    setup = sh_blocks_after("### By example")[0]
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"{setup}\nexport MOSIC={base}\n{block}"],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_ci_runs_the_readme_test_command():
@@ -58,3 +74,34 @@ def test_the_api_examples_work_verbatim(tmp_path):
         # The last example deleted the upload; the metadata-only clip is left.
         listing = server.get("/play").json()
         assert [clip["title"] for clip in listing] == ["Evening"]
+
+
+def test_the_subsonic_check_and_the_scan_question_work_verbatim(tmp_path):
+    # One variable for the key in every example: the setup block's $KEY.
+    assert "$MOSIC_API_KEY" not in README
+    [ping] = sh_blocks_after("## Subsonic apps")[:1]
+    [scan] = sh_blocks_after("### Under Compose and Helm")[:1]
+    music = tmp_path / "Music"
+    make_clip(music / "album" / "01.mp3", "mp3", seconds=1.0, title="Indexed")
+    with mosic_serve(tmp_path / "data", api_key=None, MOSIC_LIBRARY_DIRS=str(music)) as server:
+        pinged = run_after_setup(ping, server.base, tmp_path)
+        assert pinged.returncode == 0, pinged.stdout + pinged.stderr
+        answer = json.loads(pinged.stdout)["subsonic-response"]
+        assert answer["status"] == "ok", answer
+        asked = run_after_setup(scan, server.base, tmp_path)
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        status = json.loads(asked.stdout)
+        assert {"scanning", "seen", "added"} <= status.keys()
+
+
+def test_docker_run_starts_in_the_background_and_its_logs_are_read_by_name():
+    # tests/test_appliance.py runs these commands with podman (.ci/appliance).
+    run, logs = docker_run_commands()
+    assert run[:5] == ["docker", "run", "-d", "--name", "mosic"]
+    assert logs == ["docker", "logs", "mosic"]
+    assert with_podman(run, name="c1", port=1234, volume="v1", image="img") == [
+        "podman", "run", "-d", "--name", "c1", "-p", "127.0.0.1:1234:8000", "-v", "v1:/data", "img"
+    ]  # fmt: skip
+    assert with_podman(logs, name="c1", port=1234, volume="v1", image="img") == [
+        "podman", "logs", "c1"
+    ]  # fmt: skip

@@ -28,18 +28,20 @@ class Caller:
 
 
 # What an app shows its user: which mistake it was, and what the server expects.
-HOW_TO_LOG_IN = "the user name is MOSIC_SUBSONIC_USER (default mosic), the password a Mosic API key"
+HOW_TO_LOG_IN = (
+    "the user name is MOSIC_SUBSONIC_USER, default mosic, and the password a Mosic API key"
+)
 
 
 def wrong_credentials() -> SubsonicError:
-    return SubsonicError(Code.WRONG_CREDENTIALS, f"wrong username or password: {HOW_TO_LOG_IN}")
+    return SubsonicError(Code.WRONG_CREDENTIALS, f"wrong username or password; {HOW_TO_LOG_IN}")
 
 
 def no_credentials() -> SubsonicError:
     return SubsonicError(
         Code.MISSING_PARAMETER,
         "required parameter 'u' is missing: no credentials were sent; send apiKey, or u with "
-        f"p, or u with t and s ({HOW_TO_LOG_IN})",
+        f"p, or u with t and s; {HOW_TO_LOG_IN}",
     )
 
 
