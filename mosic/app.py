@@ -35,17 +35,20 @@ from mosic.api.shapes import ORJSON_TIMES, rfc3339
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.uploads import Uploads
+from mosic.api.users import Me, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
 from mosic.core.backup import ScheduledBackups
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
-from mosic.core.keys import KeyRing
+from mosic.core.keys import KeyRing, User
 from mosic.core.library import Library
 from mosic.core.listing import Listing
 from mosic.core.plays import PlayRecorder
 from mosic.core.scanning.service import LibraryConfig, LibraryScans
+from mosic.core.sealing import Sealer
 from mosic.core.signing import Signer
+from mosic.core.users import Users
 from mosic.core.waveform import Waveforms
 from mosic.media.folders import FolderFiles
 from mosic.media.local import LocalStore, ReadAhead
@@ -55,6 +58,7 @@ from mosic.media.transcode import Transcoder
 from mosic.observability.access_log import AccessLog
 from mosic.observability.metrics import Metrics
 from mosic.persistence.database import make_database, pool_usage
+from mosic.persistence.models import ADMIN, ADMIN_ID
 from mosic.persistence.secrets import Credentials, resolve_credentials
 from mosic.settings import Settings
 from mosic.web.pages import Asset, WebAsset, WebPage, load_assets
@@ -73,7 +77,7 @@ class Services:
     plays: PlayRecorder
     serving: ByteServer
     uploads: Uploads
-    keys: KeyRing
+    users: Users
     signer: Signer
     transcoder: Transcoder
     metrics: Metrics
@@ -117,13 +121,24 @@ class Services:
             uploads=Uploads(
                 catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
             ),
-            keys=KeyRing(credentials.api_key, settings.read_api_keys),
+            users=make_users(settings, db, credentials),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
             transcoder=transcoder,
             metrics=metrics,
             access_log=AccessLog(),
             web_assets=load_assets(),
         )
+
+
+def make_users(settings: Settings, db, credentials: Credentials) -> Users:
+    """Users over ``db``: the configured keys are the admin's, user keys are sealed with a
+    key derived from the signing secret (the app and ``mosic user`` share it)."""
+    admin = User(id=ADMIN_ID, name=settings.admin_user, role=ADMIN)
+    return Users(
+        db=db,
+        ring=KeyRing(credentials.api_key, settings.read_api_keys, admin),
+        sealer=Sealer(credentials.signing_secret),
+    )
 
 
 def make_store(settings: Settings, read_ahead: ReadAhead | None = None) -> MediaStore:
@@ -234,16 +249,16 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
 # How often a worker removes part files that no live process holds (crash leftovers).
 SWEEP_INTERVAL_S = 60
 
-# The methods of a route that change state: a read-only key or a signed link gets a 403.
-READS_ONLY: frozenset[str] = frozenset()
+# The methods of a route that change state (a read-only key or a signed link gets a 403), or
+# that only an admin may call.
 POST = frozenset({"POST"})
 PATCH_DELETE = frozenset({"PATCH", "DELETE"})
+EVERY = frozenset({"GET", "POST", "PATCH", "DELETE"})
 
 
 def _subsonic(s: Services) -> SubsonicApi:
     return SubsonicApi(
-        keys=s.keys,
-        user=s.settings.subsonic_user,
+        users=s.users,
         library=s.library,
         collection=s.collection,
         scans=s.scans,
@@ -254,41 +269,47 @@ def _subsonic(s: Services) -> SubsonicApi:
 
 
 def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
-    key = auth.key_required(s.keys, s.metrics)
-    stream_link = auth.key_or_signature(s.keys, s.signer, s.metrics, signing.STREAM)
-    cover_link = auth.key_or_signature(s.keys, s.signer, s.metrics, signing.COVER)
+    key = auth.key_required(s.users, s.metrics)
+    stream_link = auth.key_or_signature(s.users, s.signer, s.metrics, signing.STREAM)
+    cover_link = auth.key_or_signature(s.users, s.signer, s.metrics, signing.COVER)
+    Rule = auth.Rule
+    read, admin = Rule(key), Rule(key, writes=EVERY, admin=EVERY)
+    users = {"users": s.users}
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [
-        ("/play", ClipCollection(**clip, listing=s.listing, uploads=s.uploads), key, POST),
-        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), key, POST),
-        ("/play/{clip_id:uuid}", ClipItem(**clip), key, PATCH_DELETE),
-        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), key, READS_ONLY),
+        ("/play", ClipCollection(**clip, listing=s.listing, uploads=s.uploads), Rule(key, POST)),
+        ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), Rule(key, POST)),
+        ("/play/{clip_id:uuid}", ClipItem(**clip), Rule(key, PATCH_DELETE)),
+        ("/play/{clip_id:uuid}/stats", ClipStats(**clip), read),
         (
             "/play/{clip_id:uuid}/stream",
             ClipStream(catalogue=s.catalogue, serving=s.serving),
-            stream_link,
-            READS_ONLY,
+            Rule(stream_link),
         ),
         (
             "/play/{clip_id:uuid}/cover",
             ClipCover(catalogue=s.catalogue, serving=s.serving),
-            cover_link,
-            READS_ONLY,
+            Rule(cover_link),
         ),
-        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
-        ("/library/scan", LibraryScan(scans=s.scans), key, POST),
+        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), read),
+        ("/library/scan", LibraryScan(scans=s.scans), Rule(key, POST, admin=POST)),
+        ("/me", Me(), read),
+        ("/users", UserCollection(**users), admin),
+        ("/users/{name}", UserItem(**users), admin),
+        ("/users/{name}/keys", UserKeys(**users), admin),
+        ("/users/{name}/keys/{key_id}", UserKey(**users), admin),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
-        ("/rest/{method}", _subsonic(s), None, READS_ONLY),
-        ("/healthz", Health(), None, READS_ONLY),
-        ("/readyz", Ready(catalogue=s.catalogue), None, READS_ONLY),
-        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None, READS_ONLY),
-        ("/openapi.json", OpenApi(), None, READS_ONLY),
+        ("/rest/{method}", _subsonic(s), None),
+        ("/healthz", Health(), None),
+        ("/readyz", Ready(catalogue=s.catalogue), None),
+        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),
+        ("/openapi.json", OpenApi(), None),
         # The page and its files are public: they hold no data; the page asks for a key.
-        ("/", WebPage(assets=s.web_assets), None, READS_ONLY),
-        ("/web/{name}", WebAsset(assets=s.web_assets), None, READS_ONLY),
+        ("/", WebPage(assets=s.web_assets), None),
+        ("/web/{name}", WebAsset(assets=s.web_assets), None),
     ]
-    for template, resource, guard, writes in routes:
+    for template, resource, rule in routes:
         app.add_route(template, resource)
-        if guard is not None:
-            guards.protect(template, guard, writes)
+        if rule is not None:
+            guards.protect(template, rule)

@@ -110,8 +110,8 @@ class Settings:
     metrics_on_api_port: bool = True
     storage: str = "local"  # where media lives: "local" (MOSIC_MEDIA_ROOT) or "s3"
     s3: S3Config | None = None  # the bucket, when one is configured
-    # The one user name Subsonic apps log in with (their password is an API key).
-    subsonic_user: str = "mosic"
+    # The admin user's name: the user of the configured keys (Subsonic apps log in with it).
+    admin_user: str = "mosic"
     # Transcodes running at once in each process; None means one per CPU.
     transcode_max: int | None = None
     transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
@@ -338,6 +338,18 @@ def _non_empty(name: str, value: str) -> str:
     return value.strip()
 
 
+USER_NAME_MAX = 64  # a user's name, in the users table too
+
+
+def _admin_user(env: Env) -> str:
+    """``MOSIC_ADMIN_USER``, or its old name ``MOSIC_SUBSONIC_USER``; a valid user name."""
+    name = "ADMIN_USER" if env.str("ADMIN_USER", None) is not None else "SUBSONIC_USER"
+    value = _non_empty(name, env.str(name, "mosic"))
+    if len(value) > USER_NAME_MAX:
+        raise SettingsError(f"{PREFIX}{name} must be at most {USER_NAME_MAX} characters")
+    return value
+
+
 def _key_list(value: str) -> tuple[str, ...]:
     # An empty entry ("a,,b" or a trailing comma) must never become a key that "" matches.
     return tuple(key for key in (part.strip() for part in value.split(",")) if key)
@@ -456,7 +468,7 @@ def _read(env: Env) -> Settings:
             check_port(f"{PREFIX}METRICS_PORT", metrics_port) if metrics_port is not None else None
         ),
         metrics_on_api_port=env.bool("METRICS_ON_API_PORT", True),
-        subsonic_user=_non_empty("SUBSONIC_USER", env.str("SUBSONIC_USER", "mosic")),
+        admin_user=_admin_user(env),
         transcode_max=(
             _positive("TRANSCODE_MAX", transcode_max) if transcode_max is not None else None
         ),

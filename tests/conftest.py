@@ -46,10 +46,12 @@ TABLES = (
     "library_artist",
     "library_genre",
     "library_directory",
+    "api_key",
 )
 # Rows every database has from its migrations, put back as they were.
 RESET = (
     "DELETE FROM music_folder WHERE id != 1",
+    "DELETE FROM mosic_user WHERE id != 1",
     "UPDATE music_folder SET clips = 0, songs = 0",
     "UPDATE library_scan SET scanning = FALSE, owner = NULL, lease_until = NULL",
 )

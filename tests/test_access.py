@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mosic.app import create_app
-from mosic.core.keys import FULL, READ, KeyRing
+from mosic.core.keys import Grant, KeyRing, User
 from mosic.core.signing import BadSignature, Signer
 from mosic.observability.metrics import AuthFailure
 from mosic.settings import load_settings
@@ -90,6 +90,10 @@ async def test_every_kind_of_refusal_is_counted_and_none_shows_a_key(api, clip_f
     old = await api.get(path, key=None, query_string=expired.query(clip["id"], now=1))
     assert old.status_code == 403
     assert (await api.delete(f"/play/{clip['id']}", key=READ_KEYS[0])).status_code == 403
+    made = await api.post("/users", json={"name": "Listener"})
+    assert made.status_code == 201, made.text
+    listener = made.json["key"]["key"]
+    assert (await api.get("/users", key=listener)).status_code == 403
     text = (await api.get("/metrics", key=None)).text
     assert failures(text) == {
         "missing": 2.0,
@@ -97,8 +101,9 @@ async def test_every_kind_of_refusal_is_counted_and_none_shows_a_key(api, clip_f
         "bad_signature": 1.0,
         "expired": 1.0,
         "read_only": 1.0,
+        "not_admin": 1.0,
     }
-    for secret in (*READ_KEYS, API_KEY, "guess-0123456789"):
+    for secret in (*READ_KEYS, API_KEY, listener, "guess-0123456789"):
         assert secret not in text
 
 
@@ -129,9 +134,11 @@ def test_a_signature_names_its_resource_and_expires():
 def test_empty_entries_never_become_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("MOSIC_READ_API_KEYS", " ,r1,, r2 ,")
     assert load_settings(None).read_api_keys == ("r1", "r2")
-    ring = KeyRing("full", ("", "r1"))
+    admin = User(id=1, name="mosic", role="admin")
+    ring = KeyRing("full", ("", "r1"), admin)
     assert ring.grant("") is None and ring.grant(None) is None
-    assert ring.grant("r1") == READ and ring.grant("full") == FULL
+    assert ring.grant("r1") == Grant(writes=False, user=admin)
+    assert ring.grant("full") == Grant(writes=True, user=admin)
     assert ring.grant("r") is None and ring.grant("full ") is None
 
 
@@ -163,7 +170,7 @@ def test_a_missing_key_and_a_wrong_key_say_which_over_real_http(tmp_path):
         assert subsonic(u="mosic")["code"] == 10  # a user name alone: the password is missing
         bad_password = subsonic(u="mosic", p=wrong_key)
         assert bad_password["code"] == 40
-        assert "password a Mosic API key" in bad_password["message"]
+        assert "password one of that user's API keys" in bad_password["message"]
         assert subsonic(apiKey=wrong_key)["code"] == 44
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
         assert failures(metrics)["missing"] == 1.0

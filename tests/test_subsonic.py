@@ -23,7 +23,6 @@ import pytest
 from mosic.api.middleware import Lifespan
 from mosic.api.subsonic import WRITES, SubsonicApi
 from mosic.app import Services, create_app
-from mosic.core.keys import Grant, KeyRing
 from tests.conftest import API_KEY
 from tests.support.asgi import StaysConnected
 from tests.support.measure import metric
@@ -40,9 +39,11 @@ SPEC_METHODS = {
     "getStarred2", "setRating", "getPlaylists", "getPlaylist", "createPlaylist",
     "updatePlaylist", "deletePlaylist", "getPlayQueue", "savePlayQueue", "tokenInfo",
     "startScan",
+    # Users (the contract's "Users")
+    "getUser", "getUsers", "createUser", "updateUser", "deleteUser", "changePassword",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
-LOGIN_EXTRAS = {"getUser", "getScanStatus"}
+LOGIN_EXTRAS = {"getScanStatus"}
 
 
 def short_hash(*parts: str) -> str:
@@ -76,7 +77,7 @@ class Sub:
 
     async def ok(self, method: str, **kwargs) -> dict:
         body = await self.json(method, **kwargs)
-        assert body["status"] == "ok", body
+        assert body["status"] == "ok", body.get("error")
         return body
 
     async def error(self, method: str, **kwargs) -> int:
@@ -145,11 +146,23 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "updatePlaylist": {"playlistId": playlist_id, "comment": "changed"},
         "deletePlaylist": {"id": "new"},
         "savePlayQueue": {"id": [lib["alpha"]], "current": lib["alpha"]},
+        "createUser": {"username": "new", "password": "a long password"},
+        "updateUser": {"username": "kid", "adminRole": "false", "musicFolderId": "1"},
+        "deleteUser": {"username": "new"},
+        "changePassword": {"username": "kid", "password": "enc:" + b"another password".hex()},
     }
+
+
+async def new_user(sub, *, made: bool) -> str:
+    name = f"user-{uuid.uuid4().hex[:8]}"
+    if made:
+        await sub.ok("createUser", username=name, password="a long password")
+    return name
 
 
 async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, library):
     playlist = await sub.ok("createPlaylist", name="Kept", songId=[library["gamma"]])
+    await sub.ok("createUser", username="kid", password="the kid's password")
     args = call_args(library, playlist["playlist"]["id"])
     for method in sorted(SPEC_METHODS | LOGIN_EXTRAS):
         for name, post in ((method, False), (f"{method}.view", True)):
@@ -157,6 +170,8 @@ async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, li
             if params.get("id") == "new":  # a playlist to delete, one per call
                 made = await sub.ok("createPlaylist", name="Gone")
                 params["id"] = made["playlist"]["id"]
+            if params.get("username") == "new":  # a user to make or remove, one per call
+                params["username"] = await new_user(sub, made=method != "createUser")
             if method in ("stream", "download"):
                 result = await sub.call(name, post=post, **params)
                 assert result.status_code == 200
@@ -172,9 +187,12 @@ async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, li
             assert body["serverVersion"]
             if method == "deletePlaylist":
                 params["id"] = (await sub.ok("createPlaylist", name="Gone"))["playlist"]["id"]
+            if method in ("createUser", "deleteUser"):
+                params["username"] = await new_user(sub, made=method == "deleteUser")
             root = await sub.xml(name, post=not post, auth=auth, **params)
             assert root.tag == "{http://subsonic.org/restapi}subsonic-response"
-            assert root.get("status") == "ok" and root.get("openSubsonic") == "true"
+            assert root.get("status") == "ok", (name, [child.attrib for child in root])
+            assert root.get("openSubsonic") == "true"
             if method in NOT_IN_SCHEMA:  # OpenSubsonic elements: checked here instead
                 assert {child.tag.split("}")[1] for child in root} == {NOT_IN_SCHEMA[method]}
 
@@ -241,7 +259,7 @@ async def test_each_credential_error_has_its_code(sub, auth, code):
 
 
 async def test_token_info_needs_an_api_key_and_extensions_need_nothing(sub, settings):
-    assert (await sub.ok("tokenInfo"))["tokenInfo"] == {"username": settings.subsonic_user}
+    assert (await sub.ok("tokenInfo"))["tokenInfo"] == {"username": settings.admin_user}
     assert await sub.error("tokenInfo", auth=token_auth(API_KEY)) == 42
     for auth in ({}, {"apiKey": "wrong"}):
         body = await sub.ok("getOpenSubsonicExtensions", auth=auth)
@@ -250,7 +268,7 @@ async def test_token_info_needs_an_api_key_and_extensions_need_nothing(sub, sett
 
 
 async def test_the_user_name_is_the_setting(settings):
-    settings = settings.replace(subsonic_user="dj")
+    settings = settings.replace(admin_user="dj")
     async with falcon.testing.ASGIConductor(create_app(settings)) as conductor:
         ping = await conductor.simulate_get(
             "/rest/ping", params={**password_auth(API_KEY, user="dj"), "f": "json"}
@@ -262,22 +280,12 @@ async def test_the_user_name_is_the_setting(settings):
         assert wrong.json["subsonic-response"]["error"]["code"] == 40
 
 
-class ReadOnlyKeys(KeyRing):
-    """The key policy MOSIC_READ_API_KEYS brings (branch reliability): the same key, read
-    only. Only the grant differs; the Subsonic side is the code under test."""
-
-    def grant(self, given):
-        return Grant(writes=False) if super().grant(given) else None
-
-    def grant_for_token(self, token, salt):
-        return Grant(writes=False) if super().grant_for_token(token, salt) else None
-
-
 async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings, api, library, sub):
-    services = Services.build(settings)
+    # The same key, read only (MOSIC_READ_API_KEYS), beside another full key.
+    read_only = settings.replace(api_key="another-full-key", read_api_keys=(API_KEY,))
+    services = Services.build(read_only)
     resource = SubsonicApi(
-        keys=ReadOnlyKeys(API_KEY),
-        user=settings.subsonic_user,
+        users=services.users,
         library=services.library,
         collection=services.collection,
         plays=services.plays,
@@ -293,15 +301,14 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         args = call_args(library, str(uuid.uuid4()))
         assert {
             "star", "unstar", "setRating", "createPlaylist", "updatePlaylist",
-            "deletePlaylist", "savePlayQueue", "startScan",
+            "deletePlaylist", "savePlayQueue", "startScan", "createUser", "updateUser",
+            "deleteUser", "changePassword",
         } == WRITES  # fmt: skip
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method
         await read_only.ok("getArtists")
         user = (await read_only.ok("getUser", username="mosic"))["user"]
-        assert (user["streamRole"], user["playlistRole"], user["adminRole"]) == (
-            True, False, False,
-        )  # fmt: skip
+        assert (user["streamRole"], user["adminRole"]) == (True, True)  # its user's roles
         await read_only.ok("scrobble", id=library["alpha"])
         stream = await read_only.call("stream", id=library["alpha"])
         assert stream.content == library["bytes"]["alpha"]

@@ -2,20 +2,23 @@
 
 A guard is made by a factory that receives what it checks; called with the request and the
 route's parameters, it raises for a caller it refuses and returns what an accepted one may
-do (a ``Grant``). ``Guards`` runs, for each request, the guard its route was registered with,
-and refuses a write (the methods the route table declares as writing) to anything less than
-the full key, so resources know nothing about auth and the route table says who may call what.
+do (a ``Grant``: as whom, and whether it may write). ``Guards`` runs, for each request, the
+rule its route was registered with: it refuses a write (the methods the route table declares
+as writing) to anything less than a ``full`` key, and an admin's method to any other user, so
+the route table says who may call what; resources see only ``req.context.grant``.
 Every refusal is counted by reason; no key or signature ever reaches a log or a label.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import falcon
 
-from mosic.core.keys import READ, Grant, KeyRing
+from mosic.core.keys import LINK, Grant
 from mosic.core.signing import BadSignature, ExpiredSignature, Signer
+from mosic.core.users import Users
 from mosic.observability.metrics import AuthFailure, Metrics
 
 API_KEY_HEADER = "X-API-Key"
@@ -35,10 +38,10 @@ WRONG_KEY = (
 )
 
 
-def key_required(keys: KeyRing, metrics: Metrics) -> Guard:
+def key_required(users: Users, metrics: Metrics) -> Guard:
     async def require_key(req, params) -> Grant:
         given = req.get_header(API_KEY_HEADER)
-        access = keys.grant(given)
+        access = await users.grant(given)
         if access is None:
             reason = AuthFailure.MISSING if not given else AuthFailure.WRONG
             metrics.auth_failure(reason)
@@ -53,12 +56,12 @@ def key_required(keys: KeyRing, metrics: Metrics) -> Guard:
 
 
 def key_or_signature(
-    keys: KeyRing, signer: Signer, metrics: Metrics, resource: str = "stream"
+    users: Users, signer: Signer, metrics: Metrics, resource: str = "stream"
 ) -> Guard:
     """The API key, or the clip's signed link for ``resource`` (``stream_url``,
     ``cover_url``): a signature opens the one resource of the one clip it was made for, and
     only to read it."""
-    require_key = key_required(keys, metrics)
+    require_key = key_required(users, metrics)
 
     async def require_key_or_signature(req, params) -> Grant:
         expires, sig = req.get_param("expires"), req.get_param("sig")
@@ -75,33 +78,47 @@ def key_or_signature(
         except BadSignature as exc:
             metrics.auth_failure(AuthFailure.BAD_SIGNATURE)
             raise falcon.HTTPForbidden(title="Invalid link", description=str(exc)) from None
-        return READ
+        return LINK
 
     return require_key_or_signature
 
 
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route: its ``guard``; its methods in ``writes`` change state and need a
+    ``full`` key; those in ``admin`` need an admin's key."""
+
+    guard: Guard
+    writes: frozenset[str] = frozenset()
+    admin: frozenset[str] = frozenset()
+
+
 class Guards:
-    """Middleware: the guard registered for the matched route runs before its responder."""
+    """Middleware: the rule registered for the matched route runs before its responder, and
+    leaves what the caller may do in ``req.context.grant``."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._by_template: dict[str, tuple[Guard, frozenset[str]]] = {}
+        self._by_template: dict[str, Rule] = {}
 
-    def protect(self, uri_template: str, guard: Guard, writes: frozenset[str]) -> None:
-        """Guard ``uri_template``; its methods in ``writes`` change state and need the full
-        key."""
-        self._by_template[uri_template] = (guard, writes)
+    def protect(self, uri_template: str, rule: Rule) -> None:
+        self._by_template[uri_template] = rule
 
     async def process_resource(self, req, resp, resource, params) -> None:
-        registered = self._by_template.get(req.uri_template)
+        rule = self._by_template.get(req.uri_template)
         # A method the resource does not have is a 405 for anyone, as with Falcon's hooks.
-        if registered is None or not hasattr(resource, f"on_{req.method.lower()}"):
+        if rule is None or not hasattr(resource, f"on_{req.method.lower()}"):
             return
-        guard, writes = registered
-        access = await guard(req, params)
-        if req.method in writes and not access.writes:
+        access = await rule.guard(req, params)
+        if req.method in rule.admin and not (access.user and access.user.is_admin):
+            self._metrics.auth_failure(AuthFailure.NOT_ADMIN)
+            raise falcon.HTTPForbidden(
+                title="Admins only", description="only an admin's key may do this"
+            )
+        if req.method in rule.writes and not access.writes:
             self._metrics.auth_failure(AuthFailure.READ_ONLY)
             raise falcon.HTTPForbidden(
                 title="Read-only key",
                 description="this key may list, read and stream, but not change anything",
             )
+        req.context.grant = access

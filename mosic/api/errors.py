@@ -10,6 +10,7 @@ import peewee
 
 from mosic.api.middleware import BodyStalled
 from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NoCover, NoWaveform
+from mosic.core.users import BadUser, KeyNotFound, UserConflict, UserNotFound
 from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics
@@ -130,6 +131,22 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             "the original is still available (no 'format')",
         )
 
+    async def user_not_found(req, resp, ex, params):
+        raise falcon.HTTPNotFound(title="Not found", description=f"no user is named {str(ex)!r}")
+
+    async def key_not_found(req, resp, ex, params):
+        raise falcon.HTTPNotFound(title="Not found", description="the user has no key with this id")
+
+    async def user_conflict(req, resp, ex, params):
+        raise falcon.HTTPConflict(title="Conflict", description=str(ex))
+
+    async def bad_user(req, resp, ex, params):
+        raise bad_request(str(ex))
+
+    app.add_error_handler(UserNotFound, user_not_found)
+    app.add_error_handler(KeyNotFound, key_not_found)
+    app.add_error_handler(UserConflict, user_conflict)
+    app.add_error_handler(BadUser, bad_user)
     app.add_error_handler(ClipNotFound, clip_not_found)
     app.add_error_handler(InLibraryFolder, in_library_folder)
     app.add_error_handler(BodyStalled, body_stalled)

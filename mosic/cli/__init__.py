@@ -1,5 +1,5 @@
 """The process shell: the ``mosic`` command (``serve``, ``migrate``, ``reindex``, ``scan``,
-``import``, ``storage``, ``backup``, ``restore``, ``--version``).
+``import``, ``storage``, ``backup``, ``restore``, ``user``, ``--version``).
 
 Imports of the app and of prometheus-client happen inside the commands: multiprocess metrics
 need ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is first imported.
@@ -56,7 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
     _backup_commands(commands)
     _library_commands(commands)
+    _user_commands(commands)
     return parser
+
+
+def _user_commands(commands) -> None:
+    user = commands.add_parser("user", help="add, list and remove users; make keys")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="add a user and print its first key, once")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="an admin (default: a listener)")
+    add.add_argument(
+        "--music-folders", metavar="A,B", help="the music folders it may see (default: all)"
+    )
+    user_commands.add_parser("list", help="every user, its role and music folders")
+    key = user_commands.add_parser("key", help="make a new key for a user and print it, once")
+    key.add_argument("name")
+    key.add_argument("--read", action="store_true", help="a read-only key (default: full)")
+    remove = user_commands.add_parser(
+        "remove", help="remove a user and its keys (its uploads become the admin's)"
+    )
+    remove.add_argument("name")
 
 
 def _backup_commands(commands) -> None:
@@ -143,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backup":
             return backup.backup(settings, args.dest)
         return backup.restore(settings, args.src)
+    if args.command == "user":
+        code = migrate(settings)
+        if code:
+            return code
+        from mosic.cli.user import user
+
+        return user(settings, args)
     if args.command == "scan":
         from mosic.cli.scan import scan
 
@@ -158,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def migrate(settings: Settings) -> int:
     from mosic.persistence.database import make_sync_database
-    from mosic.persistence.migrations import apply_pending
+    from mosic.persistence.migrations import apply_pending, name_admin
 
     log.info("database: %s", settings.describe_database())
     db = make_sync_database(settings)
     try:
         applied = apply_pending(db)
+        name_admin(db, settings.admin_user)
     except Exception as exc:  # the operator needs one clear line, not a traceback
         log.error("migration failed on %s: %s", settings.describe_database(), exc)
         return 1

@@ -1,4 +1,4 @@
-"""API keys: which key a request may present, and what it may do with it."""
+"""API keys: who presents a key, and what it may do; the configured keys of the admin."""
 
 from __future__ import annotations
 
@@ -8,35 +8,46 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class User:
+    """Who a key belongs to: ``music_folders`` are the names it may see (None for all)."""
+
+    id: int
+    name: str
+    role: str
+    music_folders: tuple[str, ...] | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
 class Grant:
-    """What an accepted key allows: the full key writes, read-only keys
-    (``MOSIC_READ_API_KEYS``) do not."""
+    """What an accepted key allows: a ``full`` key writes, a ``read`` key does not. ``user``
+    is its owner; None only for a signed link, which opens one resource of one clip."""
 
     writes: bool
+    user: User | None = None
 
 
-FULL = Grant(writes=True)
-READ = Grant(writes=False)
+LINK = Grant(writes=False)
 
 
 class KeyRing:
-    """The full API key and any read-only keys.
+    """The configured keys: the admin's full API key and any read-only keys.
 
     Every key is compared, in constant time, whatever matched first, so the response time
     says nothing about how much of a guess was right or which kind of key it was near.
     """
 
-    def __init__(self, api_key: str, read_keys: tuple[str, ...] = ()) -> None:
-        self._keys = [(api_key.encode(), FULL)] + [
+    def __init__(self, api_key: str, read_keys: tuple[str, ...], admin: User) -> None:
+        full, read = Grant(writes=True, user=admin), Grant(writes=False, user=admin)
+        self._keys = [(api_key.encode(), full)] + [
             # Empty entries never become keys, even if a caller passes them.
-            (key.encode(), READ)
+            (key.encode(), read)
             for key in read_keys
             if key
         ]
-
-    def accepts(self, given: str | None) -> bool:
-        """Whether ``given`` is any key of ours (full or read-only)."""
-        return self.grant(given) is not None
 
     def grant(self, given: str | None) -> Grant | None:
         """The grant of the key ``given``, or None when it is no key of ours."""

@@ -60,6 +60,7 @@ class AuthFailure(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     EXPIRED = "expired"
     READ_ONLY = "read_only"
+    NOT_ADMIN = "not_admin"
 
 
 def multiprocess_enabled() -> bool:

@@ -9,12 +9,14 @@ created and changed only by ``mosic.persistence.migrations``.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 import peewee
 from peewee_async import AioModel
 
 from mosic.persistence.compiled import Records, record_type, row_type
+from mosic.settings import USER_NAME_MAX
 
 TITLE_MAX = 200
 TAG_MAX = 500
@@ -83,6 +85,8 @@ class Clip(AioModel):
     directory_id = peewee.CharField(max_length=20, null=True)
     # A library clip's ``.lrc`` sidecar, relative to its music folder.
     lyrics_path = peewee.TextField(null=True)
+    # Who uploaded it (a user id); null for library files and clips from before users.
+    owner_id = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "clip"
@@ -96,6 +100,43 @@ class Clip(AioModel):
 ClipRecord = record_type(Clip, is_external=Clip.is_external)
 CLIP_FIELDS = tuple(Clip._meta.sorted_fields)
 clip_records = Records(ClipRecord, CLIP_FIELDS)
+
+
+# -- users and their keys -------------------------------------------------------------------
+ADMIN_ID = 1  # the configured keys' user, and owner of what was kept before users existed
+ADMIN, LISTENER = "admin", "listener"
+FULL_SCOPE, READ_SCOPE = "full", "read"
+
+
+def name_key(name: str) -> str:
+    """A user name as compared: names are unique without regard to case (or Unicode form)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+class UserRow(AioModel):
+    name = peewee.CharField(max_length=USER_NAME_MAX)
+    name_key = peewee.CharField(max_length=USER_NAME_MAX, unique=True)  # case-folded name
+    role = peewee.CharField(max_length=16)
+    music_folders = peewee.TextField(null=True)  # a JSON list of names; null for all
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "mosic_user"
+
+
+class KeyRow(AioModel):
+    """A user's key: found by its SHA-256, never stored as itself (``sealed`` is the key
+    encrypted for Subsonic's token login, with a secret kept outside the database)."""
+
+    id = peewee.CharField(max_length=32, primary_key=True)
+    user_id = peewee.IntegerField(index=True)
+    scope = peewee.CharField(max_length=8)
+    digest = peewee.CharField(max_length=64, unique=True)
+    sealed = peewee.TextField()
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "api_key"
 
 
 # -- what a listener keeps (the Subsonic API's one user) ------------------------------------
@@ -170,7 +211,7 @@ class PlayQueueEntry(AioModel):
 _UNLISTED = frozenset(
     {"sha256", "file_name", "search_text", "last_played_at", "updated_at", "genre_key"}
     | {"artist_key", "album_key", "cover_type", "media_version", "mtime_ns", "missing_since"}
-    | {"album_id", "artist_id", "directory_id", "lyrics_path"}
+    | {"album_id", "artist_id", "directory_id", "lyrics_path", "owner_id"}
 )
 LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
 # Rows of a list end with the number of clips that match (``matches``).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mosic.persistence.database import make_sync_database
-from mosic.persistence.migrations import apply_pending
+from mosic.persistence.migrations import apply_pending, name_admin
 from mosic.settings import Settings
 
 
@@ -12,6 +12,7 @@ def migrate(settings: Settings, *, then: str | tuple[str, ...] = ()) -> None:
     db = make_sync_database(settings)
     try:
         apply_pending(db)
+        name_admin(db, settings.admin_user)
         for statement in (then,) if isinstance(then, str) else then:
             db.execute_sql(statement)
     finally:

@@ -4,19 +4,20 @@
 - ``u`` and ``p``, the key itself, plain or ``enc:`` + hex;
 - ``u``, ``t`` = md5(key + ``s``) and the salt ``s``.
 
-The user name is ``MOSIC_SUBSONIC_USER``. What a key may do is the ``KeyRing``'s answer
-(a ``Grant``); whether a method changes state is ``WRITES`` in ``mosic.api.subsonic.methods``.
+``u`` is a Mosic user's name, and the password one of that user's keys; ``Users`` answers
+what the key may do and as whom (a ``Grant``); whether a method changes state is ``WRITES``
+in ``mosic.api.subsonic.endpoint``.
 Nothing here logs: a key, token or password never reaches a log line.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from mosic.api.subsonic.request import Params
 from mosic.api.subsonic.response import Code, SubsonicError, missing
-from mosic.core.keys import Grant, KeyRing
+from mosic.core.keys import Grant, User
+from mosic.core.users import Users
 
 API_KEY = "apiKey"
 
@@ -26,10 +27,15 @@ class Caller:
     grant: Grant
     by_api_key: bool
 
+    @property
+    def user(self) -> User:
+        return self.grant.user
+
 
 # What an app shows its user: which mistake it was, and what the server expects.
 HOW_TO_LOG_IN = (
-    "the user name is MOSIC_SUBSONIC_USER, default mosic, and the password a Mosic API key"
+    "the user name is a Mosic user's (the admin is MOSIC_ADMIN_USER, default mosic), and the "
+    "password one of that user's API keys"
 )
 
 
@@ -45,7 +51,8 @@ def no_credentials() -> SubsonicError:
     )
 
 
-def _password(raw: str) -> str | None:
+def plain_password(raw: str) -> str | None:
+    """A Subsonic password as sent: plain, or ``enc:`` + hex (None when that is broken)."""
     if not raw.startswith("enc:"):
         return raw
     try:
@@ -54,12 +61,12 @@ def _password(raw: str) -> str | None:
         return None
 
 
-def authenticate(params: Params, keys: KeyRing, user: str) -> Caller:
+async def authenticate(params: Params, users: Users) -> Caller:
     api_key = params.one(API_KEY)
     if api_key is not None:
         if "u" in params:
             raise SubsonicError(Code.CONFLICTING_AUTH, "use either apiKey or u, not both")
-        grant = keys.grant(api_key)
+        grant = await users.grant(api_key)
         if grant is None:
             raise SubsonicError(Code.INVALID_API_KEY, "invalid API key")
         return Caller(grant, by_api_key=True)
@@ -76,12 +83,11 @@ def authenticate(params: Params, keys: KeyRing, user: str) -> Caller:
         raise missing("p")
     if token is not None and not salt:
         raise missing("s")
-    same_user = hmac.compare_digest(name.encode(), user.encode())
     if password is not None:
-        plain = _password(password)
-        grant = keys.grant(plain) if plain is not None else None
+        plain = plain_password(password)
+        grant = await users.grant_for_password(name, plain) if plain is not None else None
     else:
-        grant = keys.grant_for_token(token, salt)
-    if grant is None or not same_user:
+        grant = await users.grant_for_token(name, token, salt)
+    if grant is None:
         raise wrong_credentials()
     return Caller(grant, by_api_key=False)

@@ -61,9 +61,6 @@ class Browse:
             "search2": self.search2,
             "search3": self.search3,
             "tokenInfo": self.token_info,
-            # Not in Mosic's list, but apps ask them when they log in (DSub and Ultrasonic
-            # enable features by the user's roles): cheap to answer truthfully.
-            "getUser": self.user,
         }
 
     async def marks(self) -> Marks:
@@ -88,28 +85,6 @@ class Browse:
                 Code.AUTH_MECHANISM_UNSUPPORTED, "tokenInfo answers for an apiKey only"
             )
         return {"tokenInfo": {"username": call.user}}
-
-    async def user(self, call: Call) -> dict:
-        if call.params.required("username") != call.user:
-            raise not_found("user")
-        writes = call.caller.grant.writes
-        roles = {
-            "scrobblingEnabled": True,
-            "adminRole": False,
-            "settingsRole": False,
-            "downloadRole": True,
-            "uploadRole": False,
-            "playlistRole": writes,
-            "coverArtRole": False,
-            "commentRole": False,
-            "podcastRole": False,
-            "streamRole": True,
-            "jukeboxRole": False,
-            "shareRole": False,
-            "videoConversionRole": False,
-        }
-        folders = [folder.id for folder in await self._library.folders()]
-        return {"user": {"username": call.user, **roles, "folder": folders}}
 
     async def indexes(self, call: Call) -> dict:
         """Artists by first letter; for a library folder (``musicFolderId``), its real

@@ -14,7 +14,11 @@ class Call:
     resp: object
     params: Params
     caller: Caller | None
-    user: str
+
+    @property
+    def user(self) -> str:
+        """The caller's user name."""
+        return self.caller.user.name
 
     @property
     def client(self) -> str:

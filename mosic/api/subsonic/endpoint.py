@@ -13,6 +13,7 @@ import falcon
 
 from mosic.api.middleware import ROUTE_LABEL
 from mosic.api.serving import ByteServer
+from mosic.api.subsonic.accounts import Accounts
 from mosic.api.subsonic.auth import authenticate
 from mosic.api.subsonic.browse import Browse
 from mosic.api.subsonic.call import Call
@@ -29,10 +30,10 @@ from mosic.api.subsonic.response import (
 )
 from mosic.api.subsonic.scanning import Scanning
 from mosic.core.collection import Collection
-from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.scanning.service import LibraryScans
+from mosic.core.users import Users
 
 VIEW_SUFFIX = ".view"
 # Methods that change what the listener keeps: a key whose grant has no writes (a
@@ -48,8 +49,14 @@ WRITES = frozenset(
         "deletePlaylist",
         "savePlayQueue",
         "startScan",
+        "createUser",
+        "updateUser",
+        "deleteUser",
+        "changePassword",
     }
 )
+# Only an admin may call these (error 50); the user methods check for themselves.
+ADMIN_ONLY = frozenset({"startScan"})
 # Apps ask this before they log in, to learn how they may log in.
 NO_AUTH = frozenset({"getOpenSubsonicExtensions"})
 
@@ -58,21 +65,20 @@ class SubsonicApi:
     def __init__(
         self,
         *,
-        keys: KeyRing,
-        user: str,
+        users: Users,
         library: Library,
         collection: Collection,
         plays: PlayRecorder,
         serving: ByteServer,
         scans: LibraryScans,
     ) -> None:
-        self._keys = keys
-        self._user = user
+        self._users = users
         self._methods = {
             **Browse(library=library, collection=collection).methods(),
             **Media(library=library, plays=plays, serving=serving).methods(),
             **Keep(library=library, collection=collection).methods(),
             **Scanning(scans=scans, library=library).methods(),
+            **Accounts(users=users, library=library).methods(),
         }
 
     @property
@@ -101,10 +107,12 @@ class SubsonicApi:
         try:
             if params.problem is not None:
                 raise params.problem
-            caller = None if name in NO_AUTH else authenticate(params, self._keys, self._user)
+            caller = None if name in NO_AUTH else await authenticate(params, self._users)
             if name in WRITES and not caller.grant.writes:
                 raise SubsonicError(Code.NOT_AUTHORIZED, "this key may not change anything")
-            body = await handler(Call(req, resp, params, caller, self._user))
+            if name in ADMIN_ONLY and not caller.user.is_admin:
+                raise SubsonicError(Code.NOT_AUTHORIZED, "only an admin may do this")
+            body = await handler(Call(req, resp, params, caller))
         except SubsonicError as error:
             answer(failed(error))
             return

@@ -55,6 +55,26 @@ def apply_pending(db: peewee.Database) -> list[str]:
     return pending
 
 
+class AdminNameTaken(Exception):
+    pass
+
+
+def name_admin(db: peewee.Database, name: str) -> None:
+    """The admin (user 1, whose keys are the configured ones) carries ``MOSIC_ADMIN_USER``'s
+    name, which may change between starts; run after ``apply_pending``."""
+    from mosic.persistence.models import ADMIN, ADMIN_ID, UserRow, name_key
+
+    with db.bind_ctx([UserRow]), _transaction(db):
+        taken = UserRow.select().where(
+            (UserRow.name_key == name_key(name)) & (UserRow.id != ADMIN_ID)
+        )
+        if taken.exists():
+            raise AdminNameTaken(f"MOSIC_ADMIN_USER {name!r} is another user's name")
+        UserRow.update(name=name, name_key=name_key(name), role=ADMIN).where(
+            UserRow.id == ADMIN_ID
+        ).execute()
+
+
 def pending(db: peewee.Database) -> list[str]:
     with db.bind_ctx([AppliedMigration]):
         if not AppliedMigration.table_exists():
