@@ -25,6 +25,7 @@ import falcon
 
 from mosic.api.middleware import DISCONNECT_EVENT
 from mosic.core.catalogue import Catalogue
+from mosic.core.covers import Covers
 from mosic.core.plays import PlayRecorder, counts_as_play
 from mosic.media import ranges
 from mosic.media.storage import StoredMedia
@@ -97,6 +98,7 @@ class ByteServer:
     files, as ``<prefix><file name>``."""
 
     catalogue: Catalogue
+    covers: Covers
     plays: PlayRecorder
     transcoder: Transcoder
     metrics: Metrics
@@ -129,7 +131,7 @@ class ByteServer:
     async def cover(self, req, resp, clip: Clip, size: int | None = None) -> None:
         """Answer with the clip's cover, at most ``size`` pixels a side when given; raises
         ``NoCover`` when it has none."""
-        cover = await self.catalogue.cover_at(clip, size)
+        cover = await self.covers.at(clip, size)
         send_whole(req, resp, Validators.of(clip, cover.name, cover.mime), lambda: cover.data)
 
     def _listen_counter(self, req, clip: Clip) -> OnSent:

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 
-from mosic.cli.library import open_catalogue
+from mosic.core import rebuild
+from mosic.persistence.database import make_database
 from mosic.settings import Settings
 
 log = logging.getLogger("mosic")
@@ -28,8 +29,11 @@ def reindex(settings: Settings) -> int:
         regrouped += count
 
     async def run() -> None:
-        async with open_catalogue(settings) as catalogue:
-            await catalogue.reindex(progress)
+        db = make_database(settings)
+        try:
+            await rebuild.reindex(db, progress)
+        finally:
+            await db.aio_close()
 
     try:
         asyncio.run(run())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mosic.core import grouping
-from mosic.core.catalogue import Catalogue, utcnow
+from mosic.core.blobs import UnusedBlobs
 from mosic.core.imports import AUDIO_EXTENSIONS
 from mosic.core.scanning import lease, peaks, rows
 from mosic.core.scanning.lease import Counts, ScanLease
@@ -27,7 +27,7 @@ from mosic.media import folders
 from mosic.media.folders import ReaderPool
 from mosic.media.storage import MediaStore
 from mosic.observability.metrics import Metrics
-from mosic.persistence.models import LIBRARY, Clip, MusicFolder
+from mosic.persistence.models import LIBRARY, Clip, MusicFolder, utcnow
 
 log = logging.getLogger(__name__)
 # How often a scan of changes that found another scan running asks again, and for how long.
@@ -53,7 +53,7 @@ class LibraryScans:
         store: MediaStore,
         config: LibraryConfig,
         metrics: Metrics,
-        catalogue: Catalogue | None = None,
+        blobs: UnusedBlobs | None = None,
         pool: ReaderPool | None = None,
     ) -> None:
         self._db = db
@@ -61,7 +61,7 @@ class LibraryScans:
         self._config = config
         self._metrics = metrics
         # None only where nothing can be purged or re-read (tests of the walk alone).
-        self.drop_if_unused = rows.blob_dropper(catalogue) if catalogue is not None else None
+        self.drop_if_unused = blobs.drop_if_unused if blobs is not None else None
         self._pool = pool or ReaderPool()
         self._tasks: set[asyncio.Task] = set()
         self._peaks = peaks.PeakDrawer(db=db, store=store, pool=self._pool, roots=config.roots)
