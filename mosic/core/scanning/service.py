@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from mosic.core import grouping
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.imports import AUDIO_EXTENSIONS
+from mosic.core.periodic import Periodic
 from mosic.core.scanning import lease, peaks, rows
 from mosic.core.scanning.lease import Counts, ScanLease
 from mosic.core.scanning.scan import Change, Scan, Unit
@@ -65,6 +66,8 @@ class LibraryScans:
         self._pool = pool or ReaderPool()
         self._tasks: set[asyncio.Task] = set()
         self._peaks = peaks.PeakDrawer(db=db, store=store, pool=self._pool, roots=config.roots)
+        # The database down at one round fails that round alone: the next one retries.
+        self._rescans = Periodic(self._rescan, config.interval_s, name="library rescan")
 
     @property
     def roots(self) -> dict[str, Path]:
@@ -211,7 +214,7 @@ class LibraryScans:
         if self._config.watch:
             self._spawn(self._watch())
         if self._config.interval_s > 0:
-            self._spawn(self._every_interval())
+            self._rescans.start()
 
     async def _start_scan_once(self) -> None:
         try:
@@ -223,16 +226,9 @@ class LibraryScans:
         if not started:
             log.info("library scan at start skipped: another process is scanning")
 
-    async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.interval_s)
-            try:
-                started = await self.start_scan()
-            except Exception as exc:  # the database is down now: the next round retries
-                log.error("library rescan failed to start: %s", exc)
-                continue
-            if not started:
-                log.info("library rescan skipped: another process is scanning")
+    async def _rescan(self) -> None:
+        if not await self.start_scan():
+            log.info("library rescan skipped: another process is scanning")
 
     async def _watch(self) -> None:
         try:
@@ -265,6 +261,7 @@ class LibraryScans:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        await self._rescans.stop()
         tasks = [*self._tasks, *self._peaks.tasks()]
         for task in tasks:
             task.cancel()
