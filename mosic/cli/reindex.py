@@ -1,5 +1,6 @@
 """``mosic reindex``: rebuild everything derived from the clips in place (artists, albums,
-genres, folder counts, the search index), safe while Mosic serves.
+genres, folder counts, the music folders' directory tree, the search index), safe while
+Mosic serves.
 
 For after clips were loaded into the database by other means (a restore, a bulk SQL load) or
 a change of the grouping rules; ``mosic migrate`` runs it once after the migration that made
