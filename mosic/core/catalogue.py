@@ -33,6 +33,8 @@ from mosic.persistence.models import (
     LIBRARY,
     UPLOAD,
     Clip,
+    ClipRecord,
+    WholeClip,
     clip_records,
     utcnow,
 )
@@ -106,13 +108,13 @@ class Catalogue:
         """The coalesced reads behind ``get`` (its counters show how much is coalesced)."""
         return self._by_id
 
-    async def get(self, clip_id: uuid.UUID) -> Clip:
+    async def get(self, clip_id: uuid.UUID) -> ClipRecord:
         clip = await self._by_id.get(clip_id)
         if clip is None:
             raise ClipNotFound(clip_id)
         return clip
 
-    async def open_media(self, clip: Clip) -> StoredMedia:
+    async def open_media(self, clip: WholeClip) -> StoredMedia:
         """Open a clip's stored audio; raises ``MediaMissing`` when the file is gone."""
         if clip.source == LIBRARY:  # its file, where it lies in its music folder
             if self._folders is None:
@@ -192,7 +194,7 @@ class Catalogue:
         if winner is not None:
             raise DuplicateClip(winner.id) from None
 
-    async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> Clip:
+    async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> ClipRecord:
         clip = await self.get(clip_id)
         if clip.source != UPLOAD:
             raise InLibraryFolder(clip.music_folder)

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mosic.core import audio
 from mosic.media.storage import MediaMissing, MediaStore
-from mosic.persistence.models import Clip
+from mosic.persistence.models import WholeClip
 
 IMAGE_EXTENSIONS = {
     "image/jpeg": ".jpg",
@@ -99,7 +99,7 @@ class Covers:
     def __init__(self, *, store: MediaStore) -> None:
         self._store = store
 
-    async def get(self, clip: Clip) -> bytes:
+    async def get(self, clip: WholeClip) -> bytes:
         """The bytes of the clip's cover; raises ``NoCover``."""
         if clip.cover_name is None:
             raise NoCover(clip.id)
@@ -108,7 +108,7 @@ class Covers:
         except MediaMissing:
             raise NoCover(clip.id) from None
 
-    async def at(self, clip: Clip, size: int | None) -> Cover:
+    async def at(self, clip: WholeClip, size: int | None) -> Cover:
         """The clip's cover with its longest side at most ``size`` (None: as embedded);
         raises ``NoCover``. A resized picture is made once and kept in the store."""
         if size is None or clip.cover_name is None:

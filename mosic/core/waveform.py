@@ -38,7 +38,7 @@ import av
 import numpy as np
 
 from mosic.media.storage import MediaMissing, MediaStore
-from mosic.persistence.models import Clip
+from mosic.persistence.models import WholeClip
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class Waveforms:
         self._store = store
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def get(self, clip: Clip) -> Peaks:
+    async def get(self, clip: WholeClip) -> Peaks:
         """The clip's stored peaks, at full resolution; raises ``NoWaveform``."""
         if clip.waveform_name is None:
             raise NoWaveform(clip.id)

@@ -184,6 +184,12 @@ LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLIS
 ListedRecord = row_type(Clip, LISTED_FIELDS, "matches")
 listed_records = Records(ListedRecord, LISTED_FIELDS)
 
+# The shapes a clip travels in: the model (a row written, or read by the library), a
+# ClipRecord (read by id: every column, no model) and a ListedRecord (a list page's row: the
+# listed columns). Code that takes more than one says which it reads from.
+WholeClip = Clip | ClipRecord  # every column
+ShownClip = Clip | ClipRecord | ListedRecord  # at least the listed columns
+
 
 # -- the library's derived rows ---------------------------------------------------------------
 # Kept exact by ``mosic.core.aggregates`` in the transaction of every change to their songs
