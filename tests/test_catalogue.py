@@ -191,6 +191,16 @@ def _bulk_row(n: int, title: str, artist: str, album: str, genre: str) -> dict:
     }  # fmt: skip
 
 
+def _reindex(settings) -> subprocess.CompletedProcess:
+    run = subprocess.run(
+        [sys.executable, "-m", "mosic", "reindex"],
+        env={**mosic_env(settings), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     sub = Sub(api)
     rows = [
@@ -201,13 +211,7 @@ async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     _insert_clips(settings, rows)
     # Before: the clips are there, what is derived from them is not.
     assert await sub.error("getAlbum", id=album_id("Loader", "Bulk")) == 70
-    run = subprocess.run(
-        [sys.executable, "-m", "mosic", "reindex"],
-        env={**mosic_env(settings), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "reindexed 3 clip(s)" in run.stderr
+    assert "reindexed 3 clip(s)" in _reindex(settings).stderr
     bulk = (await sub.ok("getAlbum", id=album_id("Loader", "Bulk")))["album"]
     assert [s["title"] for s in bulk["song"]] == ["Loaded One", "Loaded Two"]
     assert (bulk["songCount"], bulk["playCount"], bulk["genre"]) == (2, 1, "Ambient")
@@ -222,15 +226,6 @@ async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
 def _directory_id(folder: str, path: str) -> str:
     joined = f"{folder}\x00{path}".encode()
     return "dir-" + hashlib.sha1(joined, usedforsecurity=False).hexdigest()[:16]
-
-
-def _reindex(settings) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "mosic", "reindex"],
-        env={**mosic_env(settings), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
 
 
 async def test_reindex_rebuilds_the_folder_tree_of_library_files(settings, api):
