@@ -38,12 +38,16 @@ from mosic.api.uploads import Uploads
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
 from mosic.core.backup import ScheduledBackups
+from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
+from mosic.core.covers import Covers
 from mosic.core.keys import KeyRing
 from mosic.core.library import Library
 from mosic.core.listing import Listing
 from mosic.core.plays import PlayRecorder
+from mosic.core.probes import Probes
+from mosic.core.rereading import Rereader
 from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.signing import Signer
 from mosic.core.waveform import Waveforms
@@ -66,6 +70,9 @@ class Services:
     db: object
     store: MediaStore
     catalogue: Catalogue
+    covers: Covers
+    waveforms: Waveforms
+    probes: Probes
     listing: Listing
     library: Library
     scans: LibraryScans
@@ -86,7 +93,9 @@ class Services:
         db = make_database(settings)
         read_ahead = ReadAhead()  # one budget for every stream of the process
         store = make_store(settings, read_ahead)
-        catalogue = make_catalogue(db, store, FolderFiles(settings.music_folders, read_ahead))
+        covers, waveforms = Covers(store=store), Waveforms(store=store)
+        folders = FolderFiles(settings.music_folders, read_ahead)
+        catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
         metrics = Metrics()
         renditions = RenditionCache(
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
@@ -101,13 +110,17 @@ class Services:
             db=db,
             store=store,
             catalogue=catalogue,
+            covers=covers,
+            waveforms=waveforms,
+            probes=Probes(db=db, store=store),
             listing=Listing(db=db),
             library=Library(db=db),
-            scans=make_library_scans(settings, db, store, catalogue, metrics),
+            scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
             plays=plays,
             serving=ByteServer(
                 catalogue=catalogue,
+                covers=covers,
                 plays=plays,
                 transcoder=transcoder,
                 metrics=metrics,
@@ -147,15 +160,34 @@ async def sweep_leftovers(settings: Settings) -> int:
         await store.close()
 
 
-def make_catalogue(db, store: MediaStore, folders: FolderFiles | None = None) -> Catalogue:
+def make_catalogue(
+    db,
+    store: MediaStore,
+    folders: FolderFiles | None = None,
+    *,
+    covers: Covers | None = None,
+    waveforms: Waveforms | None = None,
+) -> Catalogue:
     """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
     the music folders' files (``folders``) for streaming library clips."""
-    return Catalogue(db=db, store=store, waveforms=Waveforms(), folders=folders)
+    return Catalogue(
+        db=db,
+        store=store,
+        covers=covers or Covers(store=store),
+        waveforms=waveforms or Waveforms(store=store),
+        blobs=UnusedBlobs(db=db, store=store),
+        folders=folders,
+    )
 
 
-def make_library_scans(
-    settings: Settings, db, store: MediaStore, catalogue: Catalogue, metrics: Metrics
-) -> LibraryScans:
+def make_rereader(db, store: MediaStore) -> Rereader:
+    """What reads the files of clips added under older rules again (``mosic migrate``)."""
+    return Rereader(
+        db=db, store=store, covers=Covers(store=store), waveforms=Waveforms(store=store)
+    )
+
+
+def make_library_scans(settings: Settings, db, store: MediaStore, metrics: Metrics) -> LibraryScans:
     """The library's scans over the settings' music folders (the app and ``mosic scan``)."""
     config = LibraryConfig(
         roots=settings.music_folders,
@@ -166,7 +198,7 @@ def make_library_scans(
     )
     return LibraryScans(
         db=db, store=store, config=config, metrics=metrics,
-        catalogue=catalogue,
+        blobs=UnusedBlobs(db=db, store=store),
     )  # fmt: skip
 
 
@@ -218,7 +250,7 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     ]
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
-        middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
+        middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))
     if services.settings.backup_dir is not None:
         middleware.append(ScheduledBackups(services.settings))
     if services.settings.metrics_port:
@@ -275,14 +307,19 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             cover_link,
             READS_ONLY,
         ),
-        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), key, READS_ONLY),
+        (
+            "/play/{clip_id:uuid}/waveform",
+            ClipWaveform(catalogue=s.catalogue, waveforms=s.waveforms),
+            key,
+            READS_ONLY,
+        ),
         ("/library/scan", LibraryScan(scans=s.scans), key, POST),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None, READS_ONLY),
         ("/healthz", Health(), None, READS_ONLY),
-        ("/readyz", Ready(catalogue=s.catalogue), None, READS_ONLY),
-        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None, READS_ONLY),
+        ("/readyz", Ready(probes=s.probes), None, READS_ONLY),
+        ("/metrics", MetricsExposition(metrics=s.metrics, probes=s.probes), None, READS_ONLY),
         ("/openapi.json", OpenApi(), None, READS_ONLY),
         # The page and its files are public: they hold no data; the page asks for a key.
         ("/", WebPage(assets=s.web_assets), None, READS_ONLY),
