@@ -90,7 +90,7 @@ def media_version() -> int:
     """The version of the tag-reading rules the rows claim to be read with, so that
     ``mosic migrate`` and ``serve`` do not try to read a million missing files again."""
     try:
-        from mosic.core.catalogue import MEDIA_VERSION
+        from mosic.core.clip_rows import MEDIA_VERSION
     except ImportError:  # moved by a rework: 1 is the only version there has been
         return 1
     return MEDIA_VERSION

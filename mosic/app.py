@@ -39,12 +39,16 @@ from mosic.api.users import Me, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
 from mosic.core.backup import ScheduledBackups
+from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
+from mosic.core.covers import Covers
 from mosic.core.keys import KeyRing, User
 from mosic.core.library import Library
 from mosic.core.listing import Listing
 from mosic.core.plays import PlayRecorder
+from mosic.core.probes import Probes
+from mosic.core.rereading import Rereader
 from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.sealing import Sealer
 from mosic.core.signing import Signer
@@ -70,6 +74,9 @@ class Services:
     db: object
     store: MediaStore
     catalogue: Catalogue
+    covers: Covers
+    waveforms: Waveforms
+    probes: Probes
     listing: Listing
     library: Library
     scans: LibraryScans
@@ -90,7 +97,9 @@ class Services:
         db = make_database(settings)
         read_ahead = ReadAhead()  # one budget for every stream of the process
         store = make_store(settings, read_ahead)
-        catalogue = make_catalogue(db, store, FolderFiles(settings.music_folders, read_ahead))
+        covers, waveforms = Covers(store=store), Waveforms(store=store)
+        folders = FolderFiles(settings.music_folders, read_ahead)
+        catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
         metrics = Metrics()
         renditions = RenditionCache(
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
@@ -105,13 +114,17 @@ class Services:
             db=db,
             store=store,
             catalogue=catalogue,
+            covers=covers,
+            waveforms=waveforms,
+            probes=Probes(db=db, store=store),
             listing=Listing(db=db),
             library=Library(db=db),
-            scans=make_library_scans(settings, db, store, catalogue, metrics),
+            scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
             plays=plays,
             serving=ByteServer(
                 catalogue=catalogue,
+                covers=covers,
                 plays=plays,
                 transcoder=transcoder,
                 metrics=metrics,
@@ -162,15 +175,34 @@ async def sweep_leftovers(settings: Settings) -> int:
         await store.close()
 
 
-def make_catalogue(db, store: MediaStore, folders: FolderFiles | None = None) -> Catalogue:
+def make_catalogue(
+    db,
+    store: MediaStore,
+    folders: FolderFiles | None = None,
+    *,
+    covers: Covers | None = None,
+    waveforms: Waveforms | None = None,
+) -> Catalogue:
     """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
     the music folders' files (``folders``) for streaming library clips."""
-    return Catalogue(db=db, store=store, waveforms=Waveforms(), folders=folders)
+    return Catalogue(
+        db=db,
+        store=store,
+        covers=covers or Covers(store=store),
+        waveforms=waveforms or Waveforms(store=store),
+        blobs=UnusedBlobs(db=db, store=store),
+        folders=folders,
+    )
 
 
-def make_library_scans(
-    settings: Settings, db, store: MediaStore, catalogue: Catalogue, metrics: Metrics
-) -> LibraryScans:
+def make_rereader(db, store: MediaStore) -> Rereader:
+    """What reads the files of clips added under older rules again (``mosic migrate``)."""
+    return Rereader(
+        db=db, store=store, covers=Covers(store=store), waveforms=Waveforms(store=store)
+    )
+
+
+def make_library_scans(settings: Settings, db, store: MediaStore, metrics: Metrics) -> LibraryScans:
     """The library's scans over the settings' music folders (the app and ``mosic scan``)."""
     config = LibraryConfig(
         roots=settings.music_folders,
@@ -181,7 +213,7 @@ def make_library_scans(
     )
     return LibraryScans(
         db=db, store=store, config=config, metrics=metrics,
-        catalogue=catalogue,
+        blobs=UnusedBlobs(db=db, store=store),
     )  # fmt: skip
 
 
@@ -233,7 +265,7 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
     ]
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
-        middleware.append(IncomingSweep(services.catalogue.sweep_incoming, SWEEP_INTERVAL_S))
+        middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))
     if services.settings.backup_dir is not None:
         middleware.append(ScheduledBackups(services.settings))
     if services.settings.metrics_port:
@@ -291,7 +323,11 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
             ClipCover(catalogue=s.catalogue, serving=s.serving),
             Rule(cover_link),
         ),
-        ("/play/{clip_id:uuid}/waveform", ClipWaveform(catalogue=s.catalogue), read),
+        (
+            "/play/{clip_id:uuid}/waveform",
+            ClipWaveform(catalogue=s.catalogue, waveforms=s.waveforms),
+            read,
+        ),
         ("/library/scan", LibraryScan(scans=s.scans), Rule(key, POST, admin=POST)),
         ("/me", Me(), read),
         ("/users", UserCollection(**users), admin),
@@ -302,8 +338,8 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         # resource checks its own credentials.
         ("/rest/{method}", _subsonic(s), None),
         ("/healthz", Health(), None),
-        ("/readyz", Ready(catalogue=s.catalogue), None),
-        ("/metrics", MetricsExposition(metrics=s.metrics, catalogue=s.catalogue), None),
+        ("/readyz", Ready(probes=s.probes), None),
+        ("/metrics", MetricsExposition(metrics=s.metrics, probes=s.probes), None),
         ("/openapi.json", OpenApi(), None),
         # The page and its files are public: they hold no data; the page asks for a key.
         ("/", WebPage(assets=s.web_assets), None),

@@ -191,6 +191,16 @@ def _bulk_row(n: int, title: str, artist: str, album: str, genre: str) -> dict:
     }  # fmt: skip
 
 
+def _reindex(settings) -> subprocess.CompletedProcess:
+    run = subprocess.run(
+        [sys.executable, "-m", "mosic", "reindex"],
+        env={**mosic_env(settings), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     sub = Sub(api)
     rows = [
@@ -201,13 +211,7 @@ async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     _insert_clips(settings, rows)
     # Before: the clips are there, what is derived from them is not.
     assert await sub.error("getAlbum", id=album_id("Loader", "Bulk")) == 70
-    run = subprocess.run(
-        [sys.executable, "-m", "mosic", "reindex"],
-        env={**mosic_env(settings), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "reindexed 3 clip(s)" in run.stderr
+    assert "reindexed 3 clip(s)" in _reindex(settings).stderr
     bulk = (await sub.ok("getAlbum", id=album_id("Loader", "Bulk")))["album"]
     assert [s["title"] for s in bulk["song"]] == ["Loaded One", "Loaded Two"]
     assert (bulk["songCount"], bulk["playCount"], bulk["genre"]) == (2, 1, "Ambient")
@@ -217,6 +221,44 @@ async def test_reindex_rebuilds_what_a_bulk_load_left_out(settings, api):
     found = await api.get("/play", params={"q": "other"})
     assert [c["title"] for c in found.json] == ["Other Song"]
     assert (await sub.ok("getScanStatus"))["scanStatus"]["count"] == 3
+
+
+def _directory_id(folder: str, path: str) -> str:
+    joined = f"{folder}\x00{path}".encode()
+    return "dir-" + hashlib.sha1(joined, usedforsecurity=False).hexdigest()[:16]
+
+
+async def test_reindex_rebuilds_the_folder_tree_of_library_files(settings, api):
+    sub = Sub(api)
+    rows = [
+        _bulk_row(0, "Deep One", "Loader", "Bulk", "Ambient"),
+        _bulk_row(1, "Deep Two", "Loader", "Bulk", "Ambient"),
+        _bulk_row(2, "At The Top", "Other", "Elsewhere", "Noise"),
+    ]
+    paths = ["Loader/Bulk/01 Deep One.mp3", "Loader/Bulk/02 Deep Two.mp3", "top.mp3"]
+    for row, path in zip(rows, paths, strict=True):
+        row.update(source="library", music_folder="Music", path=path)
+    _insert_clips(settings, rows)
+    stale = _directory_id("Music", "Gone")  # a directory nothing lies in any more
+    db = make_sync_database(settings)
+    try:
+        marks = ", ".join(["%s" if settings.postgres else "?"] * 6)
+        columns = "id, music_folder, path, parent_id, name, sort_key"
+        insert = f"INSERT INTO library_directory ({columns}) VALUES ({marks})"  # noqa: S608
+        db.execute_sql(insert, [stale, "Music", "Gone", _directory_id("Music", ""), "Gone", "gone"])
+    finally:
+        db.close()
+    album = _directory_id("Music", "Loader/Bulk")
+    assert await sub.error("getMusicDirectory", id=album) == 70  # no rows for it yet
+    _reindex(settings)
+    top = (await sub.ok("getMusicDirectory", id=_directory_id("Music", "")))["directory"]
+    assert [c["title"] for c in top["child"]] == ["Loader", "At The Top"]  # "Gone" is gone
+    loader = (await sub.ok("getMusicDirectory", id=top["child"][0]["id"]))["directory"]
+    assert [c["title"] for c in loader["child"]] == ["Bulk"]
+    bulk = (await sub.ok("getMusicDirectory", id=album))["directory"]
+    assert [c["title"] for c in bulk["child"]] == ["Deep One", "Deep Two"]
+    assert bulk["parent"] == loader["id"]
+    assert await sub.error("getMusicDirectory", id=stale) == 70
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from mosic.api import params
 from mosic.api.ops import load_openapi
 from mosic.app import create_app
 from mosic.core import audio, listing, plays, signing, text, waveform
-from mosic.core.catalogue import new_clip_row
+from mosic.core.clip_rows import new_clip_row
 from mosic.core.signing import Signer
 from mosic.persistence.database import make_sync_database
 from mosic.persistence.models import LIBRARY, TAG_MAX, TITLE_MAX, Clip

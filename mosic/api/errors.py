@@ -9,8 +9,10 @@ import falcon
 import peewee
 
 from mosic.api.middleware import BodyStalled
-from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NoCover, NoWaveform
+from mosic.core.catalogue import ClipNotFound, InLibraryFolder
+from mosic.core.covers import NoCover
 from mosic.core.users import BadUser, KeyNotFound, UserConflict, UserNotFound
+from mosic.core.waveform import NoWaveform
 from mosic.media.storage import StorageFull, StorageUnavailable
 from mosic.media.transcode import TranscodeFailed, TranscoderBusy
 from mosic.observability.metrics import Metrics

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import falcon
 import falcon.asgi
 
+from mosic.core.periodic import Periodic
 from mosic.core.scanning.service import LibraryScans
 from mosic.media.storage import MediaStore
 from mosic.observability.access_log import AccessLog
@@ -78,31 +79,18 @@ class IncomingSweep:
 
     def __init__(self, sweep: Callable[[], Awaitable[int]], interval: float) -> None:
         self._sweep = sweep
-        self._interval = interval
-        self._task: asyncio.Task | None = None
+        self._rounds = Periodic(self._sweep_once, interval, name="sweeping partial uploads")
 
     async def _sweep_once(self) -> None:
-        try:
-            removed = await self._sweep()
-        except Exception as exc:  # a failed sweep is retried next round, never fatal
-            log.warning("sweeping partial uploads failed: %s", exc)
-            return
+        removed = await self._sweep()
         if removed:
             log.info("removed %d partial upload(s) left by a crash", removed)
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self._sweep_once()
-
     async def process_startup(self, scope, event) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._rounds.start()
 
     async def process_shutdown(self, scope, event) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.stop()
 
 
 class RequestObserver:

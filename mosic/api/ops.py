@@ -9,7 +9,7 @@ from importlib.resources import files
 
 import falcon
 
-from mosic.core.catalogue import Catalogue
+from mosic.core.probes import Probes
 from mosic.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -27,18 +27,18 @@ class Health:
 class Ready:
     """``/readyz``: the database answers and the media store takes writes."""
 
-    def __init__(self, *, catalogue: Catalogue) -> None:
-        self._catalogue = catalogue
+    def __init__(self, *, probes: Probes) -> None:
+        self._probes = probes
 
     async def on_get(self, req, resp) -> None:
         problems = []
         try:
             # Bounded: a probe that hangs on a black-holed database is worse than a "no".
-            await asyncio.wait_for(self._catalogue.ping(), READY_TIMEOUT_S)
+            await asyncio.wait_for(self._probes.ping(), READY_TIMEOUT_S)
         except Exception as exc:  # any failure means "not ready"; the reason goes out
             log.warning("readiness: database check failed: %s", exc)
             problems.append(f"database: {type(exc).__name__}")
-        store_problem = await self._catalogue.store_problem()
+        store_problem = await self._probes.store_problem()
         if store_problem:
             problems.append(store_problem)
         if problems:
@@ -51,13 +51,13 @@ class Ready:
 class MetricsExposition:
     """``/metrics``: Prometheus text exposition, summed over workers."""
 
-    def __init__(self, *, metrics: Metrics, catalogue: Catalogue) -> None:
+    def __init__(self, *, metrics: Metrics, probes: Probes) -> None:
         self._metrics = metrics
-        self._catalogue = catalogue
+        self._probes = probes
 
     async def on_get(self, req, resp) -> None:
         try:
-            self._metrics.set_catalogue_size(await self._catalogue.count())
+            self._metrics.set_catalogue_size(await self._probes.count())
         except Exception as exc:  # a scrape must still answer while the database is down
             log.warning("metrics: could not count clips: %s", exc)
             self._metrics.database_error(type(exc).__name__)

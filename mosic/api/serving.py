@@ -25,12 +25,13 @@ import falcon
 
 from mosic.api.middleware import DISCONNECT_EVENT
 from mosic.core.catalogue import Catalogue
+from mosic.core.covers import Covers
 from mosic.core.plays import PlayRecorder, counts_as_play
 from mosic.media import ranges
 from mosic.media.storage import StoredMedia
 from mosic.media.transcode import Rendition, Transcoder
 from mosic.observability.metrics import Metrics
-from mosic.persistence.models import UPLOAD, Clip
+from mosic.persistence.models import UPLOAD, WholeClip
 
 # Signed links are per listener; shared caches must not keep what they open.
 CACHE_CONTROL = ["private", "max-age=0", "must-revalidate"]
@@ -55,7 +56,7 @@ class Validators:
 
     @classmethod
     def of(
-        cls, clip: Clip, content_hash: str, content_type: str, variant: str | None = None
+        cls, clip: WholeClip, content_hash: str, content_type: str, variant: str | None = None
     ) -> Validators:
         """Every answer about a clip: an ETag from the hash of what it sends (and the
         ``variant`` of it), and, as its date, when the clip was added."""
@@ -97,6 +98,7 @@ class ByteServer:
     files, as ``<prefix><file name>``."""
 
     catalogue: Catalogue
+    covers: Covers
     plays: PlayRecorder
     transcoder: Transcoder
     metrics: Metrics
@@ -107,7 +109,7 @@ class ByteServer:
         self,
         req,
         resp,
-        clip: Clip,
+        clip: WholeClip,
         *,
         counts_plays: bool,
         rendition: Rendition | None = None,
@@ -126,13 +128,13 @@ class ByteServer:
         else:
             await self._stored(req, resp, clip, lifetime, on_sent)
 
-    async def cover(self, req, resp, clip: Clip, size: int | None = None) -> None:
+    async def cover(self, req, resp, clip: WholeClip, size: int | None = None) -> None:
         """Answer with the clip's cover, at most ``size`` pixels a side when given; raises
         ``NoCover`` when it has none."""
-        cover = await self.catalogue.cover_at(clip, size)
+        cover = await self.covers.at(clip, size)
         send_whole(req, resp, Validators.of(clip, cover.name, cover.mime), lambda: cover.data)
 
-    def _listen_counter(self, req, clip: Clip) -> OnSent:
+    def _listen_counter(self, req, clip: WholeClip) -> OnSent:
         async def count(byte_range: ranges.ByteRange | None, size: int) -> None:
             if counts_as_play(req.method, byte_range, size):
                 await self.plays.record(clip.id)
@@ -140,7 +142,7 @@ class ByteServer:
         return count
 
     async def _stored(
-        self, req, resp, clip: Clip, link_lifetime: int, on_sent: OnSent | None
+        self, req, resp, clip: WholeClip, link_lifetime: int, on_sent: OnSent | None
     ) -> None:
         # Opened before anything is decided or counted: a file that vanished is never a
         # counted play with a broken body.
@@ -155,7 +157,7 @@ class ByteServer:
         self,
         req,
         resp,
-        clip: Clip,
+        clip: WholeClip,
         rendition: Rendition,
         link_lifetime: int,
         on_sent: OnSent | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypedDict
 from urllib.parse import urlencode
 
 import orjson
@@ -10,7 +11,7 @@ import orjson
 from mosic.core import signing
 from mosic.core.listing import ListQuery, Page
 from mosic.core.signing import Signer
-from mosic.persistence.models import Clip
+from mosic.persistence.models import ShownClip, WholeClip
 
 # Read from the file at upload (null when it has none).
 TAG_FIELDS = (
@@ -37,7 +38,44 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.isoformat() + "Z"
 
 
-def clip_json(clip: Clip, signer: Signer) -> dict:
+class ClipJson(TypedDict):
+    """The clip object of the REST API (its schema is ``Clip`` in openapi.json)."""
+
+    id: str
+    title: str
+    description: str | None
+    duration: float
+    artist: str | None
+    album: str | None
+    content_type: str | None
+    size: int | None
+    audio_url: str
+    stream_url: str
+    cover_url: str | None
+    waveform_url: str | None
+    play_count: int
+    created_at: dt.datetime
+    track: int | None
+    disc: int | None
+    year: int | None
+    genre: str | None
+    album_artist: str | None
+    bitrate: int | None
+    sample_rate: int | None
+    channels: int | None
+    source: str
+    music_folder: str
+    path: str | None
+
+
+class ClipStatsJson(ClipJson):
+    """``/play/{id}/stats`` (``Stats`` in openapi.json): the clip object and its plays."""
+
+    song_id: str
+    last_played_at: dt.datetime | None
+
+
+def clip_json(clip: ShownClip, signer: Signer) -> ClipJson:
     # The id's text once: formatting a UUID is the dearest part of a row (500 a list page).
     clip_id = str(clip.id)
     stream_path = f"/play/{clip_id}/stream"
@@ -70,14 +108,14 @@ def clip_json(clip: Clip, signer: Signer) -> dict:
     }
 
 
-def cover_url(clip: Clip, signer: Signer, clip_id: str | None = None) -> str | None:
+def cover_url(clip: ShownClip, signer: Signer, clip_id: str | None = None) -> str | None:
     if clip.cover_name is None:
         return None
     clip_id = clip_id or str(clip.id)
     return f"/play/{clip_id}/cover?{signer.query(clip_id, resource=signing.COVER)}"
 
 
-def stats_json(clip: Clip, signer: Signer) -> dict:
+def stats_json(clip: WholeClip, signer: Signer) -> ClipStatsJson:
     return {
         "song_id": str(clip.id),
         "play_count": clip.play_count,

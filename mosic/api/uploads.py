@@ -14,7 +14,8 @@ import falcon
 
 from mosic.api.errors import DuplicateUpload, bad_request, too_large
 from mosic.core.audio import NotAudio
-from mosic.core.catalogue import Catalogue, DuplicateClip, UploadForm
+from mosic.core.catalogue import Catalogue, DuplicateClip
+from mosic.core.clip_rows import UploadForm
 from mosic.core.text import DESCRIPTION_MAX, InvalidText, client_text
 from mosic.media.storage import Incoming, UploadTooLarge
 from mosic.observability.metrics import Metrics, UploadOutcome

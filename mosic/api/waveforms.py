@@ -17,13 +17,15 @@ from mosic.api.params import int_param
 from mosic.api.serving import Validators, send_whole
 from mosic.core import waveform
 from mosic.core.catalogue import Catalogue
+from mosic.core.waveform import Waveforms
 
 FORMATS = {"json": "application/json", "dat": "application/octet-stream"}
 
 
 class ClipWaveform:
-    def __init__(self, *, catalogue: Catalogue) -> None:
+    def __init__(self, *, catalogue: Catalogue, waveforms: Waveforms) -> None:
         self._catalogue = catalogue
+        self._waveforms = waveforms
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
         points = int_param(req, "points", 1, waveform.POINTS_MAX) or waveform.DEFAULT_POINTS
@@ -31,7 +33,7 @@ class ClipWaveform:
         if kind not in FORMATS:
             raise bad_request(f"'format' must be json or dat, got {kind!r}")
         clip = await self._catalogue.get(clip_id)
-        peaks = await self._catalogue.waveform(clip)  # NoWaveform is a 404 (errors.py)
+        peaks = await self._waveforms.get(clip)  # NoWaveform is a 404 (errors.py)
         asked = f"{clip.waveform_name}:{points}:{kind}".encode()
         validators = Validators.of(clip, hashlib.sha256(asked).hexdigest(), FORMATS[kind])
         send_whole(req, resp, validators, lambda: _body(peaks.resample(points), kind))

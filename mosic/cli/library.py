@@ -13,10 +13,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from mosic.app import make_catalogue, make_store
+from mosic.app import make_catalogue, make_rereader, make_store
 from mosic.cli import migrate
-from mosic.core.catalogue import Catalogue
 from mosic.core.imports import Outcome, Status, find_audio, import_files
+from mosic.media.storage import MediaStore
 from mosic.persistence.database import make_database
 from mosic.settings import Settings
 
@@ -25,13 +25,13 @@ FALLBACK_TERMINAL = (100, 24)
 
 
 @contextlib.asynccontextmanager
-async def open_catalogue(settings: Settings) -> AsyncIterator[Catalogue]:
-    """The catalogue over the configured database and media store, both closed afterwards."""
+async def open_storage(settings: Settings) -> AsyncIterator[tuple[object, MediaStore]]:
+    """The configured database and media store, both closed afterwards."""
     db = make_database(settings)
     store = make_store(settings)
     await store.start()
     try:
-        yield make_catalogue(db, store)
+        yield db, store
     finally:
         await db.aio_close()
         await store.close()
@@ -54,8 +54,8 @@ def read_pending(settings: Settings) -> int:
     """Read the files of clips whose tags predate the current rules; exit status."""
 
     async def run() -> int:
-        async with open_catalogue(settings) as catalogue:
-            return await catalogue.read_pending()
+        async with open_storage(settings) as (db, store):
+            return await make_rereader(db, store).read_pending()
 
     try:
         count = asyncio.run(run())
@@ -80,9 +80,9 @@ def import_paths(settings: Settings, paths: list[Path], jobs: int) -> int:
 
     async def run() -> list[Outcome]:
         log_tasks_on_sigusr1()
-        async with open_catalogue(settings) as catalogue:
+        async with open_storage(settings) as (db, store):
             return await import_files(
-                catalogue,
+                make_catalogue(db, store),
                 files,
                 jobs=jobs,
                 limit=settings.max_upload_bytes,

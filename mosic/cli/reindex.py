@@ -1,5 +1,6 @@
 """``mosic reindex``: rebuild everything derived from the clips in place (artists, albums,
-genres, folder counts, the search index), safe while Mosic serves.
+genres, folder counts, the music folders' directory tree, the search index), safe while
+Mosic serves.
 
 For after clips were loaded into the database by other means (a restore, a bulk SQL load) or
 a change of the grouping rules; ``mosic migrate`` runs it once after the migration that made
@@ -12,7 +13,8 @@ import asyncio
 import logging
 import time
 
-from mosic.cli.library import open_catalogue
+from mosic.core import rebuild
+from mosic.persistence.database import make_database
 from mosic.settings import Settings
 
 log = logging.getLogger("mosic")
@@ -28,8 +30,11 @@ def reindex(settings: Settings) -> int:
         regrouped += count
 
     async def run() -> None:
-        async with open_catalogue(settings) as catalogue:
-            await catalogue.reindex(progress)
+        db = make_database(settings)
+        try:
+            await rebuild.reindex(db, progress)
+        finally:
+            await db.aio_close()
 
     try:
         asyncio.run(run())

@@ -7,7 +7,7 @@ import logging
 import shutil
 import sys
 
-from mosic.app import make_catalogue, make_library_scans, make_store
+from mosic.app import make_library_scans, make_store
 from mosic.cli import migrate
 from mosic.core.scanning.lease import Counts
 from mosic.core.scanning.scan import Change
@@ -45,7 +45,7 @@ async def _scan(settings: Settings, *, full: bool, purge: bool, report: ScanRepo
     db = make_database(settings)
     store = make_store(settings)
     await store.start()
-    scans = make_library_scans(settings, db, store, make_catalogue(db, store), Metrics())
+    scans = make_library_scans(settings, db, store, Metrics())
     try:
         return await scans.scan(
             full=full, purge=purge, on_change=report.change, on_progress=report.progress

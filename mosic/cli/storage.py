@@ -17,8 +17,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from mosic.app import make_catalogue
-from mosic.core.catalogue import StoredBlob, StoredEntry
+from mosic.core.inventory import StoredBlob, StoredEntry, stored_blobs, stored_entries
 from mosic.media.local import LocalStore
 from mosic.media.s3 import S3Store
 from mosic.media.storage import MediaMissing, MediaStore, StorageUnavailable
@@ -73,9 +72,8 @@ async def _migrate(settings: Settings, source: MediaStore, target: MediaStore, j
     await source.start()
     await target.start()
     try:
-        catalogue = make_catalogue(db, source)
-        entries = await catalogue.stored_entries()
-        blobs = await catalogue.stored_blobs()
+        entries = await stored_entries(db)
+        blobs = await stored_blobs(db)
         tally = Tally()
         files, size = len(entries) + len(blobs), sum(e.size for e in entries)
         with _progress(files, size) as advance:

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mosic.core.periodic import Periodic
 from mosic.media.local import INCOMING_DIR
 from mosic.persistence.secrets import API_KEY_FILE, SIGNING_SECRET_FILE
 from mosic.settings import Settings
@@ -296,31 +297,21 @@ class ScheduledBackups:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._check_s = min(BACKUP_CHECK_S, settings.backup_interval_h * 3600 / 4)
-        self._task: asyncio.Task | None = None
+        check_s = min(BACKUP_CHECK_S, settings.backup_interval_h * 3600 / 4)
+        # A full or missing backup disk fails a round, never the server.
+        name = f"scheduled backup into {settings.backup_dir}"
+        self._rounds = Periodic(self._once, check_s, name=name, at_start=True)
 
     async def _once(self) -> None:
-        try:
-            backup = await asyncio.to_thread(backup_if_due, self._settings)
-        except Exception as exc:  # a full or missing backup disk must not stop the server
-            log.error("scheduled backup into %s failed: %s", self._settings.backup_dir, exc)
-            return
+        backup = await asyncio.to_thread(backup_if_due, self._settings)
         if backup is not None:
             log.info(
                 "scheduled backup %s: %d media file(s) copied, %d already there",
                 backup.snapshot, backup.copied, backup.present,
             )  # fmt: skip
 
-    async def _loop(self) -> None:
-        while True:
-            await self._once()
-            await asyncio.sleep(self._check_s)
-
     async def process_startup(self, scope, event) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._rounds.start()
 
     async def process_shutdown(self, scope, event) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.stop()

@@ -11,7 +11,6 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
-from mosic.core.catalogue import utcnow
 from mosic.persistence.models import (
     Playlist,
     PlaylistEntry,
@@ -19,6 +18,7 @@ from mosic.persistence.models import (
     PlayQueueEntry,
     Rating,
     Star,
+    utcnow,
 )
 
 QUEUE_ROW = 1

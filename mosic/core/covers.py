@@ -1,16 +1,37 @@
-"""Covers at the size a Subsonic app asks (``getCoverArt&size=``): resized once with Pillow
-and kept as a blob named by the cover's content hash and the size, so each (cover, size) is
-made once across restarts and replicas. A picture is never enlarged, and one Pillow cannot
-read is sent as it is: a cover is never a reason for an error."""
+"""Covers: the picture a clip's file embeds, stored once as a blob named by its content hash
+(with its type's extension, so a store's listing, or an S3 console, shows what it is).
+
+At the size a Subsonic app asks (``getCoverArt&size=``) a cover is resized once with Pillow
+and kept as a blob named by the cover's hash and the size, so each (cover, size) is made once
+across restarts and replicas. A picture is never enlarged, and one Pillow cannot read is sent
+as it is: a cover is never a reason for an error."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
+
+from mosic.core import audio
+from mosic.media.storage import MediaMissing, MediaStore
+from mosic.persistence.models import WholeClip
+
+IMAGE_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+}
+
+
+class NoCover(Exception):
+    """The clip has no cover (its file embeds no picture), or the stored cover is gone."""
 
 
 @dataclass(frozen=True)
@@ -61,3 +82,51 @@ def _resized(data: bytes, size: int) -> bytes | None:
 async def resized(data: bytes, size: int) -> bytes | None:
     # Decoding and scaling a picture takes milliseconds of CPU: off the event loop.
     return await asyncio.to_thread(_resized, data, size)
+
+
+def image_extension(mime: str) -> str:
+    return IMAGE_EXTENSIONS.get(mime, ".img")
+
+
+def blob_name(data: bytes, mime: str) -> str:
+    """``<sha256>.<ext>``: the name a cover's bytes are stored under."""
+    return hashlib.sha256(data).hexdigest() + image_extension(mime)
+
+
+class Covers:
+    """Clips' covers in the media store: kept when a file is read, served at any size."""
+
+    def __init__(self, *, store: MediaStore) -> None:
+        self._store = store
+
+    async def get(self, clip: WholeClip) -> bytes:
+        """The bytes of the clip's cover; raises ``NoCover``."""
+        if clip.cover_name is None:
+            raise NoCover(clip.id)
+        try:
+            return await self._store.get(clip.cover_name)
+        except MediaMissing:
+            raise NoCover(clip.id) from None
+
+    async def at(self, clip: WholeClip, size: int | None) -> Cover:
+        """The clip's cover with its longest side at most ``size`` (None: as embedded);
+        raises ``NoCover``. A resized picture is made once and kept in the store."""
+        if size is None or clip.cover_name is None:
+            return Cover(clip.cover_name, await self.get(clip), clip.cover_type)
+        name = sized_name(clip.cover_name, size)
+        with contextlib.suppress(MediaMissing):
+            return Cover(name, await self._store.get(name), clip.cover_type)
+        original = await self.get(clip)
+        data = await resized(original, size_step(size))
+        if data is None:  # already that small (or unreadable): the original, as it is
+            return Cover(clip.cover_name, original, clip.cover_type)
+        await self._store.put(name, data, content_type=clip.cover_type)
+        return Cover(name, data, clip.cover_type)
+
+    async def keep(self, info: audio.AudioInfo) -> dict:
+        """Store the file's cover once by its content hash; the columns that name it."""
+        if info.cover is None:
+            return {}
+        name = blob_name(info.cover.data, info.cover.mime)
+        await self._store.put(name, info.cover.data, content_type=info.cover.mime)
+        return {"cover_name": name, "cover_type": info.cover.mime}

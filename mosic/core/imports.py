@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mosic.core.audio import NotAudio
-from mosic.core.catalogue import Catalogue, DuplicateClip, UploadForm
+from mosic.core.catalogue import Catalogue, DuplicateClip
+from mosic.core.clip_rows import UploadForm
 from mosic.media.storage import Incoming, StorageUnavailable, UploadTooLarge
 
 # What counts as audio by name; anything else under the given folders is ignored. The bytes

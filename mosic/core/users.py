@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import peewee
 
-from mosic.core.catalogue import utcnow
 from mosic.core.keys import Grant, KeyRing, User
 from mosic.core.sealing import Sealer
 from mosic.persistence.models import (
@@ -34,6 +33,7 @@ from mosic.persistence.models import (
     MusicFolder,
     UserRow,
     name_key,
+    utcnow,
 )
 
 ROLES = (ADMIN, LISTENER)

@@ -19,6 +19,9 @@ them. Each point is the min and max of the stored blocks its span of samples sta
 
 Decoding holds the GIL for its Python-side frame handling, so at most
 ``DECODE_CONCURRENCY`` run at once, each in a worker thread, never on the event loop.
+
+A clip's peaks are stored in the media store named by its audio's hash (``blob_name``), so
+identical audio shares them; ``Waveforms`` draws, keeps and reads them back.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+
+from mosic.media.storage import MediaMissing, MediaStore
+from mosic.persistence.models import WholeClip
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,12 @@ LENGTH_TOLERANCE = 0.99
 DAT_VERSION = 2
 DAT_FLAG_8_BIT = 1
 _DAT_HEADER = struct.Struct("<iIiiIi")  # version, flags, rate, samples/pixel, length, channels
+WAVEFORM_SUFFIX = ".dat"  # the audiowaveform binary format
+WAVEFORM_CONTENT_TYPE = "application/octet-stream"  # the format has no registered type
+
+
+class NoWaveform(Exception):
+    """The clip has no waveform: it is metadata-only, or its audio could not be decoded."""
 
 
 class Undecodable(Exception):
@@ -143,7 +155,7 @@ def base_samples_per_pixel(samples: int) -> int:
 
 def compute_peaks(fileobj: BinaryIO) -> Peaks:
     """Decode ``fileobj`` to mono and reduce it to stored peaks; raises ``Undecodable``.
-    Blocking: run it in a thread (``Waveforms.compute``)."""
+    Blocking: run it in a thread (as ``Waveforms.keep`` does)."""
     try:
         with av.open(fileobj, mode="r") as container:
             stream = container.streams.audio[0]
@@ -263,13 +275,39 @@ def _to_int8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values * 128), -128, 127).astype(np.int8)
 
 
-class Waveforms:
-    """Computes peaks off the event loop, at most ``concurrency`` at once."""
+def blob_name(sha256: str) -> str:
+    """The name the peaks of the audio with this hash are stored under."""
+    return f"{sha256}{WAVEFORM_SUFFIX}"
 
-    def __init__(self, concurrency: int = DECODE_CONCURRENCY) -> None:
+
+class Waveforms:
+    """Draws clips' peaks off the event loop, at most ``concurrency`` at once, keeps them in
+    the media store and reads them back."""
+
+    def __init__(self, *, store: MediaStore, concurrency: int = DECODE_CONCURRENCY) -> None:
+        self._store = store
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def compute(
+    async def get(self, clip: WholeClip) -> Peaks:
+        """The clip's stored peaks, at full resolution; raises ``NoWaveform``."""
+        if clip.waveform_name is None:
+            raise NoWaveform(clip.id)
+        try:
+            return Peaks.from_dat(await self._store.get(clip.waveform_name))
+        except MediaMissing:
+            raise NoWaveform(clip.id) from None
+
+    async def keep(self, sha256: str, inspect) -> dict:
+        """Compute and store the peaks of the audio ``inspect`` reads; the column that names
+        them, or nothing when the audio cannot be decoded."""
+        peaks = await self._compute(inspect)
+        if peaks is None:
+            return {}
+        name = blob_name(sha256)
+        await self._store.put(name, peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
+        return {"waveform_name": name}
+
+    async def _compute(
         self, inspect: Callable[[Callable[[BinaryIO], Peaks]], Awaitable[Peaks]]
     ) -> Peaks | None:
         """Peaks of the audio that ``inspect`` (``Incoming.inspect`` or a stored file's)

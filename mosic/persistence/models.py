@@ -9,6 +9,7 @@ created and changed only by ``mosic.persistence.migrations``.
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 import uuid
 
@@ -23,6 +24,12 @@ TAG_MAX = 500
 UPLOAD = "upload"
 LIBRARY = "library"
 UPLOADS = "Uploads"
+
+
+def utcnow() -> dt.datetime:
+    """Now, as every time column holds it: naive UTC, the same on SQLite (text) and
+    PostgreSQL (timestamp)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Clip(AioModel):
@@ -69,7 +76,7 @@ class Clip(AioModel):
     # for metadata-only clips and audio that cannot be decoded.
     waveform_name = peewee.CharField(max_length=100, null=True)
     # Which version of the file-reading rules filled the columns above; null for clips added
-    # before them, which ``Catalogue.read_pending`` then reads once.
+    # before them, which ``Rereader.read_pending`` then reads once.
     media_version = peewee.SmallIntegerField(null=True)
     # Where the clip comes from: "upload" (the media store) or "library" (a file in a music
     # folder, at ``path`` relative to it, last seen with ``mtime_ns``).
@@ -217,6 +224,12 @@ LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLIS
 # Rows of a list end with the number of clips that match (``matches``).
 ListedRecord = row_type(Clip, LISTED_FIELDS, "matches")
 listed_records = Records(ListedRecord, LISTED_FIELDS)
+
+# The shapes a clip travels in: the model (a row written, or read by the library), a
+# ClipRecord (read by id: every column, no model) and a ListedRecord (a list page's row: the
+# listed columns). Code that takes more than one says which it reads from.
+WholeClip = Clip | ClipRecord  # every column
+ShownClip = Clip | ClipRecord | ListedRecord  # at least the listed columns
 
 
 # -- the library's derived rows ---------------------------------------------------------------

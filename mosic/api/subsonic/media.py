@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from mosic.api.serving import ByteServer
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import missing, not_found
-from mosic.core.catalogue import NoCover
+from mosic.core.covers import NoCover
 from mosic.core.library import ALBUM_PREFIX, Library, NotInLibrary
 from mosic.core.plays import PlayRecorder
 from mosic.media import transcode

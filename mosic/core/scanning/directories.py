@@ -1,15 +1,16 @@
 """The directory rows of music folders (Subsonic's folder browsing): one for every directory
 that holds tracks and for each of its ancestors up to the folder itself (path ""), each gone
 once nothing visible is under it any more. Ids come from ``grouping.directory_id``, so they
-are the same on every replica and across restarts."""
+are the same on every replica and across restarts. A scan keeps them as it goes; ``rebuild``
+makes them again from the clips alone (``mosic reindex``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from mosic.core import grouping
-from mosic.core.aggregates import visible
-from mosic.persistence.models import Clip, DirectoryRow
+from mosic.core.aggregates import REBUILD_BATCH, visible
+from mosic.persistence.models import LIBRARY, Clip, DirectoryRow
 
 
 def with_ancestors(path: str) -> list[str]:
@@ -65,6 +66,39 @@ async def remember_covers(db, covers: dict[str, tuple[str, str | None]]) -> None
                 DirectoryRow.id == directory_id
             )
         )
+
+
+async def rebuild(db) -> None:
+    """The rows of every directory a visible library clip lies in, and of its ancestors,
+    and no others: what the scans would have written for these clips. One transaction, so
+    a browser sees the old tree or the new."""
+    wanted = await _clip_directories(db)
+    known: set[str] = set()
+    async with db.aio_atomic():
+        for folder, paths in wanted.items():
+            await upsert(db, folder, sorted(paths), known)
+        existing = await db.aio_execute(DirectoryRow.select(DirectoryRow.id).tuples())
+        gone = [directory_id for (directory_id,) in existing if directory_id not in known]
+        for start in range(0, len(gone), UPSERT_BATCH):
+            batch = gone[start : start + UPSERT_BATCH]
+            await db.aio_execute(DirectoryRow.delete().where(DirectoryRow.id.in_(batch)))
+
+
+async def _clip_directories(db) -> dict[str, set[str]]:
+    """The paths of the directories visible library clips lie in, by music folder."""
+    wanted: dict[str, set[str]] = {}
+    placed = visible() & (Clip.source == LIBRARY) & Clip.path.is_null(False)
+    after = None
+    while True:
+        query = Clip.select(Clip.id, Clip.music_folder, Clip.path).where(placed)
+        if after is not None:
+            query = query.where(Clip.id > after)
+        rows = list(await db.aio_execute(query.order_by(Clip.id).limit(REBUILD_BATCH).tuples()))
+        if not rows:
+            return wanted
+        for _, folder, path in rows:
+            wanted.setdefault(folder, set()).add(grouping.parent_path(path))
+        after = rows[-1][0]
 
 
 def _under(prefix: str):

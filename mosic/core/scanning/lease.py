@@ -18,8 +18,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, fields
 
-from mosic.core.catalogue import utcnow
-from mosic.persistence.models import ScanRow
+from mosic.persistence.models import ScanRow, utcnow
 
 log = logging.getLogger(__name__)
 # Long enough that a busy database never costs a live scanner its lease; short enough that

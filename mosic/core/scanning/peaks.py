@@ -9,9 +9,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from mosic.core.catalogue import WAVEFORM_CONTENT_TYPE
-from mosic.core.scanning import rows
-from mosic.core.waveform import Undecodable, compute_peaks
+from mosic.core.waveform import WAVEFORM_CONTENT_TYPE, Undecodable, blob_name, compute_peaks
 from mosic.media import folders
 from mosic.media.folders import ReaderPool
 from mosic.media.storage import MediaMissing, MediaStore
@@ -83,7 +81,7 @@ class PeakDrawer:
             except (Undecodable, OSError, MediaMissing) as exc:
                 log.warning("library: no waveform for %s/%s: %s", folder, path, exc)
                 return False
-        name = f"{sha256}{rows.WAVEFORM_SUFFIX}"
+        name = blob_name(sha256)
         await self._store.put(name, peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
         # Only if the file is still those bytes: a re-tag meanwhile draws again.
         await self._db.aio_execute(

@@ -1,19 +1,20 @@
 """A library file as a clip row: the upload's rules for tags and titles, and the library's
 own columns (source, music folder, path, modification time, sidecar cover and lyrics).
 
-The upload's rules live in ``mosic.core.catalogue``; this module is the one place that
-reaches into them, so when they move, only these few functions follow.
+The upload's rules live in ``mosic.core.clip_rows``; this module is the one place the scan
+takes them from, so when they move, only these few functions follow.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import PurePosixPath
 
-from mosic.core import audio, grouping
-from mosic.core import catalogue as rules
+from mosic.core import audio, covers, grouping
+from mosic.core.clip_rows import UploadForm, new_clip_row, upload_fields
+from mosic.core.listing import filter_keys
+from mosic.core.text import search_text_for
 from mosic.media.folders import FileRead, FileStat
-from mosic.persistence.models import LIBRARY, Clip
+from mosic.persistence.models import LIBRARY, Clip, utcnow
 
 # Sidecar files in a track's directory (the contract's "Sidecar files"): a picture with one
 # of these stems is the cover of every track there that embeds none; a .lrc with a track's
@@ -25,19 +26,12 @@ LYRICS_EXTENSION = ".lrc"
 SIDECAR_EXTENSIONS = frozenset({*COVER_TYPES, LYRICS_EXTENSION})
 # A sidecar picture past this is not a cover anyone meant to serve (as for embedded ones).
 COVER_MAX_BYTES = audio.COVER_MAX_BYTES
-WAVEFORM_SUFFIX = rules.WAVEFORM_SUFFIX
 # What a scan compares and keeps of a known clip, beside its id.
 KNOWN_COLUMNS = (
     Clip.id, Clip.path, Clip.size, Clip.mtime_ns, Clip.sha256, Clip.missing_since,
     Clip.cover_name, Clip.waveform_name, Clip.lyrics_path, Clip.file_name, Clip.music_folder,
     Clip.album_artist, Clip.artist, Clip.album, Clip.genre, Clip.directory_id,
 )  # fmt: skip
-
-
-def blob_dropper(catalogue: rules.Catalogue):
-    """The catalogue's own rule for a cover or peaks that may be unused now (removed from the
-    media store once no clip names it): ``await drop(column, name)``."""
-    return catalogue.drop_if_unused
 
 
 def sidecar_cover(sidecars: list[FileStat]) -> FileStat | None:
@@ -76,7 +70,7 @@ def cover_type(name: str) -> str:
 def cover_blob(data: bytes, mime: str) -> tuple[str, dict]:
     """The blob name of a cover's bytes (content-addressed, as embedded covers are stored)
     and the clip columns that name it."""
-    name = hashlib.sha256(data).hexdigest() + rules.image_extension(mime)
+    name = covers.blob_name(data, mime)
     return name, {"cover_name": name, "cover_type": mime}
 
 
@@ -92,7 +86,7 @@ def file_columns(folder: str, path: str, read: FileRead, lyrics_path: str | None
     rules (title from the tags, else the file's name), and where the file is."""
     info: audio.AudioInfo = read.result
     name = PurePosixPath(path).name
-    fields = rules.upload_fields(info, rules.UploadForm(filename=name))
+    fields = upload_fields(info, UploadForm(filename=name))
     fields.update(
         content_type=info.content_type,
         size=read.size,
@@ -112,18 +106,16 @@ def file_columns(folder: str, path: str, read: FileRead, lyrics_path: str | None
 def new_row(fields: dict) -> dict:
     """A new clip's row: id, counters, times, search text and its album, artist and
     directory."""
-    row = rules.new_clip_row(**fields)
-    row.update(grouping.song_ids(row))
-    return row
+    return new_clip_row(**fields)
 
 
 def changed_row(fields: dict) -> dict:
     """The columns of an existing clip that ``fields`` change (its id and counts stay)."""
-    row = {**fields, "updated_at": rules.utcnow()}
-    row["search_text"] = rules.search_text_for(
+    row = {**fields, "updated_at": utcnow()}
+    row["search_text"] = search_text_for(
         row["title"], row.get("description"), row.get("artist"), row.get("album")
     )
-    row.update(rules.filter_keys(row))
+    row.update(filter_keys(row))
     row.update(grouping.song_ids(row))
     return row
 
@@ -132,6 +124,6 @@ def placed(known: dict, folder: str, path: str, lyrics_path: str | None) -> dict
     """The columns of a known clip found again at ``path`` (moved, or back): its directory
     follows its path."""
     row = {"music_folder": folder, "path": path, "missing_since": None,
-           "lyrics_path": lyrics_path, "updated_at": rules.utcnow()}  # fmt: skip
+           "lyrics_path": lyrics_path, "updated_at": utcnow()}  # fmt: skip
     row.update(grouping.song_ids({**known, **row}))
     return row

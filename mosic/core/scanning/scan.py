@@ -24,14 +24,13 @@ from pathlib import Path
 
 from mosic.core import audio, grouping
 from mosic.core.aggregates import Aggregates, Touched
-from mosic.core.catalogue import utcnow
 from mosic.core.imports import AUDIO_EXTENSIONS
 from mosic.core.scanning import directories, rows
 from mosic.core.scanning.lease import Counts, LeaseLost, ScanLease
 from mosic.media import folders
 from mosic.media.folders import FileRead, FileStat, Listing, ReaderPool
 from mosic.media.storage import MediaStore
-from mosic.persistence.models import LIBRARY, Clip, DirectoryRow
+from mosic.persistence.models import LIBRARY, Clip, DirectoryRow, utcnow
 
 log = logging.getLogger(__name__)
 # Files compared (and changes written) per transaction: big enough that a rescan costs a

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mosic.core import grouping
-from mosic.core.catalogue import Catalogue, utcnow
+from mosic.core.blobs import UnusedBlobs
 from mosic.core.imports import AUDIO_EXTENSIONS
+from mosic.core.periodic import Periodic
 from mosic.core.scanning import lease, peaks, rows
 from mosic.core.scanning.lease import Counts, ScanLease
 from mosic.core.scanning.scan import Change, Scan, Unit
@@ -27,7 +28,7 @@ from mosic.media import folders
 from mosic.media.folders import ReaderPool
 from mosic.media.storage import MediaStore
 from mosic.observability.metrics import Metrics
-from mosic.persistence.models import LIBRARY, Clip, MusicFolder
+from mosic.persistence.models import LIBRARY, Clip, MusicFolder, utcnow
 
 log = logging.getLogger(__name__)
 # How often a scan of changes that found another scan running asks again, and for how long.
@@ -53,7 +54,7 @@ class LibraryScans:
         store: MediaStore,
         config: LibraryConfig,
         metrics: Metrics,
-        catalogue: Catalogue | None = None,
+        blobs: UnusedBlobs | None = None,
         pool: ReaderPool | None = None,
     ) -> None:
         self._db = db
@@ -61,10 +62,12 @@ class LibraryScans:
         self._config = config
         self._metrics = metrics
         # None only where nothing can be purged or re-read (tests of the walk alone).
-        self.drop_if_unused = rows.blob_dropper(catalogue) if catalogue is not None else None
+        self.drop_if_unused = blobs.drop_if_unused if blobs is not None else None
         self._pool = pool or ReaderPool()
         self._tasks: set[asyncio.Task] = set()
         self._peaks = peaks.PeakDrawer(db=db, store=store, pool=self._pool, roots=config.roots)
+        # The database down at one round fails that round alone: the next one retries.
+        self._rescans = Periodic(self._rescan, config.interval_s, name="library rescan")
 
     @property
     def roots(self) -> dict[str, Path]:
@@ -211,7 +214,7 @@ class LibraryScans:
         if self._config.watch:
             self._spawn(self._watch())
         if self._config.interval_s > 0:
-            self._spawn(self._every_interval())
+            self._rescans.start()
 
     async def _start_scan_once(self) -> None:
         try:
@@ -223,16 +226,9 @@ class LibraryScans:
         if not started:
             log.info("library scan at start skipped: another process is scanning")
 
-    async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.interval_s)
-            try:
-                started = await self.start_scan()
-            except Exception as exc:  # the database is down now: the next round retries
-                log.error("library rescan failed to start: %s", exc)
-                continue
-            if not started:
-                log.info("library rescan skipped: another process is scanning")
+    async def _rescan(self) -> None:
+        if not await self.start_scan():
+            log.info("library rescan skipped: another process is scanning")
 
     async def _watch(self) -> None:
         try:
@@ -265,6 +261,7 @@ class LibraryScans:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        await self._rescans.stop()
         tasks = [*self._tasks, *self._peaks.tasks()]
         for task in tasks:
             task.cancel()

@@ -4,7 +4,7 @@ embedded cover's stored name and type, and the stored waveform peaks' name.
 Additive only: every new column is nullable, so a release that predates it keeps working on
 the migrated schema. The values for existing clips come from their files, which this layer
 never reads: ``mosic migrate`` (and ``serve``) asks the catalogue afterwards to read every clip
-whose ``media_version`` is still null (``Catalogue.read_pending``).
+whose ``media_version`` is still null (``Rereader.read_pending``).
 """
 
 import peewee

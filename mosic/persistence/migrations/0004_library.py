@@ -7,7 +7,7 @@ Clips gain where they come from (``source``, ``music_folder``, ``path`` and the 
 album, artist and directory. Identical bytes may now be two clips (a library mirrors its
 folders), so ``sha256`` is unique among uploads only. The derived rows are filled by
 ``mosic reindex``, which ``mosic migrate`` runs after this migration
-(``Catalogue``'s ``reindex``): this layer never computes catalogue rules.
+(``mosic.core.rebuild.reindex``): this layer never computes catalogue rules.
 """
 
 import peewee
