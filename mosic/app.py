@@ -285,7 +285,8 @@ SWEEP_INTERVAL_S = 60
 # that only an admin may call.
 POST = frozenset({"POST"})
 PATCH_DELETE = frozenset({"PATCH", "DELETE"})
-EVERY = frozenset({"GET", "POST", "PATCH", "DELETE"})
+CHANGES = frozenset({"POST", "PATCH", "DELETE"})
+EVERY = frozenset({"GET"}) | CHANGES
 
 
 def _subsonic(s: Services) -> SubsonicApi:
@@ -305,7 +306,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
     stream_link = auth.key_or_signature(s.users, s.signer, s.metrics, signing.STREAM)
     cover_link = auth.key_or_signature(s.users, s.signer, s.metrics, signing.COVER)
     Rule = auth.Rule
-    read, admin = Rule(key), Rule(key, writes=EVERY, admin=EVERY)
+    read, admin = Rule(key), Rule(key, writes=CHANGES, admin=EVERY)
     users = {"users": s.users}
     clip = {"catalogue": s.catalogue, "signer": s.signer}
     routes = [

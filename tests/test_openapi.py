@@ -160,6 +160,8 @@ class Live:
     last_modified: str = ""
     size: int = 0
     seed: int = 100
+    listener_key: str = ""  # the key of the listener "kid"
+    key_id: str = ""  # a key of "kid" that a case revokes
 
     def fresh_wav(self) -> bytes:
         self.seed += 1
@@ -216,6 +218,12 @@ def live(tmp_path_factory) -> Live:
         stored.unlink()
     app.odd = app.upload(undecodable_wav())
     app.library = library_clip(settings)
+    for name in ("kid", "leaver"):
+        made = app.client.simulate_post("/users", json={"name": name}, headers=KEY)
+        assert made.status_code == 201, made.text
+        app.listener_key = app.listener_key or made.json["key"]["key"]
+    made = app.client.simulate_post("/users/kid/keys", json={"scope": "read"}, headers=KEY)
+    app.key_id = made.json["id"]
     head = app.client.simulate_head(app.audio["audio_url"], headers=KEY)
     assert head.status_code == 200, head.headers
     app.etag = head.headers["ETag"]
@@ -393,6 +401,7 @@ class Case:
     file: str = "player.js"  # the {name} of a web player file
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
     warm: bool = False  # sent once before, so a rendition it asks for is cached
+    key_id: str = ""  # the {key_id} in the path; "" for the key the live app made to revoke
 
     @property
     def method(self) -> str:
@@ -439,12 +448,13 @@ class Case:
             "cover_etag": ctx.cover_etag,
             "cover_last_modified": ctx.cover_last_modified,
             "waveform_etag": ctx.waveform_etag,
+            "listener_key": ctx.listener_key,
         }
         headers = {name: value.format(**values) for name, value in self.headers.items()}
         if self.key and self.link is None:
             headers.update(KEY)
         path = self.path.replace("{clip_id}", clip_id).replace("{name}", self.file)
-        path = path.replace("{method}", self.rest)
+        path = path.replace("{method}", self.rest).replace("{key_id}", self.key_id or ctx.key_id)
         kwargs: dict = {"path": path, "query_string": query.replace("{clip_id}", clip_id)}
         if self.json is not None:
             kwargs["json"] = self.json
@@ -457,8 +467,73 @@ class Case:
 
 
 NEW = new_clip_json()
+LISTENER = {"X-API-Key": "{listener_key}"}
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
+
+
+def user_cases() -> list[Case]:
+    me, users, user = "GET /me", "/users", "/users/{name}"
+    keys, key = "/users/{name}/keys", "/users/{name}/keys/{key_id}"
+    no_key, listener, down = {"key": False}, {"key": False, "headers": LISTENER}, {"app": "broken"}
+    big, text = {"headers": JSON, "body": " " * 65537}, {"headers": TEXT, "body": "x"}
+    return [
+        Case("me", me, 200),
+        Case("me, listener", me, 200, **listener),
+        Case("me, no key", me, 401, **no_key),
+        Case("me, database down", me, 503, **listener, **down),
+        Case("users", f"GET {users}", 200),
+        Case("users, read-only key", f"GET {users}", 200, key=False, headers=READ),
+        Case("users, no key", f"GET {users}", 401, **no_key),
+        Case("users, listener", f"GET {users}", 403, **listener),
+        Case("users, database down", f"GET {users}", 503, **down),
+        Case("add user", f"POST {users}", 201, json={"name": "Newbie", "music_folders": None}),
+        Case("add user, bad name", f"POST {users}", 400, json={"name": "a/b"}),
+        Case("add user, no key", f"POST {users}", 401, **no_key, json={"name": "x"}),
+        Case("add user, listener", f"POST {users}", 403, **listener, json={"name": "x"}),
+        Case("add user, taken name", f"POST {users}", 409, json={"name": "KID"}),
+        Case("add user, too large", f"POST {users}", 413, **big),
+        Case("add user as text", f"POST {users}", 415, **text),
+        Case("add user, database down", f"POST {users}", 503, json={"name": "x"}, **down),
+        Case("user", f"GET {user}", 200, file="Kid"),
+        Case("user, no key", f"GET {user}", 401, file="kid", **no_key),
+        Case("user, listener", f"GET {user}", 403, file="kid", **listener),
+        Case("user unknown", f"GET {user}", 404, file="nobody"),
+        Case("user, database down", f"GET {user}", 503, file="kid", **down),
+        Case("change user", f"PATCH {user}", 200, file="kid", json={"role": "listener"}),
+        Case("change user, bad role", f"PATCH {user}", 400, file="kid", json={"role": "x"}),
+        Case("change user, no key", f"PATCH {user}", 401, file="kid", **no_key, json={}),
+        Case("change user, listener", f"PATCH {user}", 403, file="kid", **listener, json={}),
+        Case("change user unknown", f"PATCH {user}", 404, file="nobody", json={}),
+        Case("demote the admin", f"PATCH {user}", 409, file="mosic", json={"role": "listener"}),
+        Case("change user, too large", f"PATCH {user}", 413, file="kid", **big),
+        Case("change user as text", f"PATCH {user}", 415, file="kid", **text),
+        Case("change user, database down", f"PATCH {user}", 503, file="kid", json={}, **down),
+        Case("remove user", f"DELETE {user}", 204, file="leaver"),
+        Case("remove user, no key", f"DELETE {user}", 401, file="kid", **no_key),
+        Case("remove user, listener", f"DELETE {user}", 403, file="kid", **listener),
+        Case("remove user unknown", f"DELETE {user}", 404, file="nobody"),
+        Case("remove the admin", f"DELETE {user}", 409, file="mosic"),
+        Case("remove user, database down", f"DELETE {user}", 503, file="kid", **down),
+        Case("keys", f"GET {keys}", 200, file="kid"),
+        Case("keys, no key", f"GET {keys}", 401, file="kid", **no_key),
+        Case("keys, listener", f"GET {keys}", 403, file="kid", **listener),
+        Case("keys unknown user", f"GET {keys}", 404, file="nobody"),
+        Case("keys, database down", f"GET {keys}", 503, file="kid", **down),
+        Case("new key", f"POST {keys}", 201, file="kid", json={"scope": "read"}),
+        Case("new key, bad scope", f"POST {keys}", 400, file="kid", json={"scope": "all"}),
+        Case("new key, no key", f"POST {keys}", 401, file="kid", **no_key, json={}),
+        Case("new key, listener", f"POST {keys}", 403, file="kid", **listener, json={}),
+        Case("new key, unknown user", f"POST {keys}", 404, file="nobody", json={}),
+        Case("new key, too large", f"POST {keys}", 413, file="kid", **big),
+        Case("new key as text", f"POST {keys}", 415, file="kid", **text),
+        Case("new key, database down", f"POST {keys}", 503, file="kid", json={}, **down),
+        Case("revoke key", f"DELETE {key}", 204, file="kid"),
+        Case("revoke key, no key", f"DELETE {key}", 401, file="kid", **no_key),
+        Case("revoke key, listener", f"DELETE {key}", 403, file="kid", **listener),
+        Case("revoke unknown key", f"DELETE {key}", 404, file="kid", key_id="nope"),
+        Case("revoke key, database down", f"DELETE {key}", 503, file="kid", **down),
+    ]
 
 
 def stream_cases(method: str) -> list[Case]:
@@ -709,6 +784,17 @@ CASES: list[Case] = [
     Case("start a scan, no key", "POST /library/scan", 401, key=False),
     Case("start a scan, read-only key", "POST /library/scan", 403, key=False, headers=READ),
     Case("start a scan while one runs", "POST /library/scan", 409, app="scanning"),
+    Case("start a scan, listener", "POST /library/scan", 403, key=False, headers=LISTENER),
+    Case(
+        "patch, another's upload",
+        "PATCH /play/{clip_id}",
+        403,
+        key=False,
+        headers=LISTENER,
+        json={"title": "mine now"},
+    ),  # fmt: skip
+    Case("delete, another's upload", "DELETE /play/{clip_id}", 403, key=False, headers=LISTENER),
+    *user_cases(),
     Case("start a scan, database down", "POST /library/scan", 503, app="broken"),
     *stream_cases("GET"),
     *stream_cases("HEAD"),

@@ -147,6 +147,21 @@ def test_removing_a_user_removes_its_keys_and_gives_its_uploads_to_the_admin(ser
     assert call(server, "GET", f"/play/{clip['id']}", server.api_key).status_code == 200
 
 
+def test_a_listener_changes_and_deletes_its_own_uploads_only(server):
+    _, ann = add_user(server, "Ann")
+    _, bob = add_user(server, "Bob")
+    remote = {"title": "Ann's", "duration": 1, "audio_url": "https://example.com/a.mp3"}
+    clip = call(server, "POST", "/play", ann, json=remote).json()
+    path = f"/play/{clip['id']}"
+    for method, body in (("PATCH", {"title": "Bob was here"}), ("DELETE", None)):
+        refused = call(server, method, path, bob, json=body)
+        assert refused.status_code == 403 and refused.json()["title"] == "Not yours"
+    assert call(server, "PATCH", path, ann, json={"title": "Still Ann's"}).status_code == 200
+    assert call(server, "PATCH", path, server.api_key, json={"title": "Admin's"}).status_code == 200
+    assert call(server, "GET", path, bob).json()["title"] == "Admin's"  # a listener reads it
+    assert call(server, "DELETE", path, ann).status_code == 204
+
+
 def test_subsonic_apps_log_in_as_a_user_with_each_form(server):
     _, key = add_user(server, "Kid")
     logins = [

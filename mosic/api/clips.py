@@ -65,6 +65,7 @@ class ClipCollection:
             audio_url=params.audio_url_field(body),
             artist=params.text_field(body, "artist", TAG_MAX),
             album=params.text_field(body, "album", TAG_MAX),
+            owner_id=req.context.grant.user.id,
         )
         created(resp, clip, self._signer)
 
@@ -102,11 +103,11 @@ class ClipItem:
             changes["title"] = params.text_field(body, "title", TITLE_MAX, required=True)
         if "description" in body:
             changes["description"] = params.text_field(body, "description", DESCRIPTION_MAX)
-        clip = await self._catalogue.update(clip_id, changes)
+        clip = await self._catalogue.update(clip_id, changes, by=req.context.grant.user)
         resp.media = clip_json(clip, self._signer)
 
     async def on_delete(self, req, resp, clip_id: uuid.UUID) -> None:
-        await self._catalogue.delete(clip_id)
+        await self._catalogue.delete(clip_id, by=req.context.grant.user)
         resp.status = falcon.HTTP_204
 
 

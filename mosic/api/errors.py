@@ -9,7 +9,7 @@ import falcon
 import peewee
 
 from mosic.api.middleware import BodyStalled
-from mosic.core.catalogue import ClipNotFound, InLibraryFolder
+from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NotYours
 from mosic.core.covers import NoCover
 from mosic.core.users import BadUser, KeyNotFound, UserConflict, UserNotFound
 from mosic.core.waveform import NoWaveform
@@ -122,9 +122,6 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             retry_after=TRANSCODE_RETRY_AFTER_S,
         )
 
-    async def in_library_folder(req, resp, ex, params):
-        raise falcon.HTTPConflict(title="In a music folder", description=str(ex))
-
     async def transcode_failed(req, resp, ex, params):
         log.warning("cannot transcode %s: %s", req.path, ex)
         raise falcon.HTTPUnprocessableEntity(
@@ -132,6 +129,28 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
             description="the clip's audio could not be decoded for transcoding; "
             "the original is still available (no 'format')",
         )
+
+    _register_refusals(app)
+    app.add_error_handler(ClipNotFound, clip_not_found)
+    app.add_error_handler(BodyStalled, body_stalled)
+    app.add_error_handler(StorageFull, storage_full)
+    app.add_error_handler(StorageUnavailable, storage_unavailable)
+    app.add_error_handler(TranscoderBusy, transcoder_busy)
+    app.add_error_handler(TranscodeFailed, transcode_failed)
+    for missing, (title, description) in MISSING_PARTS.items():
+        app.add_error_handler(missing, _not_found(title, description))
+    app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
+    # Every database failure (peewee wraps the drivers' errors in these) is "try again": the
+    # client's input was checked before any query ran.
+    app.add_error_handler(peewee.PeeweeException, database_error)
+
+
+def _register_refusals(app: falcon.asgi.App) -> None:
+    """What a caller may not change (a library file, another's upload, the admin), and
+    users or keys that are not there."""
+
+    async def in_library_folder(req, resp, ex, params):
+        raise falcon.HTTPConflict(title="In a music folder", description=str(ex))
 
     async def user_not_found(req, resp, ex, params):
         raise falcon.HTTPNotFound(title="Not found", description=f"no user is named {str(ex)!r}")
@@ -145,20 +164,14 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
     async def bad_user(req, resp, ex, params):
         raise bad_request(str(ex))
 
+    async def not_yours(req, resp, ex, params):
+        raise falcon.HTTPForbidden(
+            title="Not yours", description="a listener may change and delete its own uploads only"
+        )
+
+    app.add_error_handler(InLibraryFolder, in_library_folder)
+    app.add_error_handler(NotYours, not_yours)
     app.add_error_handler(UserNotFound, user_not_found)
     app.add_error_handler(KeyNotFound, key_not_found)
     app.add_error_handler(UserConflict, user_conflict)
     app.add_error_handler(BadUser, bad_user)
-    app.add_error_handler(ClipNotFound, clip_not_found)
-    app.add_error_handler(InLibraryFolder, in_library_folder)
-    app.add_error_handler(BodyStalled, body_stalled)
-    app.add_error_handler(StorageFull, storage_full)
-    app.add_error_handler(StorageUnavailable, storage_unavailable)
-    app.add_error_handler(TranscoderBusy, transcoder_busy)
-    app.add_error_handler(TranscodeFailed, transcode_failed)
-    for missing, (title, description) in MISSING_PARTS.items():
-        app.add_error_handler(missing, _not_found(title, description))
-    app.add_error_handler(falcon.HTTPRouteNotFound, no_route)
-    # Every database failure (peewee wraps the drivers' errors in these) is "try again": the
-    # client's input was checked before any query ran.
-    app.add_error_handler(peewee.PeeweeException, database_error)

@@ -63,6 +63,7 @@ class Uploads:
             raise too_large(self._max_bytes)
         try:
             async with receive_upload(req, self._catalogue, self._max_bytes) as (incoming, form):
+                form.owner_id = req.context.grant.user.id
                 return await self._catalogue.add_upload(incoming, form)
         except UploadTooLarge:
             raise too_large(self._max_bytes) from None

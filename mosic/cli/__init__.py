@@ -122,38 +122,46 @@ def _library_commands(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.env_file)
-        if args.command == "serve":
-            overrides = {
-                k: getattr(args, k)
-                for k in ("host", "port", "workers")
-                if getattr(args, k) is not None
-            }
-            check_port("--port", overrides.get("port", settings.port))
-            if overrides.get("workers", 1) < 1:
-                raise SettingsError("--workers must be at least 1")
-            settings = settings.replace(**overrides)
-        if args.command == "import" and args.jobs < 1:
-            raise SettingsError("--jobs must be at least 1")
+        settings = _settings(args)
     except SettingsError as exc:
         print(f"mosic: invalid setting: {exc}", file=sys.stderr)
         return 2
     from mosic.observability.logs import configure_logging
 
     configure_logging(settings)
-    if args.command == "migrate":
-        return migrate(settings)
-    if args.command == "reindex":
+    if args.command in MIGRATE_FIRST:
         code = migrate(settings)
-        if code:
+        if code or args.command == "migrate":
             return code
+    return _run(args, settings)
+
+
+# The commands that apply pending migrations first (serve, scan and import do it themselves).
+MIGRATE_FIRST = frozenset({"migrate", "reindex", "storage", "user"})
+
+
+def _settings(args) -> Settings:
+    """The settings, with the command line's own options; raises ``SettingsError``."""
+    settings = load_settings(args.env_file)
+    if args.command == "serve":
+        overrides = {
+            k: getattr(args, k) for k in ("host", "port", "workers") if getattr(args, k) is not None
+        }
+        check_port("--port", overrides.get("port", settings.port))
+        if overrides.get("workers", 1) < 1:
+            raise SettingsError("--workers must be at least 1")
+        settings = settings.replace(**overrides)
+    if args.command == "import" and args.jobs < 1:
+        raise SettingsError("--jobs must be at least 1")
+    return settings
+
+
+def _run(args, settings: Settings) -> int:
+    if args.command == "reindex":
         from mosic.cli.reindex import reindex
 
         return reindex(settings)
     if args.command == "storage":
-        code = migrate(settings)
-        if code:
-            return code
         from mosic.cli.storage import migrate_storage
 
         return migrate_storage(settings, args.to, max(args.jobs, 1))
@@ -164,9 +172,6 @@ def main(argv: list[str] | None = None) -> int:
             return backup.backup(settings, args.dest)
         return backup.restore(settings, args.src)
     if args.command == "user":
-        code = migrate(settings)
-        if code:
-            return code
         from mosic.cli.user import user
 
         return user(settings, args)

@@ -24,6 +24,7 @@ from mosic.core.clip_rows import (
     upload_fields,
 )
 from mosic.core.covers import Covers
+from mosic.core.keys import User
 from mosic.core.text import search_text_for
 from mosic.core.waveform import Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
@@ -58,6 +59,10 @@ class InLibraryFolder(Exception):
             f"this clip is a file of the music folder {music_folder!r}: change its tags or "
             "remove it there, and Mosic follows"
         )
+
+
+class NotYours(Exception):
+    """A listener may change and delete its own uploads only."""
 
 
 class DuplicateClip(Exception):
@@ -131,6 +136,7 @@ class Catalogue:
         description: str | None = None,
         artist: str | None = None,
         album: str | None = None,
+        owner_id: int | None = None,
     ) -> Clip:
         """Register a metadata-only clip: its audio lives at ``audio_url``."""
         row = new_clip_row(
@@ -141,6 +147,7 @@ class Catalogue:
             album=album,
             external_url=audio_url,
             media_version=MEDIA_VERSION,
+            owner_id=owner_id,
         )
         await self._insert(row)
         return Clip(**row)
@@ -168,7 +175,9 @@ class Catalogue:
         existing = await self._one(Clip.select(Clip.id).where(Clip.sha256 == incoming.sha256))
         if existing is not None:
             raise DuplicateClip(existing.id)
-        row = new_clip_row(**upload_fields(info, form), **file_fields(incoming, info))
+        row = new_clip_row(
+            **upload_fields(info, form), **file_fields(incoming, info), owner_id=form.owner_id
+        )
         published = False
         try:
             row.update(await self._covers.keep(info))
@@ -194,10 +203,10 @@ class Catalogue:
         if winner is not None:
             raise DuplicateClip(winner.id) from None
 
-    async def update(self, clip_id: uuid.UUID, changes: dict[str, str | None]) -> ClipRecord:
-        clip = await self.get(clip_id)
-        if clip.source != UPLOAD:
-            raise InLibraryFolder(clip.music_folder)
+    async def update(
+        self, clip_id: uuid.UUID, changes: dict[str, str | None], by: User
+    ) -> ClipRecord:
+        clip = await self._changeable(clip_id, by)
         if not changes:
             return clip
         for name, value in changes.items():
@@ -216,13 +225,20 @@ class Catalogue:
             raise ClipNotFound(clip_id)
         return clip
 
-    async def delete(self, clip_id: uuid.UUID) -> None:
-        """Delete the row and its file. The file goes inside the transaction: an identical
-        upload racing us waits on the row's unique hash until we commit, so it can never
-        publish its file only to have us remove it."""
+    async def _changeable(self, clip_id: uuid.UUID, by: User) -> ClipRecord:
+        """The clip, if ``by`` may change it: an upload, and an admin or its uploader."""
         clip = await self.get(clip_id)
         if clip.source != UPLOAD:
             raise InLibraryFolder(clip.music_folder)
+        if not by.is_admin and clip.owner_id != by.id:
+            raise NotYours(clip_id)
+        return clip
+
+    async def delete(self, clip_id: uuid.UUID, by: User) -> None:
+        """Delete the row and its file. The file goes inside the transaction: an identical
+        upload racing us waits on the row's unique hash until we commit, so it can never
+        publish its file only to have us remove it."""
+        await self._changeable(clip_id, by)
         async with self._db.aio_atomic():
             rows = await self._db.aio_execute(
                 Clip.delete().where((Clip.id == clip_id) & visible()).returning(*_GROUPED)

@@ -34,6 +34,7 @@ class UploadForm:
     filename: str | None = None
     title: str | None = None
     description: str | None = None
+    owner_id: int | None = None  # the uploader (a user id)
 
 
 def new_clip_row(**fields) -> dict:
