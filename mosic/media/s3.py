@@ -75,7 +75,8 @@ async def _translated(what: str, timeout_s: float):
         log.warning("object store refused %s: %s", what, exc)
         raise StorageUnavailable(f"the object store refused {what}: {_code(exc)}") from None
     except UNREACHABLE as exc:
-        log.warning("object store unreachable (%s): %s", what, exc or "no answer in time")
+        # A timeout's text is empty: name it, so a log says which bound ran out.
+        log.warning("object store unreachable (%s): %s", what, str(exc) or type(exc).__name__)
         raise StorageUnavailable("the object store did not answer") from None
 
 

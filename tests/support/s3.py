@@ -8,14 +8,18 @@ uploads and server-side copies, and keeps each object as a plain file under
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
+import httpx
 from botocore.config import Config
 
 from mosic.settings import S3Config
@@ -94,6 +98,7 @@ class _Process:
     """rclone serving ``root`` on ``port``; stopped and started again on the same port."""
 
     def __init__(self, root: Path, port: int, log: Path) -> None:
+        self.rc_port = free_port()
         self.command = [
             _rclone(), "serve", "s3", str(root),
             "--addr", f"127.0.0.1:{port}",
@@ -101,6 +106,8 @@ class _Process:
             "--config", "/dev/null",
             # Tests change files behind its back (a vanished file); never serve stale metadata.
             "--dir-cache-time", "50ms",  # not 0s: with 0s, listing multipart uploads hangs
+            # Its remote control serves Go's profiles: ``StuckRequests`` reads them.
+            "--rc", "--rc-addr", f"127.0.0.1:{self.rc_port}", "--rc-no-auth",
         ]  # fmt: skip
         self.port, self.log = port, log
         self._stack = contextlib.ExitStack()
@@ -108,10 +115,53 @@ class _Process:
     def start(self) -> None:
         self._stack.enter_context(running(self.command, log=self.log))
         wait_for("rclone serve s3", lambda: _accepting(self.port), START_TIMEOUT_S, self.log)
+        self._stack.enter_context(StuckRequests(self.rc_port, self.log))
 
     def stop(self) -> None:
         self._stack.close()
         self._stack = contextlib.ExitStack()
+
+
+class StuckRequests:
+    """Evidence for the intermittent hang of a request in rclone (CI, issue 19): every
+    ``EVERY_S`` seconds, rclone's goroutines; a dump where one of them has waited a minute
+    or more in a request's handler (Go then writes ``[state, N minutes]``) is kept beside
+    its log, the first few."""
+
+    EVERY_S = 20
+    KEPT = 3
+
+    def __init__(self, rc_port: int, log: Path) -> None:
+        self._url = f"http://127.0.0.1:{rc_port}/debug/pprof/goroutine?debug=2"
+        self._log = log
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rclone-stuck", daemon=True)
+
+    def __enter__(self) -> StuckRequests:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        kept = 0
+        while kept < self.KEPT and not self._done.wait(self.EVERY_S):
+            with contextlib.suppress(httpx.HTTPError):
+                dump = httpx.get(self._url, timeout=5).text
+                if any(_stuck(block) for block in dump.split("\n\n")):
+                    stamp = time.strftime("%H%M%S")
+                    self._log.with_name(f"{self._log.name}.stuck-{stamp}.txt").write_text(dump)
+                    kept += 1
+
+
+def _stuck(goroutine: str) -> bool:
+    """A goroutine serving an S3 request (in gofakes3) that has waited a minute or more (idle
+    keep-alive connections wait too, outside it)."""
+    return bool(re.match(r"goroutine \d+ \[[^\]]*minutes?\]:", goroutine)) and (
+        "gofakes3" in goroutine
+    )
 
 
 @contextlib.contextmanager
