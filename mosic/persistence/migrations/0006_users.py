@@ -42,12 +42,17 @@ class ApiKey(peewee.Model):
         table_name = "api_key"
 
 
+def _utcnow() -> dt.datetime:
+    # Naive UTC, as every time in the database (the same on SQLite and PostgreSQL).
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def apply(db, migrator) -> None:
     with db.bind_ctx([User, ApiKey]):
         db.create_tables([User, ApiKey])
         # The table's first row: id 1 on both databases (an explicit id would leave
         # PostgreSQL's sequence behind, and the next user would collide with it).
         User.insert(
-            name="mosic", name_key="mosic", role="admin", created_at=dt.datetime.now(dt.UTC)
+            name="mosic", name_key="mosic", role="admin", created_at=_utcnow()
         ).execute()
     migrate(migrator.add_column("clip", "owner_id", peewee.IntegerField(null=True)))
