@@ -94,6 +94,32 @@ def test_the_subsonic_check_and_the_scan_question_work_verbatim(tmp_path):
         assert {"scanning", "seen", "added"} <= status.keys()
 
 
+def test_the_users_examples_work_verbatim(tmp_path):
+    commands, requests = sh_blocks_after("## Users")[:2]
+    with mosic_serve(tmp_path / "data", api_key=None) as server:
+        # The commands find the server's ./data, as they would beside a plain `mosic serve`.
+        bash = ["bash", "-euo", "pipefail", "-c", commands]
+        ran = subprocess.run(bash, cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        first, read, *listed = ran.stdout.splitlines()
+        assert listed == ["mosic\tadmin\tevery folder", "Sam\tlistener\tevery folder"]
+        assert len(first) >= 40 and len(read) >= 40
+        assert {server.get("/me", headers={"X-API-Key": k}).status_code for k in (first, read)} == {
+            401
+        }  # removed by the last command
+        asked = run_after_setup(requests, server.base, tmp_path)
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        decoder, text = json.JSONDecoder(), asked.stdout  # curl prints the two bodies as one line
+        made, end = decoder.raw_decode(text)
+        me = decoder.raw_decode(text[end:].lstrip())[0]
+        assert (made["name"], made["role"], made["key"]["scope"]) == ("Alex", "listener", "full")
+        assert server.get("/me", key=False, headers={"X-API-Key": made["key"]["key"]}).json() == {
+            "name": "Alex", "role": "listener", "music_folders": None,
+        }  # fmt: skip
+        assert me["role"] == "admin"
+
+
 def test_docker_run_starts_in_the_background_and_its_logs_are_read_by_name():
     # tests/test_appliance.py runs these commands with podman (.ci/appliance).
     run, logs = docker_run_commands()

@@ -253,6 +253,8 @@ def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp
             "Radio Elsewhere", "Slow Piano Study", "Harbour at Night", "Morning Birds",
         ]  # fmt: skip
         assert browser.find_element(By.ID, "summary").text == "1–4 of 4 clips"
+        who = browser.find_element(By.ID, "who")  # whose key this screen uses
+        wait(browser, "who is signed in", lambda: who.text == "Signed in as mosic (admin)")
         # Not playable here (the policy allows media from Mosic only), and says so.
         assert not named(browser, "button", "Play Radio Elsewhere").is_enabled()
         assert "Hosted elsewhere" in browser.find_element(By.CSS_SELECTOR, "#clips li").text
@@ -460,7 +462,7 @@ def test_a_refused_key_asks_again_and_an_expired_link_is_renewed(browser, tmp_pa
         assert named(browser, "input", "API key") == browser.switch_to.active_element
         assert browser.execute_script("return localStorage.length") == 0  # not remembered
         assert [e["message"] for e in console(browser)] == [
-            f"{server.base}/play?limit={PAGE_SIZE}&sort=-created_at - Failed to load resource: "
+            f"{server.base}/me - Failed to load resource: "
             "the server responded with a status of 401 (Unauthorized)"
         ]
 

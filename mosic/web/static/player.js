@@ -78,18 +78,24 @@
     $("player").hidden = true;
     $("library").hidden = true;
     $("forget").hidden = true;
+    $("who").hidden = true;
     $("sign-in").hidden = false;
     $("key-error").textContent = message;
     $("api-key").value = "";
     $("api-key").focus();
   }
 
-  function useKey(key) {
+  // The key is tried first (whose is it?): a refused one asks again, with one request.
+  async function useKey(key) {
     state.key = key;
+    const me = await (await api("/me")).json();
     localStorage.setItem(KEY_STORAGE, key);
     $("sign-in").hidden = true;
     $("library").hidden = false;
     $("forget").hidden = false;
+    // Beside "Forget key", so a shared screen says whose key it uses.
+    $("who").textContent = `Signed in as ${me.name}${me.role === "admin" ? " (admin)" : ""}`;
+    $("who").hidden = false;
     firstPage();
   }
 
@@ -471,8 +477,10 @@
       event.preventDefault();
       const key = $("api-key").value.trim();
       if (!key) return;
-      useKey(key);
-      $("search").focus(); // the field that had the focus is gone: keep the keyboard's place
+      // Once accepted, the field that had the focus is gone: keep the keyboard's place.
+      useKey(key)
+        .then(() => $("search").focus())
+        .catch(report);
     });
     $("forget").addEventListener("click", () => askForKey());
     $("search-form").addEventListener("submit", (event) => {
@@ -502,6 +510,6 @@
 
   wire();
   const saved = localStorage.getItem(KEY_STORAGE);
-  if (saved) useKey(saved);
+  if (saved) useKey(saved).catch(report);
   else askForKey();
 })();
