@@ -271,10 +271,6 @@ class Library:
             rows = rows.where(condition)
         return await self._albums(rows.offset(offset).limit(count))
 
-    async def last_added(self) -> dt.datetime | None:
-        query = AlbumRow.select(fn.MAX(AlbumRow.created_at))
-        return as_datetime(await query.aio_scalar(self._db))
-
     async def version(self) -> Version:
         """One primary-key read: what a reader keys the artist lists it keeps by. Read it
         before the rows it keys: a list read after a change is never kept under the version
