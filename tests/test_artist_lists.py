@@ -26,7 +26,7 @@ from mosic.api.subsonic.response import (
 from tests.conftest import LOCAL_BACKENDS
 from tests.support.audio import make_clip
 from tests.support.server import mosic_serve
-from tests.test_folders import db_env, rescan, scanned
+from tests.test_folders import db_env, query, rescan, scanned
 
 NS = "{http://subsonic.org/restapi}"
 
@@ -142,6 +142,14 @@ def test_get_indexes_says_when_the_artists_last_changed(tmp_path, pg):
         response = rest(server, "getArtists", "jsonp", callback="not a name")
         assert response.headers["content-type"] == JSON_TYPE
         assert response.json()["subsonic-response"]["status"] == "failed"
+        # Without the version row (a hand-edited database) nothing is kept: still exact.
+        assert set(artists_of(server)) == {"Someone"}
+        query(server.data_dir, pg, "DELETE FROM library_version RETURNING id")
+        other = make_clip(tmp_path / "y.mp3", "mp3", freq=600, title="Y", artist="Another")
+        server.upload(other, "audio/mpeg")
+        assert set(artists_of(server)) == {"Someone", "Another"}
+        indexes = rest(server, "getIndexes", ifModifiedSince=since).json()["subsonic-response"]
+        assert indexes["indexes"]["lastModified"] == 0 and len(indexes["indexes"]["index"]) == 2
 
 
 # -- Kept, in one process ----------------------------------------------------------------------

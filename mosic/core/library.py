@@ -271,16 +271,19 @@ class Library:
             rows = rows.where(condition)
         return await self._albums(rows.offset(offset).limit(count))
 
-    async def version(self) -> Version:
+    async def version(self) -> Version | None:
         """One primary-key read: what a reader keys the artist lists it keeps by. Read it
         before the rows it keys: a list read after a change is never kept under the version
-        before that change."""
+        before that change. None if the row is gone (a hand-edited database): then nothing
+        may be kept, since no writer can move it."""
         query = (
             LibraryVersion.select(LibraryVersion.version, LibraryVersion.changed_at)
             .where(LibraryVersion.id == LIBRARY_VERSION_ROW)
             .tuples()
         )
         rows = await self._db.aio_execute(query)
+        if not rows:
+            return None
         number, changed_at = rows[0]
         return Version(number, as_datetime(changed_at))
 

@@ -130,11 +130,11 @@ class Browse:
         folder = await music_folder(call, self._library)
         version = await self._library.version()
         body = {
-            "lastModified": milliseconds(version.changed_at),
+            "lastModified": milliseconds(version.changed_at) if version else 0,
             "ignoredArticles": shapes.IGNORED_ARTICLES,
         }
         since = call.params.integer("ifModifiedSince", None, 0, MILLISECONDS_MAX)
-        if since is not None and since >= body["lastModified"]:
+        if since is not None and version is not None and since >= body["lastModified"]:
             return {"indexes": body}
         if folder is not None and folder != UPLOADS:
             # A folder's tree shows its songs' play counts, which no version follows.
@@ -168,14 +168,19 @@ class Browse:
         version = await self._library.version()
         return await self._kept_answer(call, version, ("getArtists", folder), artists)
 
-    async def _kept_answer(self, call: Call, version: Version, variant: tuple, build) -> Encoded:
+    async def _kept_answer(
+        self, call: Call, version: Version | None, variant: tuple, build
+    ) -> Encoded:
         """The answer of ``build`` as ``call`` wants it encoded, kept under ``version``
-        (read before ``build`` reads anything) for the next calls of the same variant."""
+        (read before ``build`` reads anything) for the next calls of the same variant;
+        without a version, built and not kept."""
         fmt = call.params.one("f")
 
         async def encoded() -> Encoded:
             return encode(ok(await build()), fmt)
 
+        if version is None:
+            return await encoded()
         return await self._kept.answer(version, (*variant, wants_json(fmt)), encoded)
 
     async def music_directory(self, call: Call) -> dict:
