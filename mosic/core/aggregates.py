@@ -9,7 +9,7 @@ count reaches its album by a trigger (migration 0004), in the play's own stateme
 
 ``rebuild`` recomputes everything from the clips: ``mosic reindex``.
 
-Both move the library's version (``LibraryVersion``, migration 0005) when artists may have
+Both move the library's version (``LibraryVersion``, migration 0006) when artists may have
 changed, in the same transaction: readers that keep the whole artist list (Subsonic's
 ``getArtists``, ``getIndexes``) know by one row read whether it is still the answer.
 """

@@ -272,7 +272,7 @@ class DirectoryRow(AioModel):
 class LibraryVersion(AioModel):
     """One row (id 1): moved in the transaction of every change to what the artist lists show
     (artist rows, an artist's star or rating); ``changed_at`` is when, naive UTC. Readers key
-    what they keep of those lists by ``version`` (migration 0005)."""
+    what they keep of those lists by ``version`` (migration 0006)."""
 
     id = peewee.IntegerField(primary_key=True)
     version = peewee.BigIntegerField(default=0)
