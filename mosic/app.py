@@ -34,6 +34,7 @@ from mosic.api.serving import ByteServer
 from mosic.api.shapes import ORJSON_TIMES, rfc3339
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
+from mosic.api.subsonic.kept import Kept
 from mosic.api.uploads import Uploads
 from mosic.api.users import Me, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
@@ -90,6 +91,8 @@ class Services:
     metrics: Metrics
     access_log: AccessLog
     web_assets: dict[str, Asset]
+    # The artist lists Subsonic apps ask for, encoded, per library version (a few, LRU).
+    subsonic_kept: Kept
 
     @classmethod
     def build(cls, settings: Settings, credentials: Credentials | None = None) -> Services:
@@ -140,6 +143,7 @@ class Services:
             metrics=metrics,
             access_log=AccessLog(),
             web_assets=load_assets(),
+            subsonic_kept=Kept(),
         )
 
 
@@ -296,6 +300,7 @@ def _subsonic(s: Services) -> SubsonicApi:
         collection=s.collection,
         scans=s.scans,
         plays=s.plays,
+        kept=s.subsonic_kept,
         # nginx sends the bytes of REST streams only (README, "nginx in front").
         serving=dataclasses.replace(s.serving, offload_prefix=None),
     )

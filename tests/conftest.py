@@ -54,6 +54,8 @@ RESET = (
     "DELETE FROM mosic_user WHERE id != 1",
     "UPDATE music_folder SET clips = 0, songs = 0",
     "UPDATE library_scan SET scanning = FALSE, owner = NULL, lease_until = NULL",
+    # The artists were emptied behind the writers' backs: what a process kept is stale.
+    "UPDATE library_version SET version = version + 1",
 )
 # Covers (by image type) and waveform peaks (audiowaveform .dat) in the media store.
 DERIVED_SUFFIXES = {".jpg", ".png", ".gif", ".webp", ".bmp", ".img", ".dat"}

@@ -291,6 +291,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         plays=services.plays,
         serving=services.serving,
         scans=services.scans,
+        kept=services.subsonic_kept,
     )
     assert resource.method_names == SPEC_METHODS | LOGIN_EXTRAS
     app = falcon.asgi.App(middleware=[Lifespan(db=services.db, store=services.store)])

@@ -8,6 +8,10 @@ deltas the writer noted, so a song added costs the same in a library of any size
 count reaches its album by a trigger (migration 0004), in the play's own statement.
 
 ``rebuild`` recomputes everything from the clips: ``mosic reindex``.
+
+Both move the library's version (``LibraryVersion``, migration 0006) when artists may have
+changed, in the same transaction: readers that keep the whole artist list (Subsonic's
+``getArtists``, ``getIndexes``) know by one row read whether it is still the answer.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ import peewee
 from peewee import SQL, Case, fn
 
 from mosic.core import grouping
-from mosic.persistence.models import UPLOADS, AlbumRow, ArtistRow, Clip, GenreRow, MusicFolder
+from mosic.persistence.models import (
+    LIBRARY_VERSION_ROW,
+    UPLOADS,
+    AlbumRow,
+    ArtistRow,
+    Clip,
+    GenreRow,
+    LibraryVersion,
+    MusicFolder,
+)
 
 REBUILD_BATCH = 2000
 # Rows a statement upserts at once: well within SQLite's 32,766 parameters (16 a row).
@@ -72,6 +85,17 @@ class Touched:
         return bool(self.albums or self.folders or self.genres)
 
 
+async def move_library_version(db) -> None:
+    """Say that what the artist lists show has changed: call it in the transaction of the
+    change, so no reader sees the change under the version before it."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # naive UTC, as every stored time
+    await db.aio_execute(
+        LibraryVersion.update(version=LibraryVersion.version + 1, changed_at=now).where(
+            LibraryVersion.id == LIBRARY_VERSION_ROW
+        )
+    )
+
+
 class Aggregates:
     def __init__(self, *, db) -> None:
         self._db = db
@@ -92,6 +116,9 @@ class Aggregates:
                         clips=MusicFolder.clips + delta, songs=MusicFolder.songs + songs_delta
                     ).where(MusicFolder.name == name)
                 )
+        if touched.artists:
+            # Last: the row every writer of artists takes, held for the least time.
+            await move_library_version(self._db)
 
     async def _refresh_albums(self, albums: dict[str, tuple[str, str]]) -> set[str]:
         """Recompute ``albums``; returns the genres they had before, whose album counts
@@ -203,6 +230,7 @@ class Aggregates:
             await self._rebuild_albums()
         async with self._db.aio_atomic():
             await self._rebuild_artists()
+            await move_library_version(self._db)
         async with self._db.aio_atomic():
             await self._rebuild_genres()
         async with self._db.aio_atomic():

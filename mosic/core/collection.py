@@ -7,10 +7,13 @@ a single statement in the catalogue.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from mosic.core.aggregates import move_library_version
+from mosic.core.grouping import ARTIST_PREFIX
 from mosic.persistence.models import (
     Playlist,
     PlaylistEntry,
@@ -64,13 +67,26 @@ class Collection:
         rows = [{"item_id": item_id, "starred_at": now} for item_id in dict.fromkeys(item_ids)]
         if rows:
             # Starring twice keeps the first time, as Subsonic servers do.
-            await self._db.aio_execute(
-                Star.insert_many(rows).on_conflict_ignore().returning(Star.item_id)
-            )
+            async with self._marking(item_ids):
+                await self._db.aio_execute(
+                    Star.insert_many(rows).on_conflict_ignore().returning(Star.item_id)
+                )
 
     async def unstar(self, item_ids: list[str]) -> None:
         if item_ids:
-            await self._db.aio_execute(Star.delete().where(Star.item_id.in_(item_ids)))
+            async with self._marking(item_ids):
+                await self._db.aio_execute(Star.delete().where(Star.item_id.in_(item_ids)))
+
+    @contextlib.asynccontextmanager
+    async def _marking(self, item_ids: list[str]):
+        """Around a change to stars or ratings: the artist lists show artists' marks, so a
+        change that names an artist moves the library's version in the same transaction."""
+        if not any(item_id.startswith(ARTIST_PREFIX) for item_id in item_ids):
+            yield
+            return
+        async with self._db.aio_atomic():
+            yield
+            await move_library_version(self._db)
 
     async def ratings(self) -> dict[str, int]:
         rows = await self._db.aio_execute(Rating.select())
@@ -79,14 +95,15 @@ class Collection:
     async def rate(self, item_id: str, rating: int) -> None:
         """Rate 1–5; 0 removes the rating. One statement either way, so two clients rating
         at once never collide on the row."""
-        if not rating:
-            await self._db.aio_execute(Rating.delete().where(Rating.item_id == item_id))
-            return
-        await self._db.aio_execute(
-            Rating.insert(item_id=item_id, rating=rating)
-            .on_conflict(conflict_target=[Rating.item_id], update={Rating.rating: rating})
-            .returning(Rating.item_id)
-        )
+        async with self._marking([item_id]):
+            if not rating:
+                await self._db.aio_execute(Rating.delete().where(Rating.item_id == item_id))
+                return
+            await self._db.aio_execute(
+                Rating.insert(item_id=item_id, rating=rating)
+                .on_conflict(conflict_target=[Rating.item_id], update={Rating.rating: rating})
+                .returning(Rating.item_id)
+            )
 
     # -- playlists ---------------------------------------------------------------------------
     async def playlists(self) -> list[PlaylistInfo]:

@@ -30,11 +30,13 @@ from mosic.core.grouping import (
 )
 from mosic.persistence import search
 from mosic.persistence.models import (
+    LIBRARY_VERSION_ROW,
     AlbumRow,
     ArtistRow,
     Clip,
     DirectoryRow,
     GenreRow,
+    LibraryVersion,
     MusicFolder,
 )
 
@@ -56,6 +58,15 @@ RANDOM_TRIES = 3
 
 class NotInLibrary(Exception):
     """No song, album or artist has this id."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """The library's version (``LibraryVersion``): it moves in the transaction of every change
+    to what the artist lists show; ``changed_at`` (naive UTC) is when it last moved."""
+
+    number: int
+    changed_at: dt.datetime
 
 
 @dataclass
@@ -260,9 +271,21 @@ class Library:
             rows = rows.where(condition)
         return await self._albums(rows.offset(offset).limit(count))
 
-    async def last_added(self) -> dt.datetime | None:
-        query = AlbumRow.select(fn.MAX(AlbumRow.created_at))
-        return as_datetime(await query.aio_scalar(self._db))
+    async def version(self) -> Version | None:
+        """One primary-key read: what a reader keys the artist lists it keeps by. Read it
+        before the rows it keys: a list read after a change is never kept under the version
+        before that change. None if the row is gone (a hand-edited database): then nothing
+        may be kept, since no writer can move it."""
+        query = (
+            LibraryVersion.select(LibraryVersion.version, LibraryVersion.changed_at)
+            .where(LibraryVersion.id == LIBRARY_VERSION_ROW)
+            .tuples()
+        )
+        rows = await self._db.aio_execute(query)
+        if not rows:
+            return None
+        number, changed_at = rows[0]
+        return Version(number, as_datetime(changed_at))
 
     # -- the folder tree of library folders -------------------------------------------------
     async def folder_root(self, folder: str) -> Directory:

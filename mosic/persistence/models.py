@@ -310,6 +310,22 @@ class DirectoryRow(AioModel):
         table_name = "library_directory"
 
 
+class LibraryVersion(AioModel):
+    """One row (id 1): moved in the transaction of every change to what the artist lists show
+    (artist rows, an artist's star or rating); ``changed_at`` is when, naive UTC. Readers key
+    what they keep of those lists by ``version`` (migration 0006)."""
+
+    id = peewee.IntegerField(primary_key=True)
+    version = peewee.BigIntegerField(default=0)
+    changed_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "library_version"
+
+
+LIBRARY_VERSION_ROW = 1
+
+
 class ScanRow(AioModel):
     """One row (id 1): the current or last scan, and who holds the scanning lease."""
 

@@ -7,11 +7,20 @@ import datetime as dt
 
 from mosic.api.subsonic import shapes
 from mosic.api.subsonic.call import Call
-from mosic.api.subsonic.response import Code, SubsonicError, not_found
+from mosic.api.subsonic.kept import Kept
+from mosic.api.subsonic.response import (
+    Code,
+    Encoded,
+    SubsonicError,
+    encode,
+    not_found,
+    ok,
+    wants_json,
+)
 from mosic.api.subsonic.shapes import Marks
 from mosic.core.collection import Collection
 from mosic.core.grouping import DIRECTORY_PREFIX
-from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary
+from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary, Version
 from mosic.persistence.models import UPLOADS
 
 LIST_MAX = 500
@@ -21,6 +30,7 @@ SEARCH_MAX = 10_000
 QUERY_MAX = 1000
 YEAR_MIN, YEAR_MAX = 0, 9999
 FOLDER_ID_MAX = 2**31 - 1
+MILLISECONDS_MAX = 2**63 - 1
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
@@ -37,9 +47,10 @@ def search_terms(query: str | None) -> str:
 
 
 class Browse:
-    def __init__(self, *, library: Library, collection: Collection) -> None:
+    def __init__(self, *, library: Library, collection: Collection, kept: Kept) -> None:
         self._library = library
         self._collection = collection
+        self._kept = kept
 
     def methods(self) -> dict:
         return {
@@ -86,35 +97,66 @@ class Browse:
             )
         return {"tokenInfo": {"username": call.user}}
 
-    async def indexes(self, call: Call) -> dict:
+    async def indexes(self, call: Call) -> dict | Encoded:
         """Artists by first letter; for a library folder (``musicFolderId``), its real
-        folder tree instead: the directories at its top, and the songs lying there."""
+        folder tree instead: the directories at its top, and the songs lying there.
+        ``lastModified`` is when the library's artists last changed; with
+        ``ifModifiedSince`` at or after it, the answer leaves the index out (unchanged)."""
         folder = await music_folder(call, self._library)
-        marks = await self.marks()
-        added = await self._library.last_added()
-        # Stored times are naive UTC.
-        last_modified = int(added.replace(tzinfo=dt.UTC).timestamp() * 1000) if added else 0
-        body = {"lastModified": last_modified, "ignoredArticles": shapes.IGNORED_ARTICLES}
+        version = await self._library.version()
+        body = {
+            "lastModified": milliseconds(version.changed_at) if version else 0,
+            "ignoredArticles": shapes.IGNORED_ARTICLES,
+        }
+        since = call.params.integer("ifModifiedSince", None, 0, MILLISECONDS_MAX)
+        if since is not None and version is not None and since >= body["lastModified"]:
+            return {"indexes": body}
         if folder is not None and folder != UPLOADS:
+            # A folder's tree shows its songs' play counts, which no version follows.
+            marks = await self.marks()
             root = await self._library.folder_root(folder)
             body["index"] = shapes.indexed(
                 root.directories, lambda d: shapes.directory_entry(d, marks)
             )
             body["child"] = [shapes.song(s, marks) for s in root.songs]
             return {"indexes": body}
-        artists = await self._library.artists(folder=folder)
-        body["index"] = shapes.indexed(artists, lambda a: shapes.artist_plain(a, marks))
-        return {"indexes": body}
 
-    async def artists(self, call: Call) -> dict:
+        async def artists() -> dict:
+            listed, marks = await self._library.artists(folder=folder), await self.marks()
+            body["index"] = shapes.indexed(listed, lambda a: shapes.artist_plain(a, marks))
+            return {"indexes": body}
+
+        return await self._kept_answer(call, version, ("getIndexes", folder), artists)
+
+    async def artists(self, call: Call) -> Encoded:
         folder = await music_folder(call, self._library)
-        artists, marks = await self._library.artists(folder=folder), await self.marks()
-        return {
-            "artists": {
-                "ignoredArticles": shapes.IGNORED_ARTICLES,
-                "index": shapes.indexed(artists, lambda a: shapes.artist_id3(a, marks)),
+
+        async def artists() -> dict:
+            listed, marks = await self._library.artists(folder=folder), await self.marks()
+            return {
+                "artists": {
+                    "ignoredArticles": shapes.IGNORED_ARTICLES,
+                    "index": shapes.indexed(listed, lambda a: shapes.artist_id3(a, marks)),
+                }
             }
-        }
+
+        version = await self._library.version()
+        return await self._kept_answer(call, version, ("getArtists", folder), artists)
+
+    async def _kept_answer(
+        self, call: Call, version: Version | None, variant: tuple, build
+    ) -> Encoded:
+        """The answer of ``build`` as ``call`` wants it encoded, kept under ``version``
+        (read before ``build`` reads anything) for the next calls of the same variant;
+        without a version, built and not kept."""
+        fmt = call.params.one("f")
+
+        async def encoded() -> Encoded:
+            return encode(ok(await build()), fmt)
+
+        if version is None:
+            return await encoded()
+        return await self._kept.answer(version, (*variant, wants_json(fmt)), encoded)
 
     async def music_directory(self, call: Call) -> dict:
         item_id = call.params.required("id")
@@ -274,6 +316,11 @@ class Browse:
                 "song": [shapes.song(s, marks) for s in songs],
             }
         }
+
+
+def milliseconds(moment: dt.datetime) -> int:
+    """A stored time (naive UTC) in milliseconds since 1970, as Subsonic has them."""
+    return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 async def music_folder(call: Call, library: Library) -> str | None:

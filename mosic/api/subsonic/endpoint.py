@@ -18,15 +18,18 @@ from mosic.api.subsonic.auth import authenticate
 from mosic.api.subsonic.browse import Browse
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.keep import Keep
+from mosic.api.subsonic.kept import Kept
 from mosic.api.subsonic.media import Media
 from mosic.api.subsonic.request import read_params
 from mosic.api.subsonic.response import (
     Code,
+    Encoded,
     SubsonicError,
     failed,
     not_found,
     ok,
     render,
+    render_encoded,
 )
 from mosic.api.subsonic.scanning import Scanning
 from mosic.core.collection import Collection
@@ -71,10 +74,11 @@ class SubsonicApi:
         plays: PlayRecorder,
         serving: ByteServer,
         scans: LibraryScans,
+        kept: Kept,
     ) -> None:
         self._users = users
         self._methods = {
-            **Browse(library=library, collection=collection).methods(),
+            **Browse(library=library, collection=collection, kept=kept).methods(),
             **Media(library=library, plays=plays, serving=serving).methods(),
             **Keep(library=library, collection=collection).methods(),
             **Scanning(scans=scans, library=library).methods(),
@@ -116,5 +120,9 @@ class SubsonicApi:
         except SubsonicError as error:
             answer(failed(error))
             return
-        if body is not None:  # None: the method sent bytes itself (stream, download)
+        if isinstance(body, Encoded):  # kept across calls (getArtists, getIndexes)
+            resp.data, resp.content_type = render_encoded(
+                body, params.one("f"), params.one("callback")
+            )
+        elif body is not None:  # None: the method sent bytes itself (stream, download)
             answer(ok(body))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import mosic
@@ -159,15 +160,46 @@ def valid_callback(name: str | None) -> bool:
 
 def render(response: dict, fmt: str | None, callback: str | None) -> tuple[bytes, str]:
     """Body and content type for ``f`` (xml, the default; json; jsonp with ``callback``)."""
-    if fmt == "json":
-        return to_json(response), JSON_TYPE
+    if fmt == "jsonp" and not valid_callback(callback):
+        return _no_callback(callback)
+    return render_encoded(encode(response, fmt), fmt, callback)
+
+
+def _no_callback(callback: str | None) -> tuple[bytes, str]:
+    # Without a usable callback, JSONP cannot be answered: say so in plain JSON.
+    error = SubsonicError(
+        Code.MISSING_PARAMETER if not callback else Code.GENERIC,
+        "f=jsonp needs a 'callback' that is a JavaScript name",
+    )
+    return to_json(failed(error)), JSON_TYPE
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A response already encoded for ``f``: JSON (for json and jsonp, wrapped in the
+    callback when sent) or XML. A method may return one instead of a dict: an answer kept
+    across requests is encoded once (``Kept``)."""
+
+    data: bytes
+    json: bool
+
+
+def wants_json(fmt: str | None) -> bool:
+    return fmt in ("json", "jsonp")
+
+
+def encode(response: dict, fmt: str | None) -> Encoded:
+    if wants_json(fmt):
+        return Encoded(to_json(response), json=True)
+    return Encoded(to_xml(response), json=False)
+
+
+def render_encoded(encoded: Encoded, fmt: str | None, callback: str | None) -> tuple[bytes, str]:
+    """Body and content type of an encoded response, as ``render`` gives them."""
+    if encoded.json != wants_json(fmt):
+        raise ValueError(f"an answer encoded as {'JSON' if encoded.json else 'XML'} for f={fmt}")
     if fmt == "jsonp":
         if not valid_callback(callback):
-            # Without a usable callback, JSONP cannot be answered: say so in plain JSON.
-            error = SubsonicError(
-                Code.MISSING_PARAMETER if not callback else Code.GENERIC,
-                "f=jsonp needs a 'callback' that is a JavaScript name",
-            )
-            return to_json(failed(error)), JSON_TYPE
-        return callback.encode() + b"(" + to_json(response) + b");", JSONP_TYPE
-    return to_xml(response), XML_TYPE
+            return _no_callback(callback)
+        return callback.encode() + b"(" + encoded.data + b");", JSONP_TYPE
+    return encoded.data, JSON_TYPE if encoded.json else XML_TYPE
