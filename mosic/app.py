@@ -296,6 +296,7 @@ EVERY = frozenset({"GET"}) | CHANGES
 def _subsonic(s: Services) -> SubsonicApi:
     return SubsonicApi(
         users=s.users,
+        metrics=s.metrics,
         library=s.library,
         collection=s.collection,
         scans=s.scans,

@@ -172,8 +172,9 @@ def test_a_missing_key_and_a_wrong_key_say_which_over_real_http(tmp_path):
         assert bad_password["code"] == 40
         assert "password one of that user's API keys" in bad_password["message"]
         assert subsonic(apiKey=wrong_key)["code"] == 44
+        # Counted as REST's are: two missing and two wrong over Subsonic, one each over REST.
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
-        assert failures(metrics)["missing"] == 1.0
-        assert failures(metrics)["wrong"] == 1.0
+        assert failures(metrics)["missing"] == 3.0
+        assert failures(metrics)["wrong"] == 3.0
         log = server.output()
     assert wrong_key not in log and server.api_key not in log

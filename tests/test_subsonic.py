@@ -286,6 +286,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
     services = Services.build(read_only)
     resource = SubsonicApi(
         users=services.users,
+        metrics=services.metrics,
         library=services.library,
         collection=services.collection,
         plays=services.plays,

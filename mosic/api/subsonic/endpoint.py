@@ -14,13 +14,13 @@ import falcon
 from mosic.api.middleware import ROUTE_LABEL
 from mosic.api.serving import ByteServer
 from mosic.api.subsonic.accounts import Accounts
-from mosic.api.subsonic.auth import authenticate
+from mosic.api.subsonic.auth import Caller, authenticate
 from mosic.api.subsonic.browse import Browse
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.keep import Keep
 from mosic.api.subsonic.kept import Kept
 from mosic.api.subsonic.media import Media
-from mosic.api.subsonic.request import read_params
+from mosic.api.subsonic.request import Params, read_params
 from mosic.api.subsonic.response import (
     Code,
     Encoded,
@@ -37,6 +37,7 @@ from mosic.core.library import Library
 from mosic.core.plays import PlayRecorder
 from mosic.core.scanning.service import LibraryScans
 from mosic.core.users import Users
+from mosic.observability.metrics import AuthFailure, Metrics
 
 VIEW_SUFFIX = ".view"
 # Methods that change what the listener keeps: a key whose grant has no writes (a
@@ -69,6 +70,7 @@ class SubsonicApi:
         self,
         *,
         users: Users,
+        metrics: Metrics,
         library: Library,
         collection: Collection,
         plays: PlayRecorder,
@@ -77,6 +79,7 @@ class SubsonicApi:
         kept: Kept,
     ) -> None:
         self._users = users
+        self._metrics = metrics
         self._methods = {
             **Browse(library=library, collection=collection, kept=kept).methods(),
             **Media(library=library, plays=plays, serving=serving).methods(),
@@ -95,6 +98,24 @@ class SubsonicApi:
     async def on_post(self, req, resp, method: str) -> None:
         await self._call(req, resp, method)
 
+    async def _caller(self, name: str, params: Params) -> Caller | None:
+        """Who calls ``name``, if they may; each refusal counted by its reason, as REST's."""
+        if name in NO_AUTH:
+            return None
+        try:
+            caller = await authenticate(params, self._users)
+        except SubsonicError as error:
+            missing = error.code == Code.MISSING_PARAMETER
+            self._metrics.auth_failure(AuthFailure.MISSING if missing else AuthFailure.WRONG)
+            raise
+        if name in WRITES and not caller.grant.writes:
+            self._metrics.auth_failure(AuthFailure.READ_ONLY)
+            raise SubsonicError(Code.NOT_AUTHORIZED, "this key may not change anything")
+        if name in ADMIN_ONLY and not caller.user.is_admin:
+            self._metrics.auth_failure(AuthFailure.NOT_ADMIN)
+            raise SubsonicError(Code.NOT_AUTHORIZED, "only an admin may do this")
+        return caller
+
     async def _call(self, req, resp, method: str) -> None:
         name = method.removesuffix(VIEW_SUFFIX)
         params = await read_params(req)
@@ -111,12 +132,7 @@ class SubsonicApi:
         try:
             if params.problem is not None:
                 raise params.problem
-            caller = None if name in NO_AUTH else await authenticate(params, self._users)
-            if name in WRITES and not caller.grant.writes:
-                raise SubsonicError(Code.NOT_AUTHORIZED, "this key may not change anything")
-            if name in ADMIN_ONLY and not caller.user.is_admin:
-                raise SubsonicError(Code.NOT_AUTHORIZED, "only an admin may do this")
-            body = await handler(Call(req, resp, params, caller))
+            body = await handler(Call(req, resp, params, await self._caller(name, params)))
         except SubsonicError as error:
             answer(failed(error))
             return
