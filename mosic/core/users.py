@@ -21,6 +21,7 @@ import peewee
 
 from mosic.core.keys import Grant, KeyRing, User
 from mosic.core.sealing import Sealer
+from mosic.persistence.compiled import BatchedLookup, Records, row_type
 from mosic.persistence.models import (
     ADMIN,
     ADMIN_ID,
@@ -119,11 +120,21 @@ def _as_user(user_id: int, name: str, role: str, folders: str | None) -> User:
     return User(id=user_id, name=name, role=role, music_folders=seen)
 
 
+# What a user key's lookup reads: its fingerprint (the lookup's key), scope and user.
+_GRANT_FIELDS = (KeyRow.digest, KeyRow.scope, UserRow.id, UserRow.name, UserRow.role,
+                 UserRow.music_folders)  # fmt: skip
+_grant_rows = Records(row_type(KeyRow, _GRANT_FIELDS), _GRANT_FIELDS)
+
+
 class Users:
     def __init__(self, *, db, ring: KeyRing, sealer: Sealer) -> None:
         self._db = db
         self._ring = ring
         self._sealer = sealer
+        # A user key is looked up on every request it comes with (nothing cached: a revoked
+        # key is refused at once); lookups asked together share one statement.
+        query = KeyRow.select(*_GRANT_FIELDS).join(UserRow, on=UserRow.id == KeyRow.user_id)
+        self._by_fingerprint = BatchedLookup(db, query, KeyRow.digest, _grant_rows)
 
     # -- who is calling ----------------------------------------------------------------------
     async def grant(self, key: str | None) -> Grant | None:
@@ -133,15 +144,11 @@ class Users:
         configured = self._ring.grant(key)
         if configured is not None:
             return configured
-        query = (
-            KeyRow.select(KeyRow.scope, UserRow.id, UserRow.name, UserRow.role,
-                          UserRow.music_folders)
-            .join(UserRow, on=UserRow.id == KeyRow.user_id)
-            .where(KeyRow.digest == self._sealer.fingerprint(key))
-        )  # fmt: skip
-        for scope, *user in await self._db.aio_execute(query.tuples()):
-            return Grant(writes=scope == FULL_SCOPE, user=_as_user(*user))
-        return None
+        row = await self._by_fingerprint.get(self._sealer.fingerprint(key))
+        if row is None:
+            return None
+        user = _as_user(row.id, row.name, row.role, row.music_folders)
+        return Grant(writes=row.scope == FULL_SCOPE, user=user)
 
     async def grant_for_password(self, name: str, password: str) -> Grant | None:
         """Subsonic's ``u`` and ``p``: the password is one of that user's keys, or the

@@ -175,13 +175,19 @@ class BatchedLookup:
         sql = self._sql.get(size)
         if sql is None:
             # Built once per batch size; the key values are the statement's only parameters.
-            dummies = [uuid.UUID(int=i + 1) for i in range(size)]  # keys are UUIDs so far
+            dummies = [_dummy(self._key, i + 1) for i in range(size)]
             query = self._query.where(self._key.in_(dummies))
             sql, params = self._db.get_sql_context().sql(query).query()
             if len(params) != size:
                 raise ValueError(f"the query must take no parameters of its own: {sql}")
             self._sql[size] = sql
         return sql
+
+
+def _dummy(key: peewee.Field, n: int) -> Any:
+    """The ``n``-th stand-in key a statement is built with (its own value, so each is a
+    parameter of its own)."""
+    return uuid.UUID(int=n) if isinstance(key, peewee.UUIDField) else f"key-{n}"
 
 
 def _pending(waiting: dict[Any, list[asyncio.Future]]) -> list[asyncio.Future]:
