@@ -80,6 +80,15 @@ async def _translated(what: str, timeout_s: float):
         raise StorageUnavailable("the object store did not answer") from None
 
 
+def _without_expect_continue(request, **kwargs) -> None:
+    """botocore asks the store to accept every PUT's body first (``Expect: 100-continue``),
+    and aiohttp then holds the body until it hears ``100 Continue``. A store that fails such a
+    request before reading its body, then waits to drain that body before it answers (rclone
+    serve s3 does, CI's hang of issue 19), never answers: both sides wait until the call's
+    bound. Our bodies are at most one part, so they are simply sent."""
+    del request.headers["Expect"]  # no error when it is absent
+
+
 class S3Store:
     def __init__(self, config: S3Config) -> None:
         self._config = config
@@ -111,6 +120,7 @@ class S3Store:
                 config=config,
             )
         )
+        self._client.meta.events.register("before-sign.s3", _without_expect_continue)
         self._heartbeat = asyncio.create_task(self._beat())
 
     async def close(self) -> None:

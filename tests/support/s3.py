@@ -7,6 +7,7 @@ uploads and server-side copies, and keeps each object as a plain file under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shutil
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import botocore.session
 import httpx
@@ -175,3 +177,32 @@ def rclone_s3(workdir: Path) -> Iterator[S3Server]:
         yield S3Server(root=root, endpoint=f"http://127.0.0.1:{port}", process=process)
     finally:
         process.stop()
+
+
+@contextlib.asynccontextmanager
+async def recording_proxy(endpoint: str):
+    """A TCP proxy to ``endpoint`` on a port of its own; yields (its endpoint, the bytes
+    clients sent through it so far, as a list of chunks)."""
+    host, port = urlsplit(endpoint).hostname, urlsplit(endpoint).port
+    sent: list[bytes] = []
+
+    async def pump(source, sink, record: bool) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                if record:
+                    sent.append(data)
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+    async def relay(reader, writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+        await asyncio.gather(
+            pump(reader, upstream_writer, True), pump(upstream_reader, writer, False)
+        )
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}", sent
+    finally:
+        proxy.close()
