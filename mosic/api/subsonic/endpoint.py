@@ -59,8 +59,9 @@ WRITES = frozenset(
         "changePassword",
     }
 )
-# Only an admin may call these (error 50); the user methods check for themselves.
-ADMIN_ONLY = frozenset({"startScan"})
+# Only an admin may call these (error 50); getUser and changePassword are also a user's own
+# (mosic.api.subsonic.accounts checks that).
+ADMIN_ONLY = frozenset({"startScan", "getUsers", "createUser", "updateUser", "deleteUser"})
 # Apps ask this before they log in, to learn how they may log in.
 NO_AUTH = frozenset({"getOpenSubsonicExtensions"})
 
