@@ -36,17 +36,21 @@ from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.subsonic.kept import Kept
 from mosic.api.uploads import Uploads
-from mosic.api.users import Me, UserCollection, UserItem, UserKey, UserKeys
+from mosic.api.users import Me, MyHistory, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
 from mosic.core.backup import ScheduledBackups
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
 from mosic.core.collection import Collection
+from mosic.core.counting import PlayCounts
 from mosic.core.covers import Covers
 from mosic.core.keys import KeyRing, User
 from mosic.core.library import Library
+from mosic.core.listening import Listening
 from mosic.core.listing import Listing
+from mosic.core.marks import Marks
+from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
 from mosic.core.probes import Probes
 from mosic.core.rereading import Rereader
@@ -82,6 +86,9 @@ class Services:
     library: Library
     scans: LibraryScans
     collection: Collection
+    playlists: Playlists
+    listening: Listening
+    marks: Marks
     plays: PlayRecorder
     serving: ByteServer
     uploads: Uploads
@@ -111,7 +118,7 @@ class Services:
         transcoder = Transcoder(
             cache=renditions, max_running=settings.transcode_max, metrics=metrics
         )
-        plays = PlayRecorder(catalogue=catalogue, metrics=metrics)
+        plays = PlayRecorder(counts=PlayCounts(db), metrics=metrics)
         return cls(
             settings=settings,
             db=db,
@@ -124,6 +131,9 @@ class Services:
             library=Library(db=db),
             scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
+            playlists=Playlists(db=db),
+            listening=Listening(db=db),
+            marks=Marks(db=db),
             plays=plays,
             serving=ByteServer(
                 catalogue=catalogue,
@@ -293,12 +303,15 @@ CHANGES = frozenset({"POST", "PATCH", "DELETE"})
 EVERY = frozenset({"GET"}) | CHANGES
 
 
-def _subsonic(s: Services) -> SubsonicApi:
+def subsonic_api(s: Services) -> SubsonicApi:
+    """The Subsonic API of these services (one resource for every method)."""
     return SubsonicApi(
         users=s.users,
         metrics=s.metrics,
         library=s.library,
         collection=s.collection,
+        playlists=s.playlists,
+        listening=s.listening,
         scans=s.scans,
         plays=s.plays,
         kept=s.subsonic_kept,
@@ -314,7 +327,7 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
     Rule = auth.Rule
     read, admin = Rule(key), Rule(key, writes=CHANGES, admin=EVERY)
     users = {"users": s.users}
-    clip = {"catalogue": s.catalogue, "signer": s.signer}
+    clip = {"catalogue": s.catalogue, "signer": s.signer, "marks": s.marks}
     routes = [
         ("/play", ClipCollection(**clip, listing=s.listing, uploads=s.uploads), Rule(key, POST)),
         ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), Rule(key, POST)),
@@ -337,13 +350,14 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ),
         ("/library/scan", LibraryScan(scans=s.scans), Rule(key, POST, admin=POST)),
         ("/me", Me(), read),
+        ("/me/history", MyHistory(listening=s.listening), read),
         ("/users", UserCollection(**users), admin),
         ("/users/{name}", UserItem(**users), admin),
         ("/users/{name}/keys", UserKeys(**users), admin),
         ("/users/{name}/keys/{key_id}", UserKey(**users), admin),
         # Subsonic apps authenticate in the query or form, and get Subsonic errors: the
         # resource checks its own credentials.
-        ("/rest/{method}", _subsonic(s), None),
+        ("/rest/{method}", subsonic_api(s), None),
         ("/healthz", Health(), None),
         ("/readyz", Ready(probes=s.probes), None),
         ("/metrics", MetricsExposition(metrics=s.metrics, probes=s.probes), None),

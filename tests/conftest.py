@@ -47,6 +47,14 @@ TABLES = (
     "library_genre",
     "library_directory",
     "api_key",
+    "user_star",
+    "user_rating",
+    "user_play_queue",
+    "user_play_queue_entry",
+    "user_bookmark",
+    "user_play",
+    "user_play_event",
+    "user_now_playing",
 )
 # Rows every database has from its migrations, put back as they were.
 RESET = (

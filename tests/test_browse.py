@@ -81,8 +81,14 @@ async def test_metadata_only_clip_round_trip(api):
         "source",
         "music_folder",
         "path",
+        "my_play_count",
+        "my_last_played_at",
+        "starred",
+        "rating",
         *TAG_FIELDS,
     }
+    assert (clip["my_play_count"], clip["my_last_played_at"]) == (0, None)
+    assert (clip["starred"], clip["rating"]) == (False, 0)
     # A clip a client registers is one of the Uploads: only music folders hold paths.
     assert (clip["source"], clip["music_folder"], clip["path"]) == ("upload", "Uploads", None)
     assert clip["cover_url"] is None and clip["waveform_url"] is None

@@ -21,8 +21,8 @@ import PIL.Image
 import pytest
 
 from mosic.api.middleware import Lifespan
-from mosic.api.subsonic import WRITES, SubsonicApi
-from mosic.app import Services, create_app
+from mosic.api.subsonic import WRITES
+from mosic.app import Services, create_app, subsonic_api
 from tests.conftest import API_KEY
 from tests.support.asgi import StaysConnected
 from tests.support.measure import metric
@@ -41,6 +41,7 @@ SPEC_METHODS = {
     "startScan",
     # Users (the contract's "Users")
     "getUser", "getUsers", "createUser", "updateUser", "deleteUser", "changePassword",
+    "getNowPlaying", "getBookmarks", "createBookmark", "deleteBookmark",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getScanStatus"}
@@ -146,6 +147,8 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "updatePlaylist": {"playlistId": playlist_id, "comment": "changed"},
         "deletePlaylist": {"id": "new"},
         "savePlayQueue": {"id": [lib["alpha"]], "current": lib["alpha"]},
+        "createBookmark": {"id": lib["alpha"], "position": "61000", "comment": "the bridge"},
+        "deleteBookmark": {"id": lib["beta"]},
         "createUser": {"username": "new", "password": "a long password"},
         "updateUser": {"username": "kid", "adminRole": "false", "musicFolderId": "1"},
         "deleteUser": {"username": "new"},
@@ -284,16 +287,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
     # The same key, read only (MOSIC_READ_API_KEYS), beside another full key.
     read_only = settings.replace(api_key="another-full-key", read_api_keys=(API_KEY,))
     services = Services.build(read_only)
-    resource = SubsonicApi(
-        users=services.users,
-        metrics=services.metrics,
-        library=services.library,
-        collection=services.collection,
-        plays=services.plays,
-        serving=services.serving,
-        scans=services.scans,
-        kept=services.subsonic_kept,
-    )
+    resource = subsonic_api(services)
     assert resource.method_names == SPEC_METHODS | LOGIN_EXTRAS
     app = falcon.asgi.App(middleware=[Lifespan(db=services.db, store=services.store)])
     app.add_route("/rest/{method}", resource)
@@ -304,7 +298,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         assert {
             "star", "unstar", "setRating", "createPlaylist", "updatePlaylist",
             "deletePlaylist", "savePlayQueue", "startScan", "createUser", "updateUser",
-            "deleteUser", "changePassword",
+            "deleteUser", "changePassword", "createBookmark", "deleteBookmark",
         } == WRITES  # fmt: skip
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method

@@ -17,6 +17,7 @@ from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
 from mosic.core.listing import Listing
+from mosic.core.marks import UNMARKED, ClipMarks, Marks
 from mosic.core.signing import Signer
 from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
@@ -34,12 +35,19 @@ class ClipCollection:
     """``/play``"""
 
     def __init__(
-        self, *, catalogue: Catalogue, listing: Listing, signer: Signer, uploads: Uploads
+        self,
+        *,
+        catalogue: Catalogue,
+        listing: Listing,
+        signer: Signer,
+        uploads: Uploads,
+        marks: Marks,
     ) -> None:
         self._catalogue = catalogue
         self._listing = listing
         self._signer = signer
         self._uploads = uploads
+        self._marks = marks
 
     async def on_get(self, req, resp) -> None:
         query = params.list_query(req)
@@ -47,7 +55,9 @@ class ClipCollection:
             page = await self._listing.list(query)
         except InvalidCursor as exc:
             raise bad_request(f"'cursor': {exc}") from None
-        resp.media = [clip_json(clip, self._signer) for clip in page.clips]
+        marks = await self._marks.of(req.context.grant.user.id, [c.id for c in page.clips])
+        signer = self._signer
+        resp.media = [clip_json(c, signer, marks.get(c.id, UNMARKED)) for c in page.clips]
         resp.set_header("X-Total-Count", str(page.total))
         link = next_link(req.path, query, page)
         if link:
@@ -89,12 +99,15 @@ class ClipUpload:
 class ClipItem:
     """``/play/{clip_id}``"""
 
-    def __init__(self, *, catalogue: Catalogue, signer: Signer) -> None:
+    def __init__(self, *, catalogue: Catalogue, signer: Signer, marks: Marks) -> None:
         self._catalogue = catalogue
         self._signer = signer
+        self._marks = marks
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        resp.media = clip_json(await self._catalogue.get(clip_id), self._signer)
+        clip = await self._catalogue.get(clip_id)
+        marks = await caller_marks(self._marks, req, clip.id)
+        resp.media = clip_json(clip, self._signer, marks)
 
     async def on_patch(self, req, resp, clip_id: uuid.UUID) -> None:
         body = await params.json_object(req, params.PATCH_FIELDS)
@@ -104,7 +117,8 @@ class ClipItem:
         if "description" in body:
             changes["description"] = params.text_field(body, "description", DESCRIPTION_MAX)
         clip = await self._catalogue.update(clip_id, changes, by=req.context.grant.user)
-        resp.media = clip_json(clip, self._signer)
+        marks = await caller_marks(self._marks, req, clip.id)
+        resp.media = clip_json(clip, self._signer, marks)
 
     async def on_delete(self, req, resp, clip_id: uuid.UUID) -> None:
         await self._catalogue.delete(clip_id, by=req.context.grant.user)
@@ -114,9 +128,21 @@ class ClipItem:
 class ClipStats:
     """``/play/{clip_id}/stats``"""
 
-    def __init__(self, *, catalogue: Catalogue, signer: Signer) -> None:
+    def __init__(self, *, catalogue: Catalogue, signer: Signer, marks: Marks) -> None:
         self._catalogue = catalogue
         self._signer = signer
+        self._marks = marks
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        resp.media = stats_json(await self._catalogue.get(clip_id), self._signer)
+        clip = await self._catalogue.get(clip_id)
+        marks = await caller_marks(self._marks, req, clip.id)
+        resp.media = stats_json(clip, self._signer, marks)
+
+
+async def caller_marks(marks: Marks, req, clip_id: uuid.UUID) -> ClipMarks:
+    """The caller's marks of one clip (none for a signed link's, which is nobody's)."""
+    user = req.context.grant.user
+    if user is None:
+        return UNMARKED
+    found = await marks.of(user.id, [clip_id])
+    return found.get(clip_id, UNMARKED)

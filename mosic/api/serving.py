@@ -89,6 +89,10 @@ def send_whole(req, resp, validators: Validators, body: Callable[[], bytes]) -> 
     resp.data = body()
 
 
+# The player a counted REST stream is "now playing" on (getNowPlaying's playerName).
+REST_PLAYER = "Mosic"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ByteServer:
     """Answers with a clip's bytes: stored, transcoded, kept elsewhere, or its cover.
@@ -137,7 +141,7 @@ class ByteServer:
     def _listen_counter(self, req, clip: WholeClip) -> OnSent:
         async def count(byte_range: ranges.ByteRange | None, size: int) -> None:
             if counts_as_play(req.method, byte_range, size):
-                await self.plays.record(clip.id)
+                await self.plays.record(clip.id, req.context.grant.user, REST_PLAYER)
 
         return count
 

@@ -10,6 +10,7 @@ import orjson
 
 from mosic.core import signing
 from mosic.core.listing import ListQuery, Page
+from mosic.core.marks import UNMARKED, ClipMarks
 from mosic.core.signing import Signer
 from mosic.persistence.models import ShownClip, WholeClip
 
@@ -66,6 +67,11 @@ class ClipJson(TypedDict):
     source: str
     music_folder: str
     path: str | None
+    # The caller's own, beside the global play_count.
+    my_play_count: int
+    my_last_played_at: dt.datetime | None
+    starred: bool
+    rating: int
 
 
 class ClipStatsJson(ClipJson):
@@ -75,7 +81,8 @@ class ClipStatsJson(ClipJson):
     last_played_at: dt.datetime | None
 
 
-def clip_json(clip: ShownClip, signer: Signer) -> ClipJson:
+def clip_json(clip: ShownClip, signer: Signer, marks: ClipMarks = UNMARKED) -> ClipJson:
+    """The clip object; ``marks`` are the caller's (none for a clip it just made)."""
     # The id's text once: formatting a UUID is the dearest part of a row (500 a list page).
     clip_id = str(clip.id)
     stream_path = f"/play/{clip_id}/stream"
@@ -105,6 +112,10 @@ def clip_json(clip: ShownClip, signer: Signer) -> ClipJson:
         "source": clip.source,
         "music_folder": clip.music_folder,
         "path": clip.path,
+        "my_play_count": marks.my_play_count,
+        "my_last_played_at": marks.my_last_played_at,
+        "starred": marks.starred,
+        "rating": marks.rating,
     }
 
 
@@ -115,12 +126,12 @@ def cover_url(clip: ShownClip, signer: Signer, clip_id: str | None = None) -> st
     return f"/play/{clip_id}/cover?{signer.query(clip_id, resource=signing.COVER)}"
 
 
-def stats_json(clip: WholeClip, signer: Signer) -> ClipStatsJson:
+def stats_json(clip: WholeClip, signer: Signer, marks: ClipMarks) -> ClipStatsJson:
     return {
         "song_id": str(clip.id),
         "play_count": clip.play_count,
         "last_played_at": clip.last_played_at,
-        **clip_json(clip, signer),
+        **clip_json(clip, signer, marks),
     }
 
 

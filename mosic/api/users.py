@@ -5,14 +5,18 @@ A key's text appears once, in the answer that made it; lists show ids, scopes an
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import falcon
 
 from mosic.api import params
 from mosic.api.errors import bad_request
 from mosic.core.keys import User
+from mosic.core.listening import HISTORY_MAX, InvalidHistoryCursor, Listening
 from mosic.core.users import KeyInfo, NewKey, UserInfo, Users
 
 USER_FIELDS = {"name", "role", "music_folders"}
+HISTORY_DEFAULT = 50
 
 
 def user_json(info: UserInfo) -> dict:
@@ -35,6 +39,27 @@ def new_key_json(made: NewKey) -> dict:
 class Me:
     async def on_get(self, req, resp) -> None:
         resp.media = _who(req.context.grant.user)
+
+
+class MyHistory:
+    """``/me/history``: the caller's plays, newest first, a page at a time."""
+
+    def __init__(self, *, listening: Listening) -> None:
+        self._listening = listening
+
+    async def on_get(self, req, resp) -> None:
+        limit = params.int_param(req, "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        cursor = req.get_param("cursor")
+        if cursor is not None and len(cursor) > params.CURSOR_MAX:
+            raise bad_request("'cursor': the cursor is not one this server issued")
+        try:
+            page, after = await self._listening.history(req.context.grant.user.id, limit, cursor)
+        except InvalidHistoryCursor as exc:
+            raise bad_request(f"'cursor': {exc}") from None
+        resp.media = [{"clip_id": str(p.clip_id), "played_at": p.played_at} for p in page]
+        if after is not None:
+            query = urlencode({"limit": limit, "cursor": after})
+            resp.set_header("Link", f'<{req.path}?{query}>; rel="next"')
 
 
 class UserCollection:

@@ -8,7 +8,6 @@ peaks, re-reading and the listing are their own modules' (``covers``, ``waveform
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import peewee
@@ -28,7 +27,7 @@ from mosic.core.keys import User
 from mosic.core.text import search_text_for
 from mosic.core.waveform import Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
-from mosic.persistence.compiled import BatchedLookup, CompiledQuery, Records
+from mosic.persistence.compiled import BatchedLookup
 from mosic.persistence.models import (
     CLIP_FIELDS,
     LIBRARY,
@@ -39,12 +38,6 @@ from mosic.persistence.models import (
     clip_records,
     utcnow,
 )
-
-# A play's UPDATE returns the new count alone (the whole row cost a stream 31 values more).
-_COUNTS = Records(int, [Clip.play_count])
-# What the hot queries are compiled with (mosic.persistence.compiled); never stored.
-_SOME_ID = uuid.UUID(int=0)
-_SOME_TIME = dt.datetime(2000, 1, 1)
 
 
 class ClipNotFound(Exception):
@@ -89,19 +82,9 @@ class Catalogue:
         self._waveforms = waveforms
         self._blobs = blobs
         self._aggregates = Aggregates(db=db)
-        some_id = (Clip.id, _SOME_ID)
         # A library clip whose file is missing is not found, everywhere.
         self._by_id = BatchedLookup(
             db, Clip.select(*CLIP_FIELDS).where(visible()), Clip.id, clip_records
-        )
-        self._play = CompiledQuery(
-            db,
-            Clip.update(play_count=Clip.play_count + 1, last_played_at=_SOME_TIME)
-            .where(Clip.id == _SOME_ID)
-            .returning(Clip.play_count),
-            _COUNTS,
-            clip_id=some_id,
-            now=(Clip.last_played_at, _SOME_TIME),
         )
 
     async def _one(self, query) -> Clip | None:
@@ -252,15 +235,6 @@ class Catalogue:
                 if name:
                     await self._store.remove(name)
             await self._blobs.drop_if_unused(Clip.cover_name, rows[0].cover_name)
-
-    async def record_play(self, clip_id: uuid.UUID) -> int | None:
-        """Count one play: a single atomic UPDATE, so concurrent listeners never lose one.
-
-        Returns the new count, or None when the clip is gone. Count through
-        ``mosic.core.plays.PlayRecorder``, which also keeps the metric.
-        """
-        rows = await self._play.run(clip_id=clip_id, now=utcnow())
-        return rows[0] if rows else None
 
 
 # What a deleted clip's row must say for its album, artist, genre and folder to follow.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from mosic.core.counting import Counted, PlayCounts
+from mosic.core.keys import User
 from mosic.media.ranges import ByteRange
+from mosic.persistence.models import utcnow
 
 if TYPE_CHECKING:
-    from mosic.core.catalogue import Catalogue
     from mosic.observability.metrics import Metrics
 
 # A range that starts at 0 and ends before this byte, without covering the whole file, is a
@@ -35,15 +37,20 @@ def counts_as_play(method: str, byte_range: ByteRange | None, size: int) -> bool
 
 
 class PlayRecorder:
-    """Counts a play in the catalogue (one atomic statement) and in the metrics."""
+    """Counts a play in the database (globally and for its listener, atomically: see
+    ``mosic.core.counting``) and in the metrics."""
 
-    def __init__(self, *, catalogue: Catalogue, metrics: Metrics) -> None:
-        self._catalogue = catalogue
+    def __init__(self, *, counts: PlayCounts, metrics: Metrics) -> None:
+        self._counts = counts
         self._metrics = metrics
 
-    async def record(self, clip_id: uuid.UUID) -> int | None:
-        """Count one play; returns the new count, or None when the clip is gone."""
-        count = await self._catalogue.record_play(clip_id)
-        if count is not None:
+    async def record(
+        self, clip_id: uuid.UUID, user: User | None, player: str | None = None
+    ) -> Counted | None:
+        """Count one play by ``user`` (None: nobody's, an old signed link), which starts now
+        on ``player`` when given; returns the new counts, or None when the clip is gone."""
+        user_id = user.id if user else None
+        counted = await self._counts.count(clip_id, user_id, utcnow(), player)
+        if counted is not None:
             self._metrics.play()
-        return count
+        return counted

@@ -29,9 +29,19 @@ from mosic.persistence.models import (
     LISTENER,
     READ_SCOPE,
     USER_NAME_MAX,
+    Bookmark,
     Clip,
     KeyRow,
     MusicFolder,
+    NowPlaying,
+    PlayEvent,
+    Playlist,
+    PlaylistEntry,
+    PlayQueue,
+    PlayQueueEntry,
+    Rating,
+    Star,
+    UserPlay,
     UserRow,
     name_key,
     utcnow,
@@ -242,8 +252,9 @@ class Users:
         return await self.get(fields.get("name", name))
 
     async def remove(self, name: str, heir: int) -> None:
-        """Remove a user and its keys; its uploads pass to the user ``heir`` (the admin who
-        removed it). Its plays stay in the global counts."""
+        """Remove a user, its keys and everything it keeps (stars, ratings, playlists, queue,
+        bookmarks, its own counts and history); its uploads pass to the user ``heir`` (the
+        admin who removed it). Its plays stay in the global counts."""
         info = await self.get(name)
         if info.user.id == ADMIN_ID:
             raise UserConflict("the configured keys' user cannot be removed")
@@ -252,6 +263,8 @@ class Users:
                 Clip.update(owner_id=heir).where(Clip.owner_id == info.user.id)
             )
             await self._db.aio_execute(KeyRow.delete().where(KeyRow.user_id == info.user.id))
+            for statement in _state_of(info.user.id):
+                await self._db.aio_execute(statement)
             await self._db.aio_execute(UserRow.delete().where(UserRow.id == info.user.id))
 
     # -- keys --------------------------------------------------------------------------------
@@ -349,3 +362,12 @@ def _md5(text: str) -> bytes:
 def _inserted_id(result) -> int:
     # An insert's RETURNING comes back as its rows (models), or as the id itself.
     return result if isinstance(result, int) else list(result)[0].id
+
+
+def _state_of(user_id: int) -> list:
+    """The statements that delete what a user keeps."""
+    owned = Playlist.select(Playlist.id).where(Playlist.owner_id == user_id)
+    statements = [PlaylistEntry.delete().where(PlaylistEntry.playlist_id.in_(owned))]
+    statements.append(Playlist.delete().where(Playlist.owner_id == user_id))
+    kept = (Star, Rating, PlayQueue, PlayQueueEntry, Bookmark, UserPlay, PlayEvent, NowPlaying)
+    return statements + [model.delete().where(model.user_id == user_id) for model in kept]

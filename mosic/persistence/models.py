@@ -155,19 +155,26 @@ PLAYLIST_NAME_MAX = 200
 
 
 class Star(AioModel):
-    item_id = peewee.CharField(max_length=ITEM_ID_MAX, primary_key=True)
+    """A user's star on a song, album or artist (migration 0008; before it, one listener's
+    stars lay in ``subsonic_star``, copied to the admin)."""
+
+    user_id = peewee.IntegerField()
+    item_id = peewee.CharField(max_length=ITEM_ID_MAX)
     starred_at = peewee.DateTimeField()
 
     class Meta:
-        table_name = "subsonic_star"
+        table_name = "user_star"
+        primary_key = peewee.CompositeKey("user_id", "item_id")
 
 
 class Rating(AioModel):
-    item_id = peewee.CharField(max_length=ITEM_ID_MAX, primary_key=True)
+    user_id = peewee.IntegerField()
+    item_id = peewee.CharField(max_length=ITEM_ID_MAX)
     rating = peewee.SmallIntegerField()
 
     class Meta:
-        table_name = "subsonic_rating"
+        table_name = "user_rating"
+        primary_key = peewee.CompositeKey("user_id", "item_id")
 
 
 class Playlist(AioModel):
@@ -177,6 +184,7 @@ class Playlist(AioModel):
     public = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField()
     changed_at = peewee.DateTimeField()
+    owner_id = peewee.IntegerField(null=True)  # null only before migration 0008 ran
 
     class Meta:
         table_name = "subsonic_playlist"
@@ -193,24 +201,81 @@ class PlaylistEntry(AioModel):
 
 
 class PlayQueue(AioModel):
-    """The one saved play queue: a single row (id 1) and its entries."""
+    """A user's saved play queue: one row per user, and its entries."""
 
-    id = peewee.IntegerField(primary_key=True)
+    user_id = peewee.IntegerField(primary_key=True)
     current = peewee.UUIDField(null=True)
     position_ms = peewee.BigIntegerField(default=0)
     changed_at = peewee.DateTimeField()
     changed_by = peewee.CharField(max_length=200)
 
     class Meta:
-        table_name = "subsonic_play_queue"
+        table_name = "user_play_queue"
 
 
 class PlayQueueEntry(AioModel):
-    position = peewee.IntegerField(primary_key=True)
+    user_id = peewee.IntegerField()
+    position = peewee.IntegerField()
     clip_id = peewee.UUIDField()
 
     class Meta:
-        table_name = "subsonic_play_queue_entry"
+        table_name = "user_play_queue_entry"
+        primary_key = peewee.CompositeKey("user_id", "position")
+
+
+class Bookmark(AioModel):
+    """Where a user stopped in a song, to go on from there (Subsonic bookmarks)."""
+
+    user_id = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+    position_ms = peewee.BigIntegerField()
+    comment = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    changed_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "user_bookmark"
+        primary_key = peewee.CompositeKey("user_id", "clip_id")
+
+
+class UserPlay(AioModel):
+    """A user's own count of a clip's plays, beside the clip's global ``play_count``."""
+
+    user_id = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+    play_count = peewee.BigIntegerField(default=0)
+    last_played_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "user_play"
+        primary_key = peewee.CompositeKey("user_id", "clip_id")
+
+
+class PlayEvent(AioModel):
+    """One play by one user: the history, newest first by (user_id, id)."""
+
+    id = peewee.BigAutoField()
+    user_id = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+    played_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "user_play_event"
+        indexes = ((("user_id", "id"), False),)
+
+
+class NowPlaying(AioModel):
+    """What a user plays now, on which player: kept for ``getNowPlaying``, replaced by the
+    user's next song on that player."""
+
+    user_id = peewee.IntegerField()
+    player = peewee.CharField(max_length=200)
+    clip_id = peewee.UUIDField()
+    started_at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "user_now_playing"
+        primary_key = peewee.CompositeKey("user_id", "player")
 
 
 # What a listing shows of each clip: hashes, file names, search text, filter keys and the

@@ -17,8 +17,7 @@ from mosic.api.subsonic.response import (
     ok,
     wants_json,
 )
-from mosic.api.subsonic.shapes import Marks
-from mosic.core.collection import Collection
+from mosic.api.subsonic.shapes import Marks, MarksLoader
 from mosic.core.grouping import DIRECTORY_PREFIX
 from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary, Version
 from mosic.persistence.models import UPLOADS
@@ -47,9 +46,9 @@ def search_terms(query: str | None) -> str:
 
 
 class Browse:
-    def __init__(self, *, library: Library, collection: Collection, kept: Kept) -> None:
+    def __init__(self, *, library: Library, marks: MarksLoader, kept: Kept) -> None:
         self._library = library
-        self._collection = collection
+        self._marks = marks
         self._kept = kept
 
     def methods(self) -> dict:
@@ -74,8 +73,9 @@ class Browse:
             "tokenInfo": self.token_info,
         }
 
-    async def marks(self) -> Marks:
-        return await Marks.of_collection(self._collection)
+    async def marks(self, call: Call, songs=()) -> Marks:
+        """The caller's marks, and its plays of ``songs``."""
+        return await self._marks(call.caller.user.id, songs)
 
     async def ping(self, call: Call) -> dict:
         return {}
@@ -113,8 +113,8 @@ class Browse:
             return {"indexes": body}
         if folder is not None and folder != UPLOADS:
             # A folder's tree shows its songs' play counts, which no version follows.
-            marks = await self.marks()
             root = await self._library.folder_root(folder)
+            marks = await self.marks(call, root.songs)
             body["index"] = shapes.indexed(
                 root.directories, lambda d: shapes.directory_entry(d, marks)
             )
@@ -122,7 +122,7 @@ class Browse:
             return {"indexes": body}
 
         async def artists() -> dict:
-            listed, marks = await self._library.artists(folder=folder), await self.marks()
+            listed, marks = await self._library.artists(folder=folder), await self.marks(call)
             body["index"] = shapes.indexed(listed, lambda a: shapes.artist_plain(a, marks))
             return {"indexes": body}
 
@@ -132,7 +132,7 @@ class Browse:
         folder = await music_folder(call, self._library)
 
         async def artists() -> dict:
-            listed, marks = await self._library.artists(folder=folder), await self.marks()
+            listed, marks = await self._library.artists(folder=folder), await self.marks(call)
             return {
                 "artists": {
                     "ignoredArticles": shapes.IGNORED_ARTICLES,
@@ -147,7 +147,8 @@ class Browse:
         self, call: Call, version: Version | None, variant: tuple, build
     ) -> Encoded:
         """The answer of ``build`` as ``call`` wants it encoded, kept under ``version``
-        (read before ``build`` reads anything) for the next calls of the same variant;
+        (read before ``build`` reads anything) for the next calls of the same variant (and
+        the same user: the answer shows the caller's stars and ratings of artists);
         without a version, built and not kept."""
         fmt = call.params.one("f")
 
@@ -156,32 +157,35 @@ class Browse:
 
         if version is None:
             return await encoded()
-        return await self._kept.answer(version, (*variant, wants_json(fmt)), encoded)
+        user_variant = (*variant, call.caller.user.id, wants_json(fmt))
+        return await self._kept.answer(version, user_variant, encoded)
 
     async def music_directory(self, call: Call) -> dict:
         item_id = call.params.required("id")
-        marks = await self.marks()
         if item_id.startswith(DIRECTORY_PREFIX):
-            return {"directory": await self._directory(item_id, marks)}
+            return {"directory": await self._directory(item_id, call)}
         try:
             artist = await self._library.artist(item_id)
         except NotInLibrary:
             artist = None
         if artist is not None:
+            marks = await self.marks(call)
             children = [shapes.album_child(album, marks) for album in artist.albums]
             node = {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
             return {"directory": {**node, "child": children}}
         album = await self._album(item_id)
         songs = await self._library.album_songs(album)
+        marks = await self.marks(call, songs)
         node = {"id": album.id, "parent": album.artist_id, "name": album.name}
         node.update(marks.of(album.id), playCount=album.play_count)
         return {"directory": {**node, "child": [shapes.song(s, marks) for s in songs]}}
 
-    async def _directory(self, item_id: str, marks: Marks) -> dict:
+    async def _directory(self, item_id: str, call: Call) -> dict:
         try:
             node = await self._library.directory(item_id)
         except NotInLibrary:
             raise not_found("directory") from None
+        marks = await self.marks(call, node.songs)
         children = [shapes.directory_child(d, marks) for d in node.directories]
         children += [shapes.song(s, marks) for s in node.songs]
         body = {"id": node.id, "name": node.name, **marks.of(node.id), "child": children}
@@ -194,7 +198,7 @@ class Browse:
             artist = await self._library.artist(call.params.required("id"))
         except NotInLibrary:
             raise not_found("artist") from None
-        marks = await self.marks()
+        marks = await self.marks(call)
         albums = [shapes.album_id3(album, marks) for album in artist.albums]
         return {"artist": {**shapes.artist_id3(artist, marks), "album": albums}}
 
@@ -206,7 +210,8 @@ class Browse:
 
     async def album(self, call: Call) -> dict:
         album = await self._album(call.params.required("id"))
-        songs, marks = await self._library.album_songs(album), await self.marks()
+        songs = await self._library.album_songs(album)
+        marks = await self.marks(call, songs)
         body = shapes.album_id3(album, marks)
         return {"album": {**body, "song": [shapes.song(s, marks) for s in songs]}}
 
@@ -215,7 +220,7 @@ class Browse:
             clip = await self._library.song(call.params.required("id"))
         except NotInLibrary:
             raise not_found("song") from None
-        return {"song": shapes.song(clip, await self.marks())}
+        return {"song": shapes.song(clip, await self.marks(call, [clip]))}
 
     async def _album_page(self, call: Call) -> tuple[list[Album], Marks]:
         kind = call.params.required("type")
@@ -223,7 +228,7 @@ class Browse:
             raise SubsonicError(Code.GENERIC, f"unknown album list type {kind!r}")
         size = call.params.count("size", 10, LIST_MAX)
         offset = call.params.offset("offset")
-        marks = await self.marks()
+        marks = await self.marks(call)
         library = self._library
         page = {"offset": offset, "size": size, "folder": await music_folder(call, library)}
         if kind == "byYear":
@@ -258,7 +263,7 @@ class Browse:
             to_year=_year(call, "toYear"),
             folder=await music_folder(call, self._library),
         )
-        marks = await self.marks()
+        marks = await self.marks(call, songs)
         return {"randomSongs": {"song": [shapes.song(s, marks) for s in songs]}}
 
     async def genres(self, call: Call) -> dict:
@@ -273,7 +278,7 @@ class Browse:
             offset=call.params.offset("offset"),
             folder=await music_folder(call, self._library),
         )
-        marks = await self.marks()
+        marks = await self.marks(call, songs)
         return {"songsByGenre": {"song": [shapes.song(s, marks) for s in songs]}}
 
     async def _search(self, call: Call):
@@ -295,7 +300,7 @@ class Browse:
             count=p.count("songCount", 20, SEARCH_MAX),
             folder=folder,
         )
-        return artists, albums, songs, await self.marks()
+        return artists, albums, songs, await self.marks(call, songs)
 
     async def search2(self, call: Call) -> dict:
         artists, albums, songs, marks = await self._search(call)

@@ -20,6 +20,7 @@ from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.keep import Keep
 from mosic.api.subsonic.kept import Kept
 from mosic.api.subsonic.media import Media
+from mosic.api.subsonic.playlists import PlaylistMethods
 from mosic.api.subsonic.request import Params, read_params
 from mosic.api.subsonic.response import (
     Code,
@@ -32,8 +33,11 @@ from mosic.api.subsonic.response import (
     render_encoded,
 )
 from mosic.api.subsonic.scanning import Scanning
+from mosic.api.subsonic.shapes import MarksLoader
 from mosic.core.collection import Collection
 from mosic.core.library import Library
+from mosic.core.listening import Listening
+from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
 from mosic.core.scanning.service import LibraryScans
 from mosic.core.users import Users
@@ -52,6 +56,8 @@ WRITES = frozenset(
         "updatePlaylist",
         "deletePlaylist",
         "savePlayQueue",
+        "createBookmark",
+        "deleteBookmark",
         "startScan",
         "createUser",
         "updateUser",
@@ -74,6 +80,8 @@ class SubsonicApi:
         metrics: Metrics,
         library: Library,
         collection: Collection,
+        playlists: Playlists,
+        listening: Listening,
         plays: PlayRecorder,
         serving: ByteServer,
         scans: LibraryScans,
@@ -81,10 +89,13 @@ class SubsonicApi:
     ) -> None:
         self._users = users
         self._metrics = metrics
+        marks = MarksLoader(collection=collection, listening=listening)
+        media = {"plays": plays, "serving": serving, "listening": listening}
         self._methods = {
-            **Browse(library=library, collection=collection, kept=kept).methods(),
-            **Media(library=library, plays=plays, serving=serving).methods(),
-            **Keep(library=library, collection=collection).methods(),
+            **Browse(library=library, marks=marks, kept=kept).methods(),
+            **Media(library=library, marks=marks, **media).methods(),
+            **Keep(library=library, collection=collection, marks=marks).methods(),
+            **PlaylistMethods(library=library, playlists=playlists, marks=marks).methods(),
             **Scanning(scans=scans, library=library).methods(),
             **Accounts(users=users, library=library).methods(),
         }

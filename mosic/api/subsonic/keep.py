@@ -1,4 +1,5 @@
-"""What the listener keeps: stars, ratings, playlists and the play queue."""
+"""What each user keeps: stars, ratings, the play queue and bookmarks (playlists are in
+``mosic.api.subsonic.playlists``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import uuid
 from mosic.api.subsonic import shapes
 from mosic.api.subsonic.browse import music_folder
 from mosic.api.subsonic.call import Call
-from mosic.api.subsonic.request import invalid
 from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
-from mosic.api.subsonic.shapes import Marks
-from mosic.core.collection import RATING_MAX, Collection, PlaylistNotFound
+from mosic.api.subsonic.shapes import Marks, MarksLoader
+from mosic.core.collection import RATING_MAX, Collection
 from mosic.core.library import ALBUM_PREFIX, ARTIST_PREFIX, Library
 from mosic.core.text import DESCRIPTION_MAX
-from mosic.persistence.models import PLAYLIST_NAME_MAX, Clip
+from mosic.persistence.models import Clip
 
 NEVER = dt.datetime(1970, 1, 1)
 
@@ -26,17 +26,11 @@ def _uuid(value: str | None, what: str) -> uuid.UUID:
         raise not_found(what) from None
 
 
-def _name(value: str) -> str:
-    name = value.strip()
-    if not name or len(name) > PLAYLIST_NAME_MAX:
-        raise invalid("name", f"must be 1 to {PLAYLIST_NAME_MAX} characters")
-    return name
-
-
 class Keep:
-    def __init__(self, *, library: Library, collection: Collection) -> None:
+    def __init__(self, *, library: Library, collection: Collection, marks: MarksLoader) -> None:
         self._library = library
         self._collection = collection
+        self._marks = marks
 
     def methods(self) -> dict:
         return {
@@ -45,17 +39,16 @@ class Keep:
             "setRating": self.set_rating,
             "getStarred": self.starred,
             "getStarred2": self.starred2,
-            "getPlaylists": self.playlists,
-            "getPlaylist": self.playlist,
-            "createPlaylist": self.create_playlist,
-            "updatePlaylist": self.update_playlist,
-            "deletePlaylist": self.delete_playlist,
             "getPlayQueue": self.play_queue,
             "savePlayQueue": self.save_play_queue,
+            "getBookmarks": self.bookmarks,
+            "createBookmark": self.create_bookmark,
+            "deleteBookmark": self.delete_bookmark,
         }
 
-    async def marks(self) -> Marks:
-        return await Marks.of_collection(self._collection)
+    async def marks(self, call: Call, songs=()) -> Marks:
+        """The caller's marks, and its plays of ``songs``."""
+        return await self._marks(call.caller.user.id, songs)
 
     # -- stars and ratings -------------------------------------------------------------------
     async def _known(self, item_ids: list[str]) -> None:
@@ -79,12 +72,12 @@ class Keep:
     async def star(self, call: Call) -> dict:
         ids = self._star_ids(call)
         await self._known(ids)
-        await self._collection.star(ids)
+        await self._collection.star(call.caller.user.id, ids)
         return {}
 
     async def unstar(self, call: Call) -> dict:
         # Unknown ids are fine: a deleted song can still be unstarred.
-        await self._collection.unstar(self._star_ids(call))
+        await self._collection.unstar(call.caller.user.id, self._star_ids(call))
         return {}
 
     async def set_rating(self, call: Call) -> dict:
@@ -93,18 +86,18 @@ class Keep:
             raise missing("rating")
         rating = call.params.integer("rating", 0, 0, RATING_MAX)
         await self._known([item_id])
-        await self._collection.rate(item_id, rating)
+        await self._collection.rate(call.caller.user.id, item_id, rating)
         return {}
 
     async def _starred(self, call: Call) -> tuple[list, list, list[Clip], Marks]:
-        marks = await self.marks()
+        stars = await self._collection.stars(call.caller.user.id)
         folder = await music_folder(call, self._library)
-        starred = list(marks.stars)
+        starred = list(stars)
         artists = await self._library.artists_by_id(starred, folder=folder)
         albums = await self._library.albums_by_id(starred, folder=folder)
         songs = await self._library.songs_by_id(starred, folder=folder)
-        songs.sort(key=lambda clip: marks.stars[str(clip.id)], reverse=True)
-        return artists, albums, songs, marks
+        songs.sort(key=lambda clip: stars[str(clip.id)], reverse=True)
+        return artists, albums, songs, await self.marks(call, songs)
 
     async def starred(self, call: Call) -> dict:
         artists, albums, songs, marks = await self._starred(call)
@@ -126,103 +119,15 @@ class Keep:
             }
         }
 
-    # -- playlists ---------------------------------------------------------------------------
-    async def _songs(self, ids: list[str]) -> list[Clip]:
-        songs = await self._library.songs_by_id(ids)
-        if len(songs) != len(ids):
-            raise not_found("song")
-        return songs
-
-    async def playlists(self, call: Call) -> dict:
-        shaped = []
-        for info in await self._collection.playlists():
-            songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
-            shaped.append(shapes.playlist(info, songs, call.user))
-        return {"playlists": {"playlist": shaped}}
-
-    async def _playlist_body(self, playlist_id: uuid.UUID, call: Call) -> dict:
-        try:
-            info = await self._collection.playlist(playlist_id)
-        except PlaylistNotFound:
-            raise not_found("playlist") from None
-        songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
-        marks = await self.marks()
-        entries = [shapes.song(clip, marks) for clip in songs]
-        return {"playlist": {**shapes.playlist(info, songs, call.user), "entry": entries}}
-
-    async def playlist(self, call: Call) -> dict:
-        return await self._playlist_body(_uuid(call.params.required("id"), "playlist"), call)
-
-    async def create_playlist(self, call: Call) -> dict:
-        songs = await self._songs(call.params.all("songId"))
-        clip_ids = [clip.id for clip in songs]
-        existing = call.params.one("playlistId")
-        if existing:
-            # Subsonic's "create" with a playlistId replaces that playlist's songs.
-            playlist_id = _uuid(existing, "playlist")
-            name = call.params.one("name")
-            changes = {"name": _name(name)} if name else {}
-            await self._update(playlist_id, changes, clip_ids)
-        else:
-            name = _name(call.params.required("name"))
-            playlist_id = await self._collection.create_playlist(name, clip_ids)
-        return await self._playlist_body(playlist_id, call)
-
-    async def _update(self, playlist_id, changes: dict, clip_ids) -> None:
-        try:
-            await self._collection.update_playlist(playlist_id, changes=changes, clip_ids=clip_ids)
-        except PlaylistNotFound:
-            raise not_found("playlist") from None
-
-    async def update_playlist(self, call: Call) -> dict:
-        p = call.params
-        playlist_id = _uuid(p.required("playlistId"), "playlist")
-        changes: dict = {}
-        if p.one("name"):
-            changes["name"] = _name(p.one("name"))
-        if "comment" in p:
-            changes["comment"] = p.text("comment", DESCRIPTION_MAX) or None
-        if "public" in p:
-            changes["public"] = p.flag("public", False)
-        clip_ids = None
-        removals, additions = p.all("songIndexToRemove"), p.all("songIdToAdd")
-        if removals or additions:
-            clip_ids = await self._edited_songs(playlist_id, removals, additions)
-        await self._update(playlist_id, changes, clip_ids)
-        return {}
-
-    async def _edited_songs(self, playlist_id, removals: list[str], additions: list[str]):
-        try:
-            info = await self._collection.playlist(playlist_id)
-        except PlaylistNotFound:
-            raise not_found("playlist") from None
-        # Indexes count the songs a client was shown: those whose clips still exist.
-        current = await self._library.songs_by_id([str(c) for c in info.clip_ids])
-        drop = set()
-        for raw in removals:
-            if not raw.isdigit() or int(raw) >= len(current):
-                raise invalid("songIndexToRemove", f"has no song at index {raw!r}")
-            drop.add(int(raw))
-        kept = [clip.id for n, clip in enumerate(current) if n not in drop]
-        return kept + [clip.id for clip in await self._songs(additions)]
-
-    async def delete_playlist(self, call: Call) -> dict:
-        playlist_id = _uuid(call.params.required("id"), "playlist")
-        try:
-            await self._collection.delete_playlist(playlist_id)
-        except PlaylistNotFound:
-            raise not_found("playlist") from None
-        return {}
-
     # -- the play queue ----------------------------------------------------------------------
     async def play_queue(self, call: Call) -> dict:
-        queue = await self._collection.queue()
+        queue = await self._collection.queue(call.caller.user.id)
         if queue is None:
             # No saved queue: an empty one, older than any other, so no app restores it.
             empty = {"username": call.user, "changed": NEVER, "changedBy": "", "entry": []}
             return {"playQueue": empty}
         songs = await self._library.songs_by_id([str(c) for c in queue.clip_ids])
-        marks = await self.marks()
+        marks = await self.marks(call, songs)
         entries = [shapes.song(clip, marks) for clip in songs]
         return {"playQueue": shapes.play_queue(queue, entries, call.user)}
 
@@ -234,5 +139,41 @@ class Keep:
             raise SubsonicError(Code.GENERIC, "'current' must be one of the queued songs")
         position = call.params.integer("position", 0, 0, 2**62)
         clip_ids = [clip.id for clip in songs]
-        await self._collection.save_queue(clip_ids, current_id, position, call.client)
+        user_id = call.caller.user.id
+        await self._collection.save_queue(user_id, clip_ids, current_id, position, call.client)
+        return {}
+
+    async def _songs(self, ids: list[str]) -> list[Clip]:
+        songs = await self._library.songs_by_id(ids)
+        if len(songs) != len(ids):
+            raise not_found("song")
+        return songs
+
+    # -- bookmarks ---------------------------------------------------------------------------
+    async def bookmarks(self, call: Call) -> dict:
+        kept = await self._collection.bookmarks(call.caller.user.id)
+        # Bookmarks of songs the user may no longer see (or that are gone) are left out.
+        songs = await self._library.songs_by_id([str(b.clip_id) for b in kept])
+        by_id = {clip.id: clip for clip in songs}
+        marks = await self.marks(call, songs)
+        shaped = [
+            shapes.bookmark(b, shapes.song(by_id[b.clip_id], marks), call.user)
+            for b in kept
+            if b.clip_id in by_id
+        ]
+        return {"bookmarks": {"bookmark": shaped}}
+
+    async def create_bookmark(self, call: Call) -> dict:
+        (clip,) = await self._songs([call.params.required("id")])
+        if call.params.one("position") in (None, ""):
+            raise missing("position")
+        position = call.params.integer("position", 0, 0, 2**62)
+        comment = call.params.text("comment", DESCRIPTION_MAX) or None
+        await self._collection.save_bookmark(call.caller.user.id, clip.id, position, comment)
+        return {}
+
+    async def delete_bookmark(self, call: Call) -> dict:
+        # Idempotent, like unstar: a bookmark already gone is what the app wants.
+        clip_id = _uuid(call.params.required("id"), "song")
+        await self._collection.delete_bookmark(call.caller.user.id, clip_id)
         return {}

@@ -1,8 +1,11 @@
-"""Bytes and listens: ``stream``, ``download``, ``getCoverArt`` and ``scrobble``.
+"""Bytes and listens: ``stream``, ``download``, ``getCoverArt``, ``scrobble`` and
+``getNowPlaying``.
 
 Subsonic apps report their listens themselves (``scrobble``), so ``stream`` and
 ``download`` count nothing: an app's listen is counted exactly once, by ``scrobble``,
-through the one ``PlayRecorder`` that ``/play/{id}/stats`` and ``mosic_plays_total`` see.
+through the one ``PlayRecorder`` that ``/play/{id}/stats`` and ``mosic_plays_total`` see, for
+the caller and globally. A stream from its start, or a scrobble, shows the song as the
+caller's "now playing" on that player (``c``).
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from mosic.api.serving import ByteServer
+from mosic.api.subsonic import shapes
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import missing, not_found
+from mosic.api.subsonic.shapes import MarksLoader
 from mosic.core.covers import NoCover
 from mosic.core.library import ALBUM_PREFIX, Library, NotInLibrary
+from mosic.core.listening import Listening
 from mosic.core.plays import PlayRecorder
 from mosic.media import transcode
 from mosic.media.storage import MediaMissing
 from mosic.media.transcode import Rendition
-from mosic.persistence.models import Clip
+from mosic.persistence.models import Clip, utcnow
 
 COVER_SIZE_MAX = 4096
 MAX_BIT_RATE_MAX = 10_000
@@ -48,10 +54,14 @@ class Media:
         library: Library,
         plays: PlayRecorder,
         serving: ByteServer,
+        listening: Listening,
+        marks: MarksLoader,
     ) -> None:
         self._library = library
         self._plays = plays
         self._serving = serving
+        self._listening = listening
+        self._marks = marks
 
     def methods(self) -> dict:
         return {
@@ -59,6 +69,7 @@ class Media:
             "download": self.download,
             "getCoverArt": self.cover_art,
             "scrobble": self.scrobble,
+            "getNowPlaying": self.now_playing,
         }
 
     async def _song(self, call: Call):
@@ -79,6 +90,8 @@ class Media:
     async def stream(self, call: Call) -> None:
         max_kbps = call.params.integer("maxBitRate", 0, 0, MAX_BIT_RATE_MAX)
         clip = await self._song(call)
+        if call.req.method == "GET" and _from_the_start(call.req.get_header("Range")):
+            await self._listening.playing(call.caller.user.id, call.client, clip.id)
         await self._send(call, clip, stream_rendition(clip, call.params.one("format"), max_kbps))
 
     async def download(self, call: Call) -> None:
@@ -118,8 +131,32 @@ class Media:
         songs = await self._library.songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")  # nothing counted: all or none
+        user = call.caller.user
         if call.params.flag("submission", True):
             for clip in songs:
-                await self._plays.record(clip.id)
-        # submission=false is "now playing": nothing to count, nothing to keep.
+                await self._plays.record(clip.id, user)
+        else:  # "now playing": the last song named
+            await self._listening.playing(user.id, call.client, songs[-1].id)
         return {}
+
+    async def now_playing(self, call: Call) -> dict:
+        """What every user plays now, of the songs the caller may see."""
+        playing = await self._listening.now_playing()
+        songs = await self._library.songs_by_id([str(p.clip_id) for p in playing])
+        by_id = {clip.id: clip for clip in songs}
+        marks = await self._marks(call.caller.user.id, songs)
+        # Players are numbered in the answer: a user's player keeps its number while it plays.
+        seen = dict.fromkeys((p.user, p.player) for p in playing)
+        players = {key: n for n, key in enumerate(sorted(seen), start=1)}
+        now = utcnow()
+        entries = [
+            shapes.now_playing(p, shapes.song(by_id[p.clip_id], marks), players[key], now)
+            for p in playing
+            if p.clip_id in by_id and (key := (p.user, p.player))
+        ]
+        return {"nowPlaying": {"entry": entries}}
+
+
+def _from_the_start(range_header: str | None) -> bool:
+    """A request for the song from its first byte: the start of a listen, not a seek."""
+    return not range_header or range_header.replace(" ", "").startswith("bytes=0-")

@@ -6,12 +6,15 @@ here.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from mosic.core.collection import Collection, PlaylistInfo, QueueInfo
+from mosic.core.collection import BookmarkInfo, Collection, QueueInfo
 from mosic.core.grouping import song_names
 from mosic.core.library import Album, Artist, Directory, Genre
+from mosic.core.listening import NEVER_PLAYED, Listening, Playing
+from mosic.core.playlists import PlaylistInfo
 from mosic.persistence.models import Clip
 
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -19,17 +22,31 @@ IGNORED_ARTICLES = "The El La Los Las Le Les"
 
 @dataclass
 class Marks:
-    """The listener's stars (item id -> when) and ratings (item id -> 1..5)."""
+    """The caller's stars (item id -> when), ratings (item id -> 1..5) and own plays of the
+    songs of one answer (clip id -> ``Mine``)."""
 
     stars: dict = field(default_factory=dict)
     ratings: dict = field(default_factory=dict)
+    plays: dict = field(default_factory=dict)
 
     def of(self, item_id: str) -> dict:
         return {"starred": self.stars.get(item_id), "userRating": self.ratings.get(item_id)}
 
-    @classmethod
-    async def of_collection(cls, collection: Collection) -> Marks:
-        return cls(await collection.stars(), await collection.ratings())
+
+class MarksLoader:
+    """Reads a user's marks: its stars and ratings (a user's are few), and its plays of the
+    songs of one answer."""
+
+    def __init__(self, *, collection: Collection, listening: Listening) -> None:
+        self._collection = collection
+        self._listening = listening
+
+    async def __call__(self, user_id: int, songs=()) -> Marks:
+        return Marks(
+            await self._collection.stars(user_id),
+            await self._collection.ratings(user_id),
+            await self._listening.mine(user_id, [clip.id for clip in songs]),
+        )
 
 
 def seconds(duration: float | None) -> int:
@@ -40,6 +57,7 @@ def seconds(duration: float | None) -> int:
 def song(clip: Clip, marks: Marks) -> dict:
     artist, album = song_names(clip.album_artist, clip.artist, clip.album)
     song_id = str(clip.id)
+    mine = marks.plays.get(clip.id, NEVER_PLAYED)  # the caller's plays, not everyone's
     # No transcodedContentType/Suffix: stream sends the original unless the app asks for
     # a format or a lower bitrate.
     return {
@@ -61,13 +79,13 @@ def song(clip: Clip, marks: Marks) -> dict:
         "samplingRate": clip.sample_rate,
         "channelCount": clip.channels,
         "coverArt": song_id if clip.cover_name else None,
-        "playCount": clip.play_count,
+        "playCount": mine.play_count,
         "created": clip.created_at,
         "albumId": clip.album_id,
         "artistId": clip.artist_id,
         "type": "music",
         "isVideo": False,
-        "played": clip.last_played_at,
+        "played": mine.last_played_at,
         **marks.of(song_id),
     }
 
@@ -162,12 +180,12 @@ def indexed(entries: list[Artist] | list[Directory], shape) -> list[dict]:
     return [{"name": letter, "artist": groups[letter]} for letter in sorted(groups)]
 
 
-def playlist(info: PlaylistInfo, songs: list[Clip], owner: str) -> dict:
+def playlist(info: PlaylistInfo, songs: list[Clip]) -> dict:
     return {
         "id": str(info.id),
         "name": info.name,
         "comment": info.comment,
-        "owner": owner,
+        "owner": info.owner,
         "public": info.public,
         "songCount": len(songs),
         "duration": sum(seconds(clip.duration) for clip in songs),
@@ -185,4 +203,26 @@ def play_queue(queue: QueueInfo, entries: list[dict], owner: str) -> dict:
         "changed": queue.changed_at,
         "changedBy": queue.changed_by,
         "entry": entries,
+    }
+
+
+def bookmark(kept: BookmarkInfo, entry: dict, owner: str) -> dict:
+    return {
+        "position": kept.position_ms,
+        "username": owner,
+        "comment": kept.comment,
+        "created": kept.created_at,
+        "changed": kept.changed_at,
+        "entry": entry,
+    }
+
+
+def now_playing(playing: Playing, entry: dict, player_id: int, now: dt.datetime) -> dict:
+    minutes_ago = max(0, int((now - playing.started_at).total_seconds() // 60))
+    return {
+        **entry,
+        "username": playing.user,
+        "minutesAgo": minutes_ago,
+        "playerId": player_id,
+        "playerName": playing.player,
     }

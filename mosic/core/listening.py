@@ -1,0 +1,137 @@
+"""What each user has listened to: its own play counts, its history and what it plays now.
+
+Written by ``mosic.core.counting`` (a play) and here (now playing); read per user and per
+page, never for the whole catalogue: a user's counts are read for the clips of one answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from peewee import fn
+
+from mosic.core.counting import playing
+from mosic.persistence.models import NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
+
+HISTORY_MAX = 500
+# What "now" means for getNowPlaying: a song started longer ago than this is over.
+NOW_PLAYING_FOR = dt.timedelta(minutes=15)
+# Players kept per answer: a household's, with room to spare.
+NOW_PLAYING_MAX = 100
+# The "active listeners" metric counts users who played something within this window.
+ACTIVE_WITHIN = dt.timedelta(minutes=15)
+
+
+class InvalidHistoryCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Mine:
+    """A user's own plays of one clip."""
+
+    play_count: int
+    last_played_at: dt.datetime | None
+
+
+NEVER_PLAYED = Mine(0, None)
+
+
+@dataclass(frozen=True)
+class Played:
+    clip_id: uuid.UUID
+    played_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Playing:
+    user: str
+    player: str
+    clip_id: uuid.UUID
+    started_at: dt.datetime
+
+
+class Listening:
+    def __init__(self, *, db) -> None:
+        self._db = db
+
+    async def mine(self, user_id: int, clip_ids) -> dict[uuid.UUID, Mine]:
+        """The user's counts of ``clip_ids`` (those it never played are left out)."""
+        ids = list(set(clip_ids))
+        if not ids:
+            return {}
+        rows = await self._db.aio_execute(
+            UserPlay.select(UserPlay.clip_id, UserPlay.play_count, UserPlay.last_played_at)
+            .where((UserPlay.user_id == user_id) & UserPlay.clip_id.in_(ids))
+            .tuples()
+        )
+        return {_uuid(clip_id): Mine(count, last) for clip_id, count, last in rows}
+
+    async def history(
+        self, user_id: int, limit: int, cursor: str | None
+    ) -> tuple[list[Played], str | None]:
+        """The user's plays, newest first: a page, and the cursor of the next (None at the
+        end). Keyset paging on (user_id, id), so a page costs its size at any depth."""
+        query = PlayEvent.select(PlayEvent.id, PlayEvent.clip_id, PlayEvent.played_at).where(
+            PlayEvent.user_id == user_id
+        )
+        if cursor is not None:
+            query = query.where(PlayEvent.id < decode_history_cursor(cursor))
+        rows = await self._db.aio_execute(
+            query.order_by(PlayEvent.id.desc()).limit(limit + 1).tuples()
+        )
+        page = [Played(_uuid(clip_id), at) for _, clip_id, at in rows[:limit]]
+        more = len(rows) > limit
+        return page, encode_history_cursor(rows[limit - 1][0]) if more else None
+
+    async def playing(self, user_id: int, player: str, clip_id: uuid.UUID) -> None:
+        """``user_id`` started ``clip_id`` on ``player``: replaces what it played there."""
+        await self._db.aio_execute(playing(user_id, player, clip_id, utcnow()))
+
+    async def now_playing(self) -> list[Playing]:
+        """What is playing now, newest first: songs started within ``NOW_PLAYING_FOR``."""
+        since = utcnow() - NOW_PLAYING_FOR
+        rows = await self._db.aio_execute(
+            NowPlaying.select(
+                UserRow.name, NowPlaying.player, NowPlaying.clip_id, NowPlaying.started_at
+            )
+            .join(UserRow, on=(UserRow.id == NowPlaying.user_id))
+            .where(NowPlaying.started_at >= since)
+            .order_by(NowPlaying.started_at.desc())
+            .limit(NOW_PLAYING_MAX)
+            .tuples()
+        )
+        return [Playing(name, player, _uuid(clip), at) for name, player, clip, at in rows]
+
+    async def active_listeners(self) -> int:
+        """Users who started a song within ``ACTIVE_WITHIN`` (through the started_at index)."""
+        since = utcnow() - ACTIVE_WITHIN
+        rows = await self._db.aio_execute(
+            NowPlaying.select(fn.COUNT(fn.DISTINCT(NowPlaying.user_id)))
+            .where(NowPlaying.started_at >= since)
+            .tuples()
+        )
+        return rows[0][0]
+
+
+def encode_history_cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"h{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_history_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if raw[:1] != "h" or not raw[1:].isdigit() or len(raw) > 20:
+            raise ValueError
+        return int(raw[1:])
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidHistoryCursor("the cursor is not one this server issued") from None
+
+
+def _uuid(value) -> uuid.UUID:
+    # SQLite returns a UUID column's text from a tuple query; PostgreSQL a uuid.UUID.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
