@@ -155,6 +155,8 @@ def test_dashboard_imports_into_any_grafana():
         "mosic_catalogue_clips",
         "mosic_database_pool_connections",
         "mosic_database_errors_total",
+        "mosic_users",
+        "mosic_active_listeners",
     ):
         assert metric in exprs, f"no panel shows {metric}"
     for q in ("0.5", "0.95", "0.99"):

@@ -95,7 +95,7 @@ def test_the_subsonic_check_and_the_scan_question_work_verbatim(tmp_path):
 
 
 def test_the_users_examples_work_verbatim(tmp_path):
-    commands, requests = sh_blocks_after("## Users")[:2]
+    commands, requests, history = sh_blocks_after("## Users")[:3]
     with mosic_serve(tmp_path / "data", api_key=None) as server:
         # The commands find the server's ./data, as they would beside a plain `mosic serve`.
         bash = ["bash", "-euo", "pipefail", "-c", commands]
@@ -118,6 +118,9 @@ def test_the_users_examples_work_verbatim(tmp_path):
             "name": "Alex", "role": "listener", "music_folders": None,
         }  # fmt: skip
         assert me["role"] == "admin"
+        played = run_after_setup(history, server.base, tmp_path)
+        assert played.returncode == 0, played.stdout + played.stderr
+        assert json.loads(played.stdout) == []  # the admin has played nothing yet
 
 
 def test_docker_run_starts_in_the_background_and_its_logs_are_read_by_name():

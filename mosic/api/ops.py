@@ -58,8 +58,9 @@ class MetricsExposition:
     async def on_get(self, req, resp) -> None:
         try:
             self._metrics.set_catalogue_size(await self._probes.count())
+            self._metrics.set_users(*await self._probes.users())
         except Exception as exc:  # a scrape must still answer while the database is down
-            log.warning("metrics: could not count clips: %s", exc)
+            log.warning("metrics: could not count clips and users: %s", exc)
             self._metrics.database_error(type(exc).__name__)
         body, content_type = self._metrics.exposition()
         resp.data = body

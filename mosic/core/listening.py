@@ -12,8 +12,6 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from peewee import fn
-
 from mosic.core.counting import playing
 from mosic.persistence.models import NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
 
@@ -22,8 +20,6 @@ HISTORY_MAX = 500
 NOW_PLAYING_FOR = dt.timedelta(minutes=15)
 # Players kept per answer: a household's, with room to spare.
 NOW_PLAYING_MAX = 100
-# The "active listeners" metric counts users who played something within this window.
-ACTIVE_WITHIN = dt.timedelta(minutes=15)
 
 
 class InvalidHistoryCursor(ValueError):
@@ -106,16 +102,6 @@ class Listening:
             .tuples()
         )
         return [Playing(name, player, _uuid(clip), at) for name, player, clip, at in rows]
-
-    async def active_listeners(self) -> int:
-        """Users who started a song within ``ACTIVE_WITHIN`` (through the started_at index)."""
-        since = utcnow() - ACTIVE_WITHIN
-        rows = await self._db.aio_execute(
-            NowPlaying.select(fn.COUNT(fn.DISTINCT(NowPlaying.user_id)))
-            .where(NowPlaying.started_at >= since)
-            .tuples()
-        )
-        return rows[0][0]
 
 
 def encode_history_cursor(event_id: int) -> str:

@@ -1,12 +1,18 @@
 """What operations ask of a running service: does the database answer, does the media store
-take writes (readiness), and how many clips are listed (metrics)."""
+take writes (readiness), how many clips are listed, and how many users there are and listen
+now (metrics)."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from peewee import fn
 
 from mosic.media.storage import MediaStore
-from mosic.persistence.models import MusicFolder
+from mosic.persistence.models import MusicFolder, NowPlaying, UserRow, utcnow
+
+# A listener is active while it started a song within this window (as getNowPlaying shows).
+ACTIVE_WITHIN = dt.timedelta(minutes=15)
 
 
 class Probes:
@@ -26,3 +32,15 @@ class Probes:
         """Clips listed now, from the folders' counts: no clip row is read."""
         total = await MusicFolder.select(fn.SUM(MusicFolder.clips)).aio_scalar(self._db)
         return int(total or 0)
+
+    async def users(self) -> tuple[int, int]:
+        """Users, and those who started a song within ``ACTIVE_WITHIN`` (through the
+        started_at index of what is playing now: one row per user and player)."""
+        users = await UserRow.select(fn.COUNT(UserRow.id)).aio_scalar(self._db)
+        since = utcnow() - ACTIVE_WITHIN
+        active = await (
+            NowPlaying.select(fn.COUNT(fn.DISTINCT(NowPlaying.user_id)))
+            .where(NowPlaying.started_at >= since)
+            .aio_scalar(self._db)
+        )
+        return int(users or 0), int(active or 0)

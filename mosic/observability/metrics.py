@@ -126,7 +126,18 @@ class Metrics:
             "mosic_auth_failures", "Requests refused, by reason.", ["reason"], registry=r
         )
         self._add_library_metrics(r)
+        self._add_user_metrics(r)
         self._precreate()
+
+    def _add_user_metrics(self, r: CollectorRegistry) -> None:
+        # Counts only: a user's name is never a label (unbounded, and personal).
+        self.users = Gauge("mosic_users", "Users.", registry=r, multiprocess_mode="mostrecent")
+        self.active_listeners = Gauge(
+            "mosic_active_listeners",
+            "Users who started a song in the last 15 minutes.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
 
     def _add_library_metrics(self, r: CollectorRegistry) -> None:
         self.library_files = Gauge(
@@ -241,6 +252,10 @@ class Metrics:
 
     def set_catalogue_size(self, clips: int) -> None:
         self.clips.set(clips)
+
+    def set_users(self, users: int, active: int) -> None:
+        self.users.set(users)
+        self.active_listeners.set(active)
 
     def set_pool(self, in_use: int, capacity: int) -> None:
         in_use_gauge, capacity_gauge = self._pool_gauges
