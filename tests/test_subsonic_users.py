@@ -50,8 +50,9 @@ class PlainPassword(AsyncConnection):
 
 
 def rest(server, method: str, path: str, key: str, **kwargs) -> httpx.Response:
-    return httpx.request(method, server.base + path, headers={"X-API-Key": key}, timeout=10,
-                         **kwargs)  # fmt: skip
+    return httpx.request(
+        method, server.base + path, headers={"X-API-Key": key}, timeout=10, **kwargs
+    )
 
 
 def add_user(server, name: str) -> str:
@@ -88,8 +89,9 @@ async def ann_keeps_things(server, key: str, songs: dict[str, str]) -> dict[str,
             "updatePlaylist", {"playlistId": ids["Ann's party"], "public": True}
         )
         assert (await made_public.json())["subsonic-response"]["status"] == "ok"
-        assert await token.save_play_queue([noon, evening], current=evening,
-                                           position=QUEUE_POSITION_MS)  # fmt: skip
+        assert await token.save_play_queue(
+            [noon, evening], current=evening, position=QUEUE_POSITION_MS
+        )
         assert await by_key.create_bookmark(evening, BOOKMARK_MS, comment="the good bit")
         for _ in range(ANN_PLAYS):
             assert await by_key.scrobble(evening)
@@ -104,12 +106,21 @@ async def ann_keeps_things(server, key: str, songs: dict[str, str]) -> dict[str,
 def world(request, tmp_path_factory):
     """A server with three songs (uploaded by the admin), Ann and Bob, and what Ann keeps."""
     root = tmp_path_factory.mktemp(f"users-{request.param}")
-    with new_postgres_db(request) as pg, mosic_serve(root / "data", "--workers", "2",
-                                                     **db_env(pg)) as server:  # fmt: skip
+    with (
+        new_postgres_db(request) as pg,
+        mosic_serve(root / "data", "--workers", "2", **db_env(pg)) as server,
+    ):
         server.songs = {}
         for n, (name, fmt, title, album) in enumerate(TRACKS):
-            path = make_clip(root / name, fmt, seconds=1.0, freq=300 + 40 * n, title=title,
-                             artist="Both", album=album)  # fmt: skip
+            path = make_clip(
+                root / name,
+                fmt,
+                seconds=1.0,
+                freq=300 + 40 * n,
+                title=title,
+                artist="Both",
+                album=album,
+            )
             server.songs[title] = server.upload(path, TYPES[fmt])["id"]
         server.ann, server.bob = add_user(server, "Ann"), add_user(server, "Bob")
         server.playlists = asyncio.run(ann_keeps_things(server, server.ann, server.songs))
@@ -133,8 +144,11 @@ async def test_each_login_form_is_ann_and_sees_all_she_keeps(world, form):
         assert playlists == {"Ann's own": ("Ann", False, 2), "Ann's party": ("Ann", True, 1)}
         queue = await conn.get_play_queue()
         assert [e.id for e in queue.entry] == [noon, evening]
-        assert (queue.username, queue.current, queue.position) == ("Ann", evening,
-                                                                   QUEUE_POSITION_MS)  # fmt: skip
+        assert (queue.username, queue.current, queue.position) == (
+            "Ann",
+            evening,
+            QUEUE_POSITION_MS,
+        )
         marks = await conn.get_bookmarks()
         assert [(b.entry.id, b.position, b.username, b.comment) for b in marks] == [
             (evening, BOOKMARK_MS, "Ann", "the good bit")
@@ -212,8 +226,10 @@ def test_plays_count_for_everyone_and_for_the_listener_alone(world):
     }
     assert {who: s["play_count"] for who, s in stats.items()} == dict.fromkeys(stats, ANN_PLAYS)
     assert {who: s["my_play_count"] for who, s in stats.items()} == {
-        "admin": 0, "Ann": ANN_PLAYS, "Bob": 0,
-    }  # fmt: skip
+        "admin": 0,
+        "Ann": ANN_PLAYS,
+        "Bob": 0,
+    }
     assert stats["Ann"]["my_last_played_at"] is not None
     assert stats["Bob"]["my_last_played_at"] is None and stats["admin"]["my_last_played_at"] is None
     # The REST clip objects carry the caller's marks too.
