@@ -167,15 +167,21 @@ def mosic_serve(
     api_key: str | None = DEFAULT_API_KEY,
     metrics_port: bool = False,
     overrides: dict | None = None,
+    pythonpath: Path | None = None,
     **settings: str,
 ) -> Iterator[Mosic]:
     """``mosic serve`` on 127.0.0.1, ready when this yields. ``settings`` are extra
     ``MOSIC_*`` variables; ``api_key=None`` lets Mosic generate one; ``overrides`` replace
-    fields of the settings object itself (``tests.support.serve_settings``)."""
+    fields of the settings object itself (``tests.support.serve_settings``); ``pythonpath``
+    is where the server imports ``mosic`` from instead of this checkout (another release's
+    code, for upgrade tests)."""
     port = free_port()
     mport = free_port() if metrics_port else None
     data_dir.mkdir(parents=True, exist_ok=True)
     env = clean_env(MOSIC_DATA_DIR=str(data_dir), **settings)
+    if pythonpath is not None:
+        assert overrides is None, "the settings helper is this checkout's"
+        env["PYTHONPATH"] = str(pythonpath)
     if api_key is not None:
         env["MOSIC_API_KEY"] = api_key
     if mport:
