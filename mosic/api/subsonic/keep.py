@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from mosic.api.subsonic import shapes
-from mosic.api.subsonic.browse import music_folder
+from mosic.api.subsonic.browse import seen_library
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.request import invalid
 from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
@@ -58,15 +58,16 @@ class Keep:
         return await Marks.of_collection(self._collection)
 
     # -- stars and ratings -------------------------------------------------------------------
-    async def _known(self, item_ids: list[str]) -> None:
-        """Raise "not found" unless every id is a song, album or artist of the library."""
+    async def _known(self, call: Call, item_ids: list[str]) -> None:
+        """Raise "not found" unless every id is a song, album or artist the caller sees."""
+        library = self._library.seen_by(call.folders)
         for item_id in dict.fromkeys(item_ids):
             if item_id.startswith(ALBUM_PREFIX):
-                known = await self._library.albums_by_id([item_id])
+                known = await library.albums_by_id([item_id])
             elif item_id.startswith(ARTIST_PREFIX):
-                known = await self._library.artists_by_id([item_id])
+                known = await library.artists_by_id([item_id])
             else:
-                known = await self._library.songs_by_id([item_id])
+                known = await library.songs_by_id([item_id])
             if not known:
                 raise not_found(f"item {item_id!r}")
 
@@ -78,7 +79,7 @@ class Keep:
 
     async def star(self, call: Call) -> dict:
         ids = self._star_ids(call)
-        await self._known(ids)
+        await self._known(call, ids)
         await self._collection.star(ids)
         return {}
 
@@ -92,17 +93,17 @@ class Keep:
         if call.params.one("rating") in (None, ""):
             raise missing("rating")
         rating = call.params.integer("rating", 0, 0, RATING_MAX)
-        await self._known([item_id])
+        await self._known(call, [item_id])
         await self._collection.rate(item_id, rating)
         return {}
 
     async def _starred(self, call: Call) -> tuple[list, list, list[Clip], Marks]:
         marks = await self.marks()
-        folder = await music_folder(call, self._library)
+        library = await seen_library(call, self._library)
         starred = list(marks.stars)
-        artists = await self._library.artists_by_id(starred, folder=folder)
-        albums = await self._library.albums_by_id(starred, folder=folder)
-        songs = await self._library.songs_by_id(starred, folder=folder)
+        artists = await library.artists_by_id(starred)
+        albums = await library.albums_by_id(starred)
+        songs = await library.songs_by_id(starred)
         songs.sort(key=lambda clip: marks.stars[str(clip.id)], reverse=True)
         return artists, albums, songs, marks
 
@@ -127,16 +128,17 @@ class Keep:
         }
 
     # -- playlists ---------------------------------------------------------------------------
-    async def _songs(self, ids: list[str]) -> list[Clip]:
-        songs = await self._library.songs_by_id(ids)
+    async def _songs(self, call: Call, ids: list[str]) -> list[Clip]:
+        """The songs ``ids``, every one a song the caller sees (else "not found")."""
+        songs = await self._library.seen_by(call.folders).songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")
         return songs
 
     async def playlists(self, call: Call) -> dict:
-        shaped = []
+        shaped, library = [], self._library.seen_by(call.folders)
         for info in await self._collection.playlists():
-            songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+            songs = await library.songs_by_id([str(c) for c in info.clip_ids])
             shaped.append(shapes.playlist(info, songs, call.user))
         return {"playlists": {"playlist": shaped}}
 
@@ -145,7 +147,8 @@ class Keep:
             info = await self._collection.playlist(playlist_id)
         except PlaylistNotFound:
             raise not_found("playlist") from None
-        songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(c) for c in info.clip_ids])
         marks = await self.marks()
         entries = [shapes.song(clip, marks) for clip in songs]
         return {"playlist": {**shapes.playlist(info, songs, call.user), "entry": entries}}
@@ -154,7 +157,7 @@ class Keep:
         return await self._playlist_body(_uuid(call.params.required("id"), "playlist"), call)
 
     async def create_playlist(self, call: Call) -> dict:
-        songs = await self._songs(call.params.all("songId"))
+        songs = await self._songs(call, call.params.all("songId"))
         clip_ids = [clip.id for clip in songs]
         existing = call.params.one("playlistId")
         if existing:
@@ -187,24 +190,28 @@ class Keep:
         clip_ids = None
         removals, additions = p.all("songIndexToRemove"), p.all("songIdToAdd")
         if removals or additions:
-            clip_ids = await self._edited_songs(playlist_id, removals, additions)
+            clip_ids = await self._edited_songs(call, playlist_id, removals, additions)
         await self._update(playlist_id, changes, clip_ids)
         return {}
 
-    async def _edited_songs(self, playlist_id, removals: list[str], additions: list[str]):
+    async def _edited_songs(self, call: Call, playlist_id, removals: list[str], additions):
         try:
             info = await self._collection.playlist(playlist_id)
         except PlaylistNotFound:
             raise not_found("playlist") from None
-        # Indexes count the songs a client was shown: those whose clips still exist.
-        current = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+        ids = [str(c) for c in info.clip_ids]
+        current = await self._library.songs_by_id(ids)
+        # Indexes count the songs a client was shown: those that still exist and that the
+        # caller sees. The others stay where they are: an edit never drops what it cannot see.
+        seen = {clip.id for clip in await self._library.seen_by(call.folders).songs_by_id(ids)}
+        shown = [n for n, clip in enumerate(current) if clip.id in seen]
         drop = set()
         for raw in removals:
-            if not raw.isdigit() or int(raw) >= len(current):
+            if not raw.isdigit() or int(raw) >= len(shown):
                 raise invalid("songIndexToRemove", f"has no song at index {raw!r}")
-            drop.add(int(raw))
+            drop.add(shown[int(raw)])
         kept = [clip.id for n, clip in enumerate(current) if n not in drop]
-        return kept + [clip.id for clip in await self._songs(additions)]
+        return kept + [clip.id for clip in await self._songs(call, additions)]
 
     async def delete_playlist(self, call: Call) -> dict:
         playlist_id = _uuid(call.params.required("id"), "playlist")
@@ -221,13 +228,14 @@ class Keep:
             # No saved queue: an empty one, older than any other, so no app restores it.
             empty = {"username": call.user, "changed": NEVER, "changedBy": "", "entry": []}
             return {"playQueue": empty}
-        songs = await self._library.songs_by_id([str(c) for c in queue.clip_ids])
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(c) for c in queue.clip_ids])
         marks = await self.marks()
         entries = [shapes.song(clip, marks) for clip in songs]
         return {"playQueue": shapes.play_queue(queue, entries, call.user)}
 
     async def save_play_queue(self, call: Call) -> dict:
-        songs = await self._songs(call.params.all("id"))
+        songs = await self._songs(call, call.params.all("id"))
         current = call.params.one("current")
         current_id = _uuid(current, "song") if current else None
         if current_id is not None and current_id not in {clip.id for clip in songs}:

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from mosic.api.subsonic.response import Encoded
 
-# Variants: two methods x two encodings x the folders asked (all, Uploads, ...).
-KEPT_MAX = 8
+# Variants: two methods x two encodings x the folders shown (every one; those a listener
+# sees; one asked by musicFolderId): a household's few sets of folders.
+KEPT_MAX = 16
 
 
 class Kept:

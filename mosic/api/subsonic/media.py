@@ -63,7 +63,7 @@ class Media:
 
     async def _song(self, call: Call):
         try:
-            return await self._library.song(call.params.required("id"))
+            return await self._library.seen_by(call.folders).song(call.params.required("id"))
         except NotInLibrary:
             raise not_found("song") from None
 
@@ -90,7 +90,7 @@ class Media:
     async def cover_art(self, call: Call) -> None:
         item_id = call.params.required("id")
         size = call.params.integer("size", None, 1, COVER_SIZE_MAX)
-        clip = await self._covered(item_id)
+        clip = await self._covered(self._library.seen_by(call.folders), item_id)
         if clip is None:
             raise not_found(f"cover art {item_id!r}")
         try:
@@ -98,24 +98,25 @@ class Media:
         except NoCover:
             raise not_found(f"cover art {item_id!r}") from None
 
-    async def _covered(self, item_id: str) -> Clip | None:
-        """The song with that id, or the album's first song with a cover; None if neither."""
+    async def _covered(self, library: Library, item_id: str) -> Clip | None:
+        """The song with that id, or the album's first song with a cover; None if neither
+        (or if ``library`` does not hold it)."""
         if item_id.startswith(ALBUM_PREFIX):
             try:
-                album = await self._library.album(item_id)
+                album = await library.album(item_id)
             except NotInLibrary:
                 return None
             if album.cover_clip_id is None:
                 return None
             item_id = str(album.cover_clip_id)
-        songs = await self._library.songs_by_id([item_id])
+        songs = await library.songs_by_id([item_id])
         return songs[0] if songs and songs[0].cover_name else None
 
     async def scrobble(self, call: Call) -> dict:
         ids = call.params.all("id")
         if not ids:
             raise missing("id")
-        songs = await self._library.songs_by_id(ids)
+        songs = await self._library.seen_by(call.folders).songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")  # nothing counted: all or none
         if call.params.flag("submission", True):
