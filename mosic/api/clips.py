@@ -42,7 +42,7 @@ class ClipCollection:
         self._uploads = uploads
 
     async def on_get(self, req, resp) -> None:
-        query = params.list_query(req)
+        query = params.list_query(req, seen=req.context.grant.folders)
         try:
             page = await self._listing.list(query)
         except InvalidCursor as exc:
@@ -94,7 +94,8 @@ class ClipItem:
         self._signer = signer
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        resp.media = clip_json(await self._catalogue.get(clip_id), self._signer)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
+        resp.media = clip_json(clip, self._signer)
 
     async def on_patch(self, req, resp, clip_id: uuid.UUID) -> None:
         body = await params.json_object(req, params.PATCH_FIELDS)
@@ -119,4 +120,5 @@ class ClipStats:
         self._signer = signer
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        resp.media = stats_json(await self._catalogue.get(clip_id), self._signer)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
+        resp.media = stats_json(clip, self._signer)
