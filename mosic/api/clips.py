@@ -17,17 +17,23 @@ from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
 from mosic.core.listing import Listing
-from mosic.core.signing import Signer
+from mosic.core.signing import Links, Signer
 from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
 
 MULTIPART = "multipart/form-data"
 
 
-def created(resp, clip: Clip, signer: Signer) -> None:
+def created(req, resp, clip: Clip, signer: Signer) -> None:
     resp.status = falcon.HTTP_201
     resp.location = f"/play/{clip.id}"
-    resp.media = clip_json(clip, signer)
+    resp.media = clip_json(clip, links(req, signer))
+
+
+def links(req, signer: Signer) -> Links:
+    """The answer's signed links, made for the caller: they open what it may see."""
+    user = req.context.grant.user
+    return signer.for_user(user.id if user is not None else None)
 
 
 class ClipCollection:
@@ -47,7 +53,8 @@ class ClipCollection:
             page = await self._listing.list(query)
         except InvalidCursor as exc:
             raise bad_request(f"'cursor': {exc}") from None
-        resp.media = [clip_json(clip, self._signer) for clip in page.clips]
+        signed = links(req, self._signer)
+        resp.media = [clip_json(clip, signed) for clip in page.clips]
         resp.set_header("X-Total-Count", str(page.total))
         link = next_link(req.path, query, page)
         if link:
@@ -55,7 +62,7 @@ class ClipCollection:
 
     async def on_post(self, req, resp) -> None:
         if (req.content_type or "").startswith(MULTIPART):
-            created(resp, await self._uploads.add(req), self._signer)
+            created(req, resp, await self._uploads.add(req), self._signer)
             return
         body = await params.json_object(req, params.JSON_CLIP_FIELDS)
         clip = await self._catalogue.add_external(
@@ -67,7 +74,7 @@ class ClipCollection:
             album=params.text_field(body, "album", TAG_MAX),
             owner_id=req.context.grant.user.id,
         )
-        created(resp, clip, self._signer)
+        created(req, resp, clip, self._signer)
 
 
 class ClipUpload:
@@ -83,7 +90,7 @@ class ClipUpload:
                 title="Unsupported media type",
                 description="send multipart/form-data with a 'file' part",
             )
-        created(resp, await self._uploads.add(req), self._signer)
+        created(req, resp, await self._uploads.add(req), self._signer)
 
 
 class ClipItem:
@@ -95,7 +102,7 @@ class ClipItem:
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
         clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
-        resp.media = clip_json(clip, self._signer)
+        resp.media = clip_json(clip, links(req, self._signer))
 
     async def on_patch(self, req, resp, clip_id: uuid.UUID) -> None:
         body = await params.json_object(req, params.PATCH_FIELDS)
@@ -105,7 +112,7 @@ class ClipItem:
         if "description" in body:
             changes["description"] = params.text_field(body, "description", DESCRIPTION_MAX)
         clip = await self._catalogue.update(clip_id, changes, by=req.context.grant.user)
-        resp.media = clip_json(clip, self._signer)
+        resp.media = clip_json(clip, links(req, self._signer))
 
     async def on_delete(self, req, resp, clip_id: uuid.UUID) -> None:
         await self._catalogue.delete(clip_id, by=req.context.grant.user)
@@ -121,4 +128,4 @@ class ClipStats:
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
         clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
-        resp.media = stats_json(clip, self._signer)
+        resp.media = stats_json(clip, links(req, self._signer))

@@ -10,7 +10,7 @@ import orjson
 
 from mosic.core import signing
 from mosic.core.listing import ListQuery, Page
-from mosic.core.signing import Signer
+from mosic.core.signing import Links
 from mosic.persistence.models import ShownClip, WholeClip
 
 # Read from the file at upload (null when it has none).
@@ -75,7 +75,7 @@ class ClipStatsJson(ClipJson):
     last_played_at: dt.datetime | None
 
 
-def clip_json(clip: ShownClip, signer: Signer) -> ClipJson:
+def clip_json(clip: ShownClip, signer: Links) -> ClipJson:
     # The id's text once: formatting a UUID is the dearest part of a row (500 a list page).
     clip_id = str(clip.id)
     stream_path = f"/play/{clip_id}/stream"
@@ -108,14 +108,14 @@ def clip_json(clip: ShownClip, signer: Signer) -> ClipJson:
     }
 
 
-def cover_url(clip: ShownClip, signer: Signer, clip_id: str | None = None) -> str | None:
+def cover_url(clip: ShownClip, signer: Links, clip_id: str | None = None) -> str | None:
     if clip.cover_name is None:
         return None
     clip_id = clip_id or str(clip.id)
     return f"/play/{clip_id}/cover?{signer.query(clip_id, resource=signing.COVER)}"
 
 
-def stats_json(clip: WholeClip, signer: Signer) -> ClipStatsJson:
+def stats_json(clip: WholeClip, signer: Links) -> ClipStatsJson:
     return {
         "song_id": str(clip.id),
         "play_count": clip.play_count,
