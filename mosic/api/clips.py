@@ -19,7 +19,7 @@ from mosic.core.cursors import InvalidCursor
 from mosic.core.listing import Listing
 from mosic.core.signing import Links, Signer
 from mosic.core.text import DESCRIPTION_MAX
-from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
+from mosic.persistence.models import TAG_MAX, TITLE_MAX, UPLOADS, Clip
 
 MULTIPART = "multipart/form-data"
 
@@ -28,6 +28,19 @@ def created(req, resp, clip: Clip, signer: Signer) -> None:
     resp.status = falcon.HTTP_201
     resp.location = f"/play/{clip.id}"
     resp.media = clip_json(clip, links(req, signer))
+
+
+def may_upload(req) -> None:
+    """Refuse, before a byte of the body is read, a listener who would not see its upload."""
+    user = req.context.grant.user
+    if not user.may_upload:
+        raise falcon.HTTPForbidden(
+            title="Uploads are not among your folders",
+            description=(
+                f"new clips land in the music folder {UPLOADS!r}, which your music_folders "
+                "leave out; an admin may add it to them"
+            ),
+        )
 
 
 def links(req, signer: Signer) -> Links:
@@ -61,6 +74,7 @@ class ClipCollection:
             resp.set_header("Link", link)
 
     async def on_post(self, req, resp) -> None:
+        may_upload(req)
         if (req.content_type or "").startswith(MULTIPART):
             created(req, resp, await self._uploads.add(req), self._signer)
             return
@@ -85,6 +99,7 @@ class ClipUpload:
         self._uploads = uploads
 
     async def on_post(self, req, resp) -> None:
+        may_upload(req)
         if not (req.content_type or "").startswith(MULTIPART):
             raise falcon.HTTPUnsupportedMediaType(
                 title="Unsupported media type",

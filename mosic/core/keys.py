@@ -6,6 +6,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from mosic.persistence.models import UPLOADS
+
 
 @dataclass(frozen=True)
 class Folders:
@@ -50,6 +52,11 @@ class User:
     def folders(self) -> Folders:
         """What every read of this user shows (an admin's too: its folders are its choice)."""
         return Folders.of(self.music_folders)
+
+    @property
+    def may_upload(self) -> bool:
+        """Uploads land in the folder ``UPLOADS``: a listener adds only what it will see."""
+        return self.is_admin or self.folders.shows(UPLOADS)
 
 
 @dataclass(frozen=True)
