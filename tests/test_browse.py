@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mosic.api.shapes import TAG_FIELDS
+from mosic.core.keys import EVERY_FOLDER
 
 
 async def _add_many(api, titles):
@@ -325,7 +326,7 @@ async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(setti
     await services.db.aio_connect()
     try:
         page = await services.listing.list(ListQuery(limit=10))
-        one = await services.catalogue.get(uuid.UUID(played))
+        one = await services.catalogue.get(uuid.UUID(played), seen=EVERY_FOLDER)
     finally:
         await services.db.aio_close()
     assert len(page.clips) == 2
@@ -346,9 +347,10 @@ async def test_clips_read_at_once_share_one_statement_and_each_reader_gets_its_o
     try:
         asked = [*ids * 4, uuid.uuid4()]  # each clip four times, and one that does not exist
         got = await asyncio.gather(
-            *(services.catalogue.get(i) for i in asked), return_exceptions=True
+            *(services.catalogue.get(i, seen=EVERY_FOLDER) for i in asked), return_exceptions=True
         )
-        alone = await services.catalogue.get(ids[0])  # a read by itself is a statement too
+        # A read by itself is a statement too.
+        alone = await services.catalogue.get(ids[0], seen=EVERY_FOLDER)
     finally:
         await services.db.aio_close()
     assert isinstance(got[-1], ClipNotFound)

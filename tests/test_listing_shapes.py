@@ -15,6 +15,7 @@ import pytest
 
 from mosic.core import listing
 from mosic.core.cursors import encode_cursor
+from mosic.core.keys import EVERY_FOLDER, Folders
 from mosic.core.listing import ListQuery
 from mosic.persistence.database import PostgresqlDatabase, SqliteDatabase
 
@@ -43,11 +44,45 @@ def _shapes():
         )  # fmt: skip
 
 
-@pytest.mark.parametrize(
+# What a user may see: every folder, one, two, none (music_folder may narrow each).
+SEEN = (EVERY_FOLDER, Folders.of(["Music"]), Folders.of(["Music", "Uploads"]), Folders.of([]))
+DATABASES = pytest.mark.parametrize(
     "db",
     [SqliteDatabase(":memory:"), PostgresqlDatabase("mosic", host="127.0.0.1")],
     ids=["sqlite", "postgresql"],
 )
+
+
+def _seen_shapes():
+    for sort, q, seen, folder, source, paging in itertools.product(
+        ("-created_at", "title"), QUERIES[:2], SEEN, (None, "Music", "Other"),
+        (None, *listing.SOURCES), ("first", "cursor", "offset"),
+    ):  # fmt: skip
+        yield ListQuery(
+            limit=20, sort=sort, q=q, music_folder=folder, source=source, seen=seen,
+            cursor=_cursor(sort) if paging == "cursor" else None,
+            offset=40 if paging == "offset" else None, genre="Jazz" if q else None,
+        )  # fmt: skip
+
+
+@DATABASES
+def test_every_shape_of_a_users_folders_computes_the_parameters_peewee_would(db):
+    pages = listing.Listing(db=db)
+    for query in _seen_shapes():
+        sql, params = pages.statement(query)
+        assert sql.count("?" if isinstance(db, SqliteDatabase) else "%s") == len(params)
+        names = query.folders.names
+        # The folders listed are the ones seen, narrowed (to none, for a folder not seen).
+        if names is None:
+            assert not {"Music", "Other"} & set(params)
+        elif not names:
+            assert "0 = 1" in sql
+        else:
+            assert all(name in params for name in names)
+            assert "Other" not in params or query.seen is EVERY_FOLDER
+
+
+@DATABASES
 def test_every_shape_computes_the_parameters_peewee_would(db):
     pages = listing.Listing(db=db)
     seen = set()

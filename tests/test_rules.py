@@ -165,6 +165,24 @@ def test_a_signature_names_its_resource():
         signer.verify("clip-a", str(expires), stream_sig, now=1000, resource=COVER)
 
 
+def test_a_link_made_for_a_user_opens_as_that_user_alone():
+    signer = Signer("s3cret", ttl=60)
+    expires, sig = signer.sign("clip-a", now=1000, user_id=7)
+    signer.verify("clip-a", str(expires), sig, now=1000, user_id=7)
+    for other in (None, 8, 77):  # without its user, or as another, it is no link
+        with pytest.raises(BadSignature):
+            signer.verify("clip-a", str(expires), sig, now=1000, user_id=other)
+    old = signer.sign("clip-a", now=1000)[1]  # made before links named their user
+    signer.verify("clip-a", str(expires), old, now=1000)
+    with pytest.raises(BadSignature):
+        signer.verify("clip-a", str(expires), old, now=1000, user_id=7)
+    # The memo keeps each user's link apart, and the link says whose it is.
+    sevens = signer.for_user(7).query("clip-a", now=1000)
+    assert sevens == f"expires={expires}&u=7&sig={sig}"
+    assert signer.for_user(8).query("clip-a", now=1000) != sevens
+    assert signer.for_user(None).query("clip-a", now=1000) == f"expires={expires}&sig={old}"
+
+
 @pytest.mark.parametrize("samples", [1, 5, 999, 1000, 1001, 22050, 88200, 1_000_003, 400_000_000])
 @pytest.mark.parametrize("points", [1, 2, 999, 1000, 4321, 10000])
 def test_waveform_resolution_fits_points_within_one_percent(samples, points):

@@ -22,6 +22,7 @@ from mosic.core.users import Users
 from mosic.observability.metrics import AuthFailure, Metrics
 
 API_KEY_HEADER = "X-API-Key"
+USER_ID_DIGITS = 18  # a link's u: a user id, within a 64-bit integer
 CHALLENGE = 'ApiKey header="X-API-Key"'
 
 Guard = Callable[[falcon.asgi.Request, dict], Awaitable[Grant]]
@@ -60,7 +61,7 @@ def key_or_signature(
 ) -> Guard:
     """The API key, or the clip's signed link for ``resource`` (``stream_url``,
     ``cover_url``): a signature opens the one resource of the one clip it was made for, and
-    only to read it."""
+    only to read it, as the user it was made for (``u``; a link without one is no user's)."""
     require_key = key_required(users, metrics)
 
     async def require_key_or_signature(req, params) -> Grant:
@@ -68,7 +69,8 @@ def key_or_signature(
         if expires is None and sig is None:
             return await require_key(req, params)
         try:
-            signer.verify(str(params["clip_id"]), expires, sig, resource=resource)
+            user_id = link_user(req.get_param("u"))
+            signer.verify(str(params["clip_id"]), expires, sig, resource=resource, user_id=user_id)
         except ExpiredSignature:
             metrics.auth_failure(AuthFailure.EXPIRED)
             raise falcon.HTTPForbidden(
@@ -78,9 +80,26 @@ def key_or_signature(
         except BadSignature as exc:
             metrics.auth_failure(AuthFailure.BAD_SIGNATURE)
             raise falcon.HTTPForbidden(title="Invalid link", description=str(exc)) from None
-        return LINK
+        if user_id is None:
+            return LINK
+        grant = await users.link_grant(user_id)
+        if grant is None:
+            metrics.auth_failure(AuthFailure.BAD_SIGNATURE)
+            raise falcon.HTTPForbidden(
+                title="Invalid link", description="the user this link was made for is gone"
+            )
+        return grant
 
     return require_key_or_signature
+
+
+def link_user(given: str | None) -> int | None:
+    """The user id a link names (``u``), or None when it names none."""
+    if given is None:
+        return None
+    if not given.isascii() or not given.isdigit() or len(given) > USER_ID_DIGITS:
+        raise BadSignature("the link's user is not a user id")
+    return int(given)
 
 
 @dataclass(frozen=True)

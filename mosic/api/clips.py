@@ -18,17 +18,36 @@ from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
 from mosic.core.listing import Listing
 from mosic.core.marks import UNMARKED, ClipMarks, Marks
-from mosic.core.signing import Signer
+from mosic.core.signing import Links, Signer
 from mosic.core.text import DESCRIPTION_MAX
-from mosic.persistence.models import TAG_MAX, TITLE_MAX, Clip
+from mosic.persistence.models import TAG_MAX, TITLE_MAX, UPLOADS, Clip
 
 MULTIPART = "multipart/form-data"
 
 
-def created(resp, clip: Clip, signer: Signer) -> None:
+def created(req, resp, clip: Clip, signer: Signer) -> None:
     resp.status = falcon.HTTP_201
     resp.location = f"/play/{clip.id}"
-    resp.media = clip_json(clip, signer)
+    resp.media = clip_json(clip, links(req, signer))
+
+
+def may_upload(req) -> None:
+    """Refuse, before a byte of the body is read, a listener who would not see its upload."""
+    user = req.context.grant.user
+    if not user.may_upload:
+        raise falcon.HTTPForbidden(
+            title="Uploads are not among your folders",
+            description=(
+                f"new clips land in the music folder {UPLOADS!r}, which your music_folders "
+                "leave out; an admin may add it to them"
+            ),
+        )
+
+
+def links(req, signer: Signer) -> Links:
+    """The answer's signed links, made for the caller: they open what it may see."""
+    user = req.context.grant.user
+    return signer.for_user(user.id if user is not None else None)
 
 
 class ClipCollection:
@@ -50,22 +69,23 @@ class ClipCollection:
         self._marks = marks
 
     async def on_get(self, req, resp) -> None:
-        query = params.list_query(req)
+        query = params.list_query(req, seen=req.context.grant.folders)
         try:
             page = await self._listing.list(query)
         except InvalidCursor as exc:
             raise bad_request(f"'cursor': {exc}") from None
         marks = await self._marks.of(req.context.grant.user.id, [c.id for c in page.clips])
-        signer = self._signer
-        resp.media = [clip_json(c, signer, marks.get(c.id, UNMARKED)) for c in page.clips]
+        signed = links(req, self._signer)
+        resp.media = [clip_json(c, signed, marks.get(c.id, UNMARKED)) for c in page.clips]
         resp.set_header("X-Total-Count", str(page.total))
         link = next_link(req.path, query, page)
         if link:
             resp.set_header("Link", link)
 
     async def on_post(self, req, resp) -> None:
+        may_upload(req)
         if (req.content_type or "").startswith(MULTIPART):
-            created(resp, await self._uploads.add(req), self._signer)
+            created(req, resp, await self._uploads.add(req), self._signer)
             return
         body = await params.json_object(req, params.JSON_CLIP_FIELDS)
         clip = await self._catalogue.add_external(
@@ -77,7 +97,7 @@ class ClipCollection:
             album=params.text_field(body, "album", TAG_MAX),
             owner_id=req.context.grant.user.id,
         )
-        created(resp, clip, self._signer)
+        created(req, resp, clip, self._signer)
 
 
 class ClipUpload:
@@ -88,12 +108,13 @@ class ClipUpload:
         self._uploads = uploads
 
     async def on_post(self, req, resp) -> None:
+        may_upload(req)
         if not (req.content_type or "").startswith(MULTIPART):
             raise falcon.HTTPUnsupportedMediaType(
                 title="Unsupported media type",
                 description="send multipart/form-data with a 'file' part",
             )
-        created(resp, await self._uploads.add(req), self._signer)
+        created(req, resp, await self._uploads.add(req), self._signer)
 
 
 class ClipItem:
@@ -105,9 +126,9 @@ class ClipItem:
         self._marks = marks
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        clip = await self._catalogue.get(clip_id)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         marks = await caller_marks(self._marks, req, clip.id)
-        resp.media = clip_json(clip, self._signer, marks)
+        resp.media = clip_json(clip, links(req, self._signer), marks)
 
     async def on_patch(self, req, resp, clip_id: uuid.UUID) -> None:
         body = await params.json_object(req, params.PATCH_FIELDS)
@@ -118,7 +139,7 @@ class ClipItem:
             changes["description"] = params.text_field(body, "description", DESCRIPTION_MAX)
         clip = await self._catalogue.update(clip_id, changes, by=req.context.grant.user)
         marks = await caller_marks(self._marks, req, clip.id)
-        resp.media = clip_json(clip, self._signer, marks)
+        resp.media = clip_json(clip, links(req, self._signer), marks)
 
     async def on_delete(self, req, resp, clip_id: uuid.UUID) -> None:
         await self._catalogue.delete(clip_id, by=req.context.grant.user)
@@ -134,13 +155,13 @@ class ClipStats:
         self._marks = marks
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        clip = await self._catalogue.get(clip_id)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         marks = await caller_marks(self._marks, req, clip.id)
-        resp.media = stats_json(clip, self._signer, marks)
+        resp.media = stats_json(clip, links(req, self._signer), marks)
 
 
 async def caller_marks(marks: Marks, req, clip_id: uuid.UUID) -> ClipMarks:
-    """The caller's marks of one clip (none for a signed link's, which is nobody's)."""
+    """The caller's marks of one clip (none for an old signed link's, which is nobody's)."""
     user = req.context.grant.user
     if user is None:
         return UNMARKED

@@ -18,5 +18,5 @@ class ClipCover:
         self._serving = serving
 
     async def on_get(self, req, resp, clip_id: uuid.UUID) -> None:
-        clip = await self._catalogue.get(clip_id)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         await self._serving.cover(req, resp, clip)  # NoCover: 404 (mosic.api.errors)

@@ -13,6 +13,7 @@ import falcon.media
 
 from mosic.api.errors import bad_request
 from mosic.core import audio, listing
+from mosic.core.keys import Folders
 from mosic.core.listing import ListQuery
 from mosic.core.text import InvalidText, client_text, unstorable
 from mosic.media import transcode
@@ -69,7 +70,8 @@ def rendition(req) -> Rendition | None:
     return Rendition(fmt, kbps or fmt.default_kbps)
 
 
-def list_query(req) -> ListQuery:
+def list_query(req, seen: Folders) -> ListQuery:
+    """The listing a request asks for, among the music folders ``seen``."""
     limit = int_param(req, "limit", 1, LIMIT_MAX)
     offset = int_param(req, "offset", 0, OFFSET_MAX)
     cursor = req.get_param("cursor")
@@ -91,6 +93,7 @@ def list_query(req) -> ListQuery:
         year=int_param(req, "year", 1, audio.NUMBER_MAX),
         music_folder=search_param(req, "music_folder", MUSIC_FOLDER_MAX),
         source=choice_param(req, "source", listing.SOURCES),
+        seen=seen,
     )
 
 

@@ -11,7 +11,7 @@ import orjson
 from mosic.core import signing
 from mosic.core.listing import ListQuery, Page
 from mosic.core.marks import UNMARKED, ClipMarks
-from mosic.core.signing import Signer
+from mosic.core.signing import Links
 from mosic.persistence.models import ShownClip, WholeClip
 
 # Read from the file at upload (null when it has none).
@@ -81,7 +81,7 @@ class ClipStatsJson(ClipJson):
     last_played_at: dt.datetime | None
 
 
-def clip_json(clip: ShownClip, signer: Signer, marks: ClipMarks = UNMARKED) -> ClipJson:
+def clip_json(clip: ShownClip, signer: Links, marks: ClipMarks = UNMARKED) -> ClipJson:
     """The clip object; ``marks`` are the caller's (none for a clip it just made)."""
     # The id's text once: formatting a UUID is the dearest part of a row (500 a list page).
     clip_id = str(clip.id)
@@ -119,14 +119,14 @@ def clip_json(clip: ShownClip, signer: Signer, marks: ClipMarks = UNMARKED) -> C
     }
 
 
-def cover_url(clip: ShownClip, signer: Signer, clip_id: str | None = None) -> str | None:
+def cover_url(clip: ShownClip, signer: Links, clip_id: str | None = None) -> str | None:
     if clip.cover_name is None:
         return None
     clip_id = clip_id or str(clip.id)
     return f"/play/{clip_id}/cover?{signer.query(clip_id, resource=signing.COVER)}"
 
 
-def stats_json(clip: WholeClip, signer: Signer, marks: ClipMarks) -> ClipStatsJson:
+def stats_json(clip: WholeClip, signer: Links, marks: ClipMarks) -> ClipStatsJson:
     return {
         "song_id": str(clip.id),
         "play_count": clip.play_count,

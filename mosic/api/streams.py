@@ -30,7 +30,7 @@ class ClipStream:
 
     async def _serve(self, req, resp, clip_id: uuid.UUID) -> None:
         rendition = params.rendition(req)
-        clip = await self._catalogue.get(clip_id)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         try:
             await self._serving.clip(
                 req,

@@ -32,7 +32,7 @@ class ClipWaveform:
         kind = req.get_param("format") or "json"
         if kind not in FORMATS:
             raise bad_request(f"'format' must be json or dat, got {kind!r}")
-        clip = await self._catalogue.get(clip_id)
+        clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         peaks = await self._waveforms.get(clip)  # NoWaveform is a 404 (errors.py)
         asked = f"{clip.waveform_name}:{points}:{kind}".encode()
         validators = Validators.of(clip, hashlib.sha256(asked).hexdigest(), FORMATS[kind])

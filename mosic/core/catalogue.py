@@ -23,7 +23,7 @@ from mosic.core.clip_rows import (
     upload_fields,
 )
 from mosic.core.covers import Covers
-from mosic.core.keys import User
+from mosic.core.keys import Folders, User
 from mosic.core.text import search_text_for
 from mosic.core.waveform import Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
@@ -96,9 +96,11 @@ class Catalogue:
         """The coalesced reads behind ``get`` (its counters show how much is coalesced)."""
         return self._by_id
 
-    async def get(self, clip_id: uuid.UUID) -> ClipRecord:
+    async def get(self, clip_id: uuid.UUID, *, seen: Folders) -> ClipRecord:
+        """The clip, when ``seen`` shows its music folder: a clip of another folder is not
+        found, exactly as one that does not exist."""
         clip = await self._by_id.get(clip_id)
-        if clip is None:
+        if clip is None or not seen.shows(clip.music_folder):
             raise ClipNotFound(clip_id)
         return clip
 
@@ -210,7 +212,7 @@ class Catalogue:
 
     async def _changeable(self, clip_id: uuid.UUID, by: User) -> ClipRecord:
         """The clip, if ``by`` may change it: an upload, and an admin or its uploader."""
-        clip = await self.get(clip_id)
+        clip = await self.get(clip_id, seen=by.folders)
         if clip.source != UPLOAD:
             raise InLibraryFolder(clip.music_folder)
         if not by.is_admin and clip.owner_id != by.id:

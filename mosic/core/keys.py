@@ -6,6 +6,34 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from mosic.persistence.models import UPLOADS
+
+
+@dataclass(frozen=True)
+class Folders:
+    """The music folders a read may show: ``names``, or every one when None. Sorted, so two
+    users who see the same folders share what is kept for them (the Subsonic artist lists).
+    Make them with ``Folders.of``."""
+
+    names: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, names) -> Folders:
+        return cls(None if names is None else tuple(sorted(set(names))))
+
+    def shows(self, name: str) -> bool:
+        return self.names is None or name in self.names
+
+    def narrowed(self, name: str | None) -> Folders:
+        """These folders narrowed to the one a request asks for (None: not narrowed); no
+        folder at all when it asks for one these do not show."""
+        if name is None:
+            return self
+        return Folders((name,) if self.shows(name) else ())
+
+
+EVERY_FOLDER = Folders()
+
 
 @dataclass(frozen=True)
 class User:
@@ -20,14 +48,31 @@ class User:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def folders(self) -> Folders:
+        """What every read of this user shows (an admin's too: its folders are its choice)."""
+        return Folders.of(self.music_folders)
+
+    @property
+    def may_upload(self) -> bool:
+        """Uploads land in the folder ``UPLOADS``: a listener adds only what it will see."""
+        return self.is_admin or self.folders.shows(UPLOADS)
+
 
 @dataclass(frozen=True)
 class Grant:
     """What an accepted key allows: a ``full`` key writes, a ``read`` key does not. ``user``
-    is its owner; None only for a signed link, which opens one resource of one clip."""
+    is its owner (for a signed link, the user it was made for); None only for a link made
+    before links named their user, which opens one resource of one clip."""
 
     writes: bool
     user: User | None = None
+
+    @property
+    def folders(self) -> Folders:
+        """The folders its reads show: its user's; every one for a link made before links
+        named their user (it opens only the clip it was signed for)."""
+        return EVERY_FOLDER if self.user is None else self.user.folders
 
 
 LINK = Grant(writes=False)

@@ -28,6 +28,7 @@ from mosic.core.grouping import (
     directory_id,
     song_names,
 )
+from mosic.core.keys import EVERY_FOLDER, Folders
 from mosic.persistence import search
 from mosic.persistence.models import (
     LIBRARY_VERSION_ROW,
@@ -155,37 +156,60 @@ class Directory:
     songs: list = field(default_factory=list)
 
 
-def _has_songs_in(folder: str, column, row_id):
-    """Whether the album or artist ``row_id`` has a song in ``folder``: one probe of the
-    (album_id, music_folder) or (artist_id, music_folder) index (migration 0004)."""
-    held = Clip.select(Clip.id).where((column == row_id) & (Clip.music_folder == folder) & songs())
+def _in(folders: Folders):
+    """Clips of ``folders`` (a list of one is an equality, which either planner takes as one)."""
+    if len(folders.names) == 1:
+        return Clip.music_folder == folders.names[0]
+    return Clip.music_folder.in_(folders.names)
+
+
+def _has_songs_in(folders: Folders, column, row_id):
+    """Whether the album or artist ``row_id`` has a song in ``folders``: an index probe of
+    (album_id, music_folder) or (artist_id, music_folder) (migration 0004). With several
+    folders PostgreSQL probes by the album or artist and filters by folder, which stops at
+    the first song seen (one EXISTS a folder, OR-ed, made it hash every clip of them)."""
+    held = Clip.select(Clip.id).where((column == row_id) & _in(folders) & songs())
     return fn.EXISTS(held)
 
 
-def _albums_in(query, folder: str | None):
-    if folder is None:
+def _albums_in(query, folders: Folders):
+    if folders.names is None:
         return query
-    return query.where(_has_songs_in(folder, Clip.album_id, AlbumRow.id))
+    return query.where(_has_songs_in(folders, Clip.album_id, AlbumRow.id))
 
 
-def _artists_in(query, folder: str | None):
-    if folder is None:
+def _artists_in(query, folders: Folders):
+    if folders.names is None:
         return query
-    return query.where(_has_songs_in(folder, Clip.artist_id, ArtistRow.id))
+    return query.where(_has_songs_in(folders, Clip.artist_id, ArtistRow.id))
 
 
-def _songs_in(query, folder: str | None):
-    return query if folder is None else query.where(Clip.music_folder == folder)
+def _songs_in(query, folders: Folders):
+    return query if folders.names is None else query.where(_in(folders))
 
 
 class Library:
-    def __init__(self, *, db) -> None:
+    """The library as one reader sees it: only what its ``seen`` folders hold (``seen_by``
+    gives another reader's view). A song, album or artist of another folder is not in it:
+    not listed, not found by id."""
+
+    def __init__(self, *, db, seen: Folders = EVERY_FOLDER) -> None:
         self._db = db
+        self._seen = seen
+
+    @property
+    def seen(self) -> Folders:
+        return self._seen
+
+    def seen_by(self, folders: Folders) -> Library:
+        """The library as a reader of ``folders`` sees it."""
+        return Library(db=self._db, seen=folders)
 
     async def folders(self) -> list[Folder]:
-        """The music folders, Uploads first (its id is 1), then in the order they came."""
+        """The music folders seen, Uploads first (its id is 1), then in the order they came."""
         query = MusicFolder.select(MusicFolder.id, MusicFolder.name).order_by(MusicFolder.id)
-        return [Folder(row.id, row.name) for row in await self._db.aio_execute(query)]
+        rows = await self._db.aio_execute(query)
+        return [Folder(row.id, row.name) for row in rows if self._seen.shows(row.name)]
 
     async def folder_name(self, folder_id: int) -> str:
         for folder in await self.folders():
@@ -197,17 +221,15 @@ class Library:
         return [_album(row) for row in await self._db.aio_execute(query)]
 
     # -- albums ------------------------------------------------------------------------------
-    async def album_list(
-        self, kind: str, *, offset: int, size: int, folder: str | None = None
-    ) -> list[Album]:
-        """A page of albums in one of ``ALBUM_ORDERS`` (with songs in ``folder``)."""
-        query = _albums_in(AlbumRow.select().order_by(*ALBUM_ORDERS[kind]), folder)
+    async def album_list(self, kind: str, *, offset: int, size: int) -> list[Album]:
+        """A page of albums in one of ``ALBUM_ORDERS``."""
+        query = _albums_in(AlbumRow.select().order_by(*ALBUM_ORDERS[kind]), self._seen)
         if kind in ALBUM_ONLY:
             query = query.where(ALBUM_ONLY[kind])
         return await self._albums(query.offset(offset).limit(size))
 
     async def albums_by_year(
-        self, from_year: int, to_year: int, *, offset: int, size: int, folder: str | None = None
+        self, from_year: int, to_year: int, *, offset: int, size: int
     ) -> list[Album]:
         """Albums from ``from_year`` to ``to_year``, in that direction (newest first when
         ``from_year`` is the later one, as Subsonic has it)."""
@@ -218,31 +240,29 @@ class Library:
             .where(AlbumRow.year.between(low, high))
             .order_by(order, AlbumRow.sort_key, AlbumRow.id)
         )
-        return await self._albums(_albums_in(query, folder).offset(offset).limit(size))
+        return await self._albums(_albums_in(query, self._seen).offset(offset).limit(size))
 
-    async def albums_by_genre(
-        self, genre: str, *, offset: int, size: int, folder: str | None = None
-    ) -> list[Album]:
+    async def albums_by_genre(self, genre: str, *, offset: int, size: int) -> list[Album]:
         query = (
             AlbumRow.select()
             .where(AlbumRow.genre_key == genre.casefold())
             .order_by(AlbumRow.sort_key, AlbumRow.id)
         )
-        return await self._albums(_albums_in(query, folder).offset(offset).limit(size))
+        return await self._albums(_albums_in(query, self._seen).offset(offset).limit(size))
 
-    async def random_albums(self, size: int, *, folder: str | None = None) -> list[Album]:
+    async def random_albums(self, size: int) -> list[Album]:
         condition = None
-        if folder is not None:
-            condition = _has_songs_in(folder, Clip.album_id, AlbumRow.id)
+        if self._seen.names is not None:
+            condition = _has_songs_in(self._seen, Clip.album_id, AlbumRow.id)
         return await self._random(AlbumRow, condition, size, _album, _random_album_key)
 
-    async def albums_by_id(self, ids: list[str], *, folder: str | None = None) -> list[Album]:
+    async def albums_by_id(self, ids: list[str]) -> list[Album]:
         """The albums among ``ids``, by name."""
         wanted = [i for i in ids if i.startswith(ALBUM_PREFIX)]
         if not wanted:
             return []
         query = AlbumRow.select().where(AlbumRow.id.in_(wanted)).order_by(AlbumRow.sort_key)
-        return await self._albums(_albums_in(query, folder))
+        return await self._albums(_albums_in(query, self._seen))
 
     async def album(self, item_id: str) -> Album:
         found = await self.albums_by_id([item_id])
@@ -252,20 +272,16 @@ class Library:
 
     async def album_songs(self, album: Album) -> list[Clip]:
         """The album's songs in disc, then track order, then by title."""
-        query = (
-            Clip.select()
-            .where(songs() & (Clip.album_id == album.id))
-            .order_by(Clip.disc, Clip.track, Clip.title, Clip.id)
-        )
+        held = _songs_in(Clip.select().where(songs() & (Clip.album_id == album.id)), self._seen)
+        query = held.order_by(Clip.disc, Clip.track, Clip.title, Clip.id)
         return list(await self._db.aio_execute(query))
 
-    async def search_albums(
-        self, query: str, *, offset: int, count: int, folder: str | None = None
-    ) -> list[Album]:
+    async def search_albums(self, query: str, *, offset: int, count: int) -> list[Album]:
         """Albums whose name or artist hold every word of ``query``, by name."""
         if count == 0:
             return []
-        rows = _albums_in(AlbumRow.select().order_by(AlbumRow.sort_key, AlbumRow.id), folder)
+        rows = AlbumRow.select().order_by(AlbumRow.sort_key, AlbumRow.id)
+        rows = _albums_in(rows, self._seen)
         condition = search.contains_all(self._db, AlbumRow, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -289,8 +305,10 @@ class Library:
 
     # -- the folder tree of library folders -------------------------------------------------
     async def folder_root(self, folder: str) -> Directory:
-        """The top of a library folder: its directories and the songs lying at its top
+        """The top of a library folder seen: its directories and the songs lying at its top
         (nothing yet, before its first scan)."""
+        if not self._seen.shows(folder):
+            raise NotInLibrary(folder)
         root = directory_id(folder, "")
         try:
             return await self.directory(root)
@@ -304,7 +322,7 @@ class Library:
         rows = await self._db.aio_execute(
             DirectoryRow.select().where(DirectoryRow.id == item_id).limit(1)
         )
-        if not rows:
+        if not rows or not self._seen.shows(rows[0].music_folder):
             raise NotInLibrary(item_id)
         node = Directory(rows[0].id, rows[0].name, rows[0].parent_id)
         children = (
@@ -321,25 +339,25 @@ class Library:
         return node
 
     # -- artists -----------------------------------------------------------------------------
-    async def artists(self, *, folder: str | None = None) -> list[Artist]:
-        """Every artist (with songs in ``folder``), by name: the size of the answer. Read as
+    async def artists(self) -> list[Artist]:
+        """Every artist (with songs in the folders seen), by name: the size of the answer. Read as
         plain tuples of the three columns shown: a model object per row was half the time of
         getArtists (25,000 of them at a million songs)."""
         columns = (ArtistRow.id, ArtistRow.name, ArtistRow.album_count)
         query = ArtistRow.select(*columns).order_by(ArtistRow.sort_key, ArtistRow.id)
-        rows = await self._db.aio_execute(_artists_in(query, folder).tuples())
+        rows = await self._db.aio_execute(_artists_in(query, self._seen).tuples())
         return [Artist(artist_id, name, albums) for artist_id, name, albums in rows]
 
-    async def artists_by_id(self, ids: list[str], *, folder: str | None = None) -> list[Artist]:
+    async def artists_by_id(self, ids: list[str]) -> list[Artist]:
         wanted = [i for i in ids if i.startswith(ARTIST_PREFIX)]
         if not wanted:
             return []
         query = ArtistRow.select().where(ArtistRow.id.in_(wanted)).order_by(ArtistRow.sort_key)
-        query = _artists_in(query, folder)
+        query = _artists_in(query, self._seen)
         return [_artist(row) for row in await self._db.aio_execute(query)]
 
     async def artist(self, item_id: str) -> Artist:
-        """The artist, with its albums (by year, then name)."""
+        """The artist, with its albums seen (by year, then name)."""
         found = await self.artists_by_id([item_id])
         if not found:
             raise NotInLibrary(item_id)
@@ -349,15 +367,14 @@ class Library:
             .where(AlbumRow.artist_id == artist.id)
             .order_by(AlbumRow.year, AlbumRow.sort_key, AlbumRow.id)
         )
-        artist.albums = await self._albums(query)
+        artist.albums = await self._albums(_albums_in(query, self._seen))
         return artist
 
-    async def search_artists(
-        self, query: str, *, offset: int, count: int, folder: str | None = None
-    ) -> list[Artist]:
+    async def search_artists(self, query: str, *, offset: int, count: int) -> list[Artist]:
         if count == 0:
             return []
-        rows = _artists_in(ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id), folder)
+        rows = ArtistRow.select().order_by(ArtistRow.sort_key, ArtistRow.id)
+        rows = _artists_in(rows, self._seen)
         condition = search.contains_all(self._db, ArtistRow, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -371,24 +388,23 @@ class Library:
             raise NotInLibrary(item_id)
         return found[0]
 
-    async def songs_by_id(self, item_ids: list[str], *, folder: str | None = None) -> list[Clip]:
+    async def songs_by_id(self, item_ids: list[str]) -> list[Clip]:
         """The songs among ``item_ids``, in that order (repeats kept); others are left out."""
         ids = [parsed for parsed in map(_uuid, item_ids) if parsed is not None]
         if not ids:
             return []
-        query = _songs_in(Clip.select().where(songs() & Clip.id.in_(list(set(ids)))), folder)
+        query = _songs_in(Clip.select().where(songs() & Clip.id.in_(list(set(ids)))), self._seen)
         found = {clip.id: clip for clip in await self._db.aio_execute(query)}
         return [found[i] for i in ids if i in found]
 
-    async def search_songs(
-        self, query: str, *, offset: int, count: int, folder: str | None = None
-    ) -> list[Clip]:
+    async def search_songs(self, query: str, *, offset: int, count: int) -> list[Clip]:
         """Songs whose title, description, artist or album hold every word of ``query``
         (all songs when it is empty), oldest first so paging through a library while clips
         are added never skips one."""
         if count == 0:
             return []
-        rows = _songs_in(Clip.select().where(songs()).order_by(Clip.created_at, Clip.id), folder)
+        rows = Clip.select().where(songs()).order_by(Clip.created_at, Clip.id)
+        rows = _songs_in(rows, self._seen)
         condition = search.contains_all(self._db, Clip, search.words(query))
         if condition is not None:
             rows = rows.where(condition)
@@ -401,11 +417,10 @@ class Library:
         genre: str | None = None,
         from_year: int | None = None,
         to_year: int | None = None,
-        folder: str | None = None,
     ) -> list[Clip]:
         condition = songs()
-        if folder is not None:
-            condition &= Clip.music_folder == folder
+        if self._seen.names is not None:
+            condition &= _in(self._seen)
         if genre:
             condition &= Clip.genre_key == genre.casefold()
         if from_year is not None:
@@ -439,12 +454,11 @@ class Library:
         secrets.SystemRandom().shuffle(found)
         return [make(row) for row in found]
 
-    async def genre_songs(
-        self, genre: str, *, offset: int, count: int, folder: str | None = None
-    ) -> list[Clip]:
+    async def genre_songs(self, genre: str, *, offset: int, count: int) -> list[Clip]:
         """Songs of ``genre`` (case-insensitive), oldest first, so pages never skip one."""
+        of_genre = Clip.select().where(songs() & (Clip.genre_key == genre.casefold()))
         rows = (
-            _songs_in(Clip.select().where(songs() & (Clip.genre_key == genre.casefold())), folder)
+            _songs_in(of_genre, self._seen)
             .order_by(Clip.created_at, Clip.id)
             .offset(offset)
             .limit(count)

@@ -16,6 +16,7 @@ from peewee import SQL, fn
 
 from mosic.core.aggregates import visible
 from mosic.core.cursors import decode_cursor, encode_cursor
+from mosic.core.keys import EVERY_FOLDER, Folders
 from mosic.persistence import search
 from mosic.persistence.models import (
     LIBRARY,
@@ -54,6 +55,14 @@ class ListQuery:
     year: int | None = None
     music_folder: str | None = None
     source: str | None = None
+    # The folders the caller sees: a clip of another is not listed, nor counted.
+    seen: Folders = EVERY_FOLDER
+
+    @property
+    def folders(self) -> Folders:
+        """The folders listed: those seen, narrowed to ``music_folder`` when it is given (to
+        none when it is not one of them, as for a folder that does not exist)."""
+        return self.seen.narrowed(self.music_folder)
 
     @property
     def sort_field(self) -> str:
@@ -129,7 +138,8 @@ class Listing:
             tuple(len(word) >= search.TRIGRAM for word in query.words),
             tuple(name for name in TEXT_FILTERS if getattr(query, name) is not None),
             query.year is not None,
-            query.music_folder is not None,
+            # None (every folder), else how many: IN (?, ?, ...) has one parameter each.
+            None if query.folders.names is None else len(query.folders.names),
             query.source,
             bool(query.cursor),
             bool(query.offset),
@@ -159,8 +169,10 @@ def _filtered(db, base, query: ListQuery):
 
 
 def _by_folder(base, query: ListQuery, column):
-    if query.music_folder is not None:
-        base = base.where(column == query.music_folder)
+    names = query.folders.names
+    if names is not None:
+        # One folder is an equality, as before folders were per user: the same index path.
+        base = base.where(column == names[0] if len(names) == 1 else column.in_(names))
     if query.source == UPLOAD:
         base = base.where(column == UPLOADS)
     elif query.source == LIBRARY:
@@ -177,7 +189,8 @@ def _filter_params(db, query: ListQuery) -> list:
 
 
 def _folder_params(query: ListQuery) -> list:
-    values = [query.music_folder] if query.music_folder is not None else []
+    names = query.folders.names
+    values = list(names) if names is not None else []
     return values + ([UPLOADS] if query.source is not None else [])
 
 

@@ -2,7 +2,10 @@
 cover without sending a header.
 
 The signed message names the resource as well as the clip, so a link opens one clip's one
-resource: a stream signature opens no cover, and a cover signature no stream."""
+resource: a stream signature opens no cover, and a cover signature no stream. A link made for
+a user also names that user (``u=<id>``, signed with the rest): it opens the clip as that user,
+who must still exist and see the clip's music folder. A link without ``u`` (made before links
+named their user) is checked as before."""
 
 from __future__ import annotations
 
@@ -53,30 +56,51 @@ class Signer:
             return earliest
         return -(-earliest // EXPIRY_STEP_S) * EXPIRY_STEP_S
 
-    def _digest(self, resource: str, clip_id: str, expires: int) -> str:
+    def _digest(self, resource: str, clip_id: str, expires: int, user_id: int | None) -> str:
         mac = self._keyed.copy()
-        mac.update(f"{resource}:{clip_id}:{expires}".encode())
+        # A user's link signs one field more, so no link can lose (or gain) its user.
+        user = "" if user_id is None else f":{user_id}"
+        mac.update(f"{resource}:{clip_id}:{expires}{user}".encode())
         return mac.hexdigest()
 
     def sign(
-        self, clip_id: str, now: float | None = None, *, resource: str = STREAM
+        self,
+        clip_id: str,
+        now: float | None = None,
+        *,
+        resource: str = STREAM,
+        user_id: int | None = None,
     ) -> tuple[int, str]:
         expires = self._expiry(now if now is not None else time.time())
-        return expires, self._signed(resource, clip_id, expires)[0]
+        return expires, self._signed(resource, clip_id, expires, user_id)[0]
 
-    def query(self, clip_id: str, now: float | None = None, *, resource: str = STREAM) -> str:
+    def query(
+        self,
+        clip_id: str,
+        now: float | None = None,
+        *,
+        resource: str = STREAM,
+        user_id: int | None = None,
+    ) -> str:
         expires = self._expiry(now if now is not None else time.time())
-        return self._signed(resource, clip_id, expires)[1]
+        return self._signed(resource, clip_id, expires, user_id)[1]
 
-    def _signed(self, resource: str, clip_id: str, expires: int) -> tuple[str, str]:
+    def for_user(self, user_id: int | None) -> Links:
+        """What makes the links of one answer, each for the user ``user_id``."""
+        return Links(self, user_id)
+
+    def _signed(
+        self, resource: str, clip_id: str, expires: int, user_id: int | None
+    ) -> tuple[str, str]:
         """The signature, and the link's query text, made once per memo entry."""
-        key = (resource, clip_id, expires)
+        key = (resource, clip_id, expires, user_id)
         signed = self._memo.get(key)
         if signed is None:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
-            sig = self._digest(resource, clip_id, expires)
-            signed = self._memo[key] = (sig, f"expires={expires}&sig={sig}")
+            sig = self._digest(resource, clip_id, expires, user_id)
+            user = "" if user_id is None else f"&u={user_id}"
+            signed = self._memo[key] = (sig, f"expires={expires}{user}&sig={sig}")
         return signed
 
     def verify(
@@ -87,16 +111,28 @@ class Signer:
         now: float | None = None,
         *,
         resource: str = STREAM,
+        user_id: int | None = None,
     ) -> None:
         """Raise ``BadSignature`` (or ``ExpiredSignature``) unless the link is valid now for
-        this clip's ``resource``."""
+        this clip's ``resource``, made for ``user_id`` (None: a link without a user)."""
         try:
             expires_at = int(expires)
         except (TypeError, ValueError):
             raise BadSignature("the link's expiry is not a number") from None
         if not hmac.compare_digest(
-            self._digest(resource, clip_id, expires_at).encode(), (sig or "").encode()
+            self._digest(resource, clip_id, expires_at, user_id).encode(), (sig or "").encode()
         ):
             raise BadSignature(f"the link's signature is not valid for this clip's {resource}")
         if expires_at < (now if now is not None else time.time()):
             raise ExpiredSignature("the link has expired")
+
+
+@dataclass(frozen=True)
+class Links:
+    """The ``Signer``'s links for one user: what an answer's clip objects carry."""
+
+    signer: Signer
+    user_id: int | None
+
+    def query(self, clip_id: str, now: float | None = None, *, resource: str = STREAM) -> str:
+        return self.signer.query(clip_id, now, resource=resource, user_id=self.user_id)

@@ -195,6 +195,13 @@ class Users:
                 return Grant(writes=scope == FULL_SCOPE, user=user)
         return None
 
+    async def link_grant(self, user_id: int) -> Grant | None:
+        """What a signed link made for the user ``user_id`` may do: read, as that user as it
+        is now (read afresh for every link: a removed user's links stop at once, and a change
+        to its folders applies at once); None when that user is gone."""
+        rows = await self._db.aio_execute(UserRow.select().where(UserRow.id == user_id).limit(1))
+        return Grant(writes=False, user=_user(rows[0])) if rows else None
+
     # -- users -------------------------------------------------------------------------------
     async def list(self) -> list[UserInfo]:
         rows = await self._db.aio_execute(UserRow.select().order_by(UserRow.name_key))

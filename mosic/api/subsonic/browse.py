@@ -87,7 +87,8 @@ class Browse:
         return {"openSubsonicExtensions": EXTENSIONS}
 
     async def music_folders(self, call: Call) -> dict:
-        folders = [{"id": f.id, "name": f.name} for f in await self._library.folders()]
+        seen = await self._library.seen_by(call.folders).folders()
+        folders = [{"id": f.id, "name": f.name} for f in seen]
         return {"musicFolders": {"musicFolder": folders}}
 
     async def token_info(self, call: Call) -> dict:
@@ -102,8 +103,9 @@ class Browse:
         folder tree instead: the directories at its top, and the songs lying there.
         ``lastModified`` is when the library's artists last changed; with
         ``ifModifiedSince`` at or after it, the answer leaves the index out (unchanged)."""
-        folder = await music_folder(call, self._library)
-        version = await self._library.version()
+        folder = await asked_folder(call, self._library)
+        library = self._library.seen_by(call.folders.narrowed(folder))
+        version = await library.version()
         body = {
             "lastModified": milliseconds(version.changed_at) if version else 0,
             "ignoredArticles": shapes.IGNORED_ARTICLES,
@@ -113,7 +115,7 @@ class Browse:
             return {"indexes": body}
         if folder is not None and folder != UPLOADS:
             # A folder's tree shows its songs' play counts, which no version follows.
-            root = await self._library.folder_root(folder)
+            root = await library.folder_root(folder)
             marks = await self.marks(call, root.songs)
             body["index"] = shapes.indexed(
                 root.directories, lambda d: shapes.directory_entry(d, marks)
@@ -122,17 +124,18 @@ class Browse:
             return {"indexes": body}
 
         async def artists() -> dict:
-            listed, marks = await self._library.artists(folder=folder), await self.marks(call)
+            listed, marks = await library.artists(), await self.marks(call)
             body["index"] = shapes.indexed(listed, lambda a: shapes.artist_plain(a, marks))
             return {"indexes": body}
 
-        return await self._kept_answer(call, version, ("getIndexes", folder), artists)
+        variant = ("getIndexes", library.seen.names)
+        return await self._kept_answer(call, version, variant, artists)
 
     async def artists(self, call: Call) -> Encoded:
-        folder = await music_folder(call, self._library)
+        library = await seen_library(call, self._library)
 
         async def artists() -> dict:
-            listed, marks = await self._library.artists(folder=folder), await self.marks(call)
+            listed, marks = await library.artists(), await self.marks(call)
             return {
                 "artists": {
                     "ignoredArticles": shapes.IGNORED_ARTICLES,
@@ -140,8 +143,8 @@ class Browse:
                 }
             }
 
-        version = await self._library.version()
-        return await self._kept_answer(call, version, ("getArtists", folder), artists)
+        version = await library.version()
+        return await self._kept_answer(call, version, ("getArtists", library.seen.names), artists)
 
     async def _kept_answer(
         self, call: Call, version: Version | None, variant: tuple, build
@@ -162,10 +165,11 @@ class Browse:
 
     async def music_directory(self, call: Call) -> dict:
         item_id = call.params.required("id")
+        library = self._library.seen_by(call.folders)
         if item_id.startswith(DIRECTORY_PREFIX):
-            return {"directory": await self._directory(item_id, call)}
+            return {"directory": await self._directory(library, item_id, call)}
         try:
-            artist = await self._library.artist(item_id)
+            artist = await library.artist(item_id)
         except NotInLibrary:
             artist = None
         if artist is not None:
@@ -173,16 +177,16 @@ class Browse:
             children = [shapes.album_child(album, marks) for album in artist.albums]
             node = {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
             return {"directory": {**node, "child": children}}
-        album = await self._album(item_id)
-        songs = await self._library.album_songs(album)
+        album = await _album(library, item_id)
+        songs = await library.album_songs(album)
         marks = await self.marks(call, songs)
         node = {"id": album.id, "parent": album.artist_id, "name": album.name}
         node.update(marks.of(album.id), playCount=album.play_count)
         return {"directory": {**node, "child": [shapes.song(s, marks) for s in songs]}}
 
-    async def _directory(self, item_id: str, call: Call) -> dict:
+    async def _directory(self, library: Library, item_id: str, call: Call) -> dict:
         try:
-            node = await self._library.directory(item_id)
+            node = await library.directory(item_id)
         except NotInLibrary:
             raise not_found("directory") from None
         marks = await self.marks(call, node.songs)
@@ -195,29 +199,24 @@ class Browse:
 
     async def artist(self, call: Call) -> dict:
         try:
-            artist = await self._library.artist(call.params.required("id"))
+            artist = await self._library.seen_by(call.folders).artist(call.params.required("id"))
         except NotInLibrary:
             raise not_found("artist") from None
         marks = await self.marks(call)
         albums = [shapes.album_id3(album, marks) for album in artist.albums]
         return {"artist": {**shapes.artist_id3(artist, marks), "album": albums}}
 
-    async def _album(self, item_id: str) -> Album:
-        try:
-            return await self._library.album(item_id)
-        except NotInLibrary:
-            raise not_found("album") from None
-
     async def album(self, call: Call) -> dict:
-        album = await self._album(call.params.required("id"))
-        songs = await self._library.album_songs(album)
+        library = self._library.seen_by(call.folders)
+        album = await _album(library, call.params.required("id"))
+        songs = await library.album_songs(album)
         marks = await self.marks(call, songs)
         body = shapes.album_id3(album, marks)
         return {"album": {**body, "song": [shapes.song(s, marks) for s in songs]}}
 
     async def song(self, call: Call) -> dict:
         try:
-            clip = await self._library.song(call.params.required("id"))
+            clip = await self._library.seen_by(call.folders).song(call.params.required("id"))
         except NotInLibrary:
             raise not_found("song") from None
         return {"song": shapes.song(clip, await self.marks(call, [clip]))}
@@ -229,8 +228,8 @@ class Browse:
         size = call.params.count("size", 10, LIST_MAX)
         offset = call.params.offset("offset")
         marks = await self.marks(call)
-        library = self._library
-        page = {"offset": offset, "size": size, "folder": await music_folder(call, library)}
+        library = await seen_library(call, self._library)
+        page = {"offset": offset, "size": size}
         if kind == "byYear":
             from_year = _year(call, "fromYear", required=True)
             to_year = _year(call, "toYear", required=True)
@@ -238,9 +237,9 @@ class Browse:
         elif kind == "byGenre":
             albums = await library.albums_by_genre(call.params.required("genre"), **page)
         elif kind == "random":
-            albums = await library.random_albums(size, folder=page["folder"])
+            albums = await library.random_albums(size)
         elif kind == "starred":
-            starred = await library.albums_by_id(list(marks.stars), folder=page["folder"])
+            starred = await library.albums_by_id(list(marks.stars))
             albums = starred[offset : offset + size]
         else:
             albums = await library.album_list(kind, **page)
@@ -256,12 +255,12 @@ class Browse:
 
     async def random_songs(self, call: Call) -> dict:
         size = call.params.count("size", 10, LIST_MAX)
-        songs = await self._library.random_songs(
+        library = await seen_library(call, self._library)
+        songs = await library.random_songs(
             size,
             genre=call.params.one("genre"),
             from_year=_year(call, "fromYear"),
             to_year=_year(call, "toYear"),
-            folder=await music_folder(call, self._library),
         )
         marks = await self.marks(call, songs)
         return {"randomSongs": {"song": [shapes.song(s, marks) for s in songs]}}
@@ -272,11 +271,11 @@ class Browse:
 
     async def songs_by_genre(self, call: Call) -> dict:
         genre = call.params.required("genre")
-        songs = await self._library.genre_songs(
+        library = await seen_library(call, self._library)
+        songs = await library.genre_songs(
             genre,
             count=call.params.count("count", 10, LIST_MAX),
             offset=call.params.offset("offset"),
-            folder=await music_folder(call, self._library),
         )
         marks = await self.marks(call, songs)
         return {"songsByGenre": {"song": [shapes.song(s, marks) for s in songs]}}
@@ -286,19 +285,15 @@ class Browse:
         p = call.params
         artist_count = p.count("artistCount", 20, SEARCH_MAX)
         album_count = p.count("albumCount", 20, SEARCH_MAX)
-        library = self._library
-        folder = await music_folder(call, library)
+        library = await seen_library(call, self._library)
         artists = await library.search_artists(
-            terms, offset=p.offset("artistOffset"), count=artist_count, folder=folder
+            terms, offset=p.offset("artistOffset"), count=artist_count
         )
         albums = await library.search_albums(
-            terms, offset=p.offset("albumOffset"), count=album_count, folder=folder
+            terms, offset=p.offset("albumOffset"), count=album_count
         )
         songs = await library.search_songs(
-            terms,
-            offset=p.offset("songOffset"),
-            count=p.count("songCount", 20, SEARCH_MAX),
-            folder=folder,
+            terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
         )
         return artists, albums, songs, await self.marks(call, songs)
 
@@ -328,15 +323,28 @@ def milliseconds(moment: dt.datetime) -> int:
     return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
-async def music_folder(call: Call, library: Library) -> str | None:
-    """The name of the folder ``musicFolderId`` asks for (None: every folder)."""
+async def asked_folder(call: Call, library: Library) -> str | None:
+    """The name of the folder ``musicFolderId`` asks for (None: every folder); one the
+    caller does not see is not found, as one that does not exist."""
     folder_id = call.params.integer("musicFolderId", None, 0, FOLDER_ID_MAX)
     if folder_id is None:
         return None
     try:
-        return await library.folder_name(folder_id)
+        return await library.seen_by(call.folders).folder_name(folder_id)
     except NotInLibrary:
         raise not_found("music folder") from None
+
+
+async def seen_library(call: Call, library: Library) -> Library:
+    """The library as the caller sees it, narrowed to ``musicFolderId`` when it asks."""
+    return library.seen_by(call.folders.narrowed(await asked_folder(call, library)))
+
+
+async def _album(library: Library, item_id: str) -> Album:
+    try:
+        return await library.album(item_id)
+    except NotInLibrary:
+        raise not_found("album") from None
 
 
 def _year(call: Call, name: str, *, required: bool = False) -> int | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mosic.api.subsonic.auth import Caller
 from mosic.api.subsonic.request import Params
+from mosic.core.keys import Folders
 
 
 @dataclass
@@ -19,6 +20,11 @@ class Call:
     def user(self) -> str:
         """The caller's user name."""
         return self.caller.user.name
+
+    @property
+    def folders(self) -> Folders:
+        """The music folders the caller reads."""
+        return self.caller.grant.folders
 
     @property
     def client(self) -> str:

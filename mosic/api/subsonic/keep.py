@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 
 from mosic.api.subsonic import shapes
-from mosic.api.subsonic.browse import music_folder
+from mosic.api.subsonic.browse import seen_library
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
 from mosic.api.subsonic.shapes import Marks, MarksLoader
@@ -51,15 +51,16 @@ class Keep:
         return await self._marks(call.caller.user.id, songs)
 
     # -- stars and ratings -------------------------------------------------------------------
-    async def _known(self, item_ids: list[str]) -> None:
-        """Raise "not found" unless every id is a song, album or artist of the library."""
+    async def _known(self, call: Call, item_ids: list[str]) -> None:
+        """Raise "not found" unless every id is a song, album or artist the caller sees."""
+        library = self._library.seen_by(call.folders)
         for item_id in dict.fromkeys(item_ids):
             if item_id.startswith(ALBUM_PREFIX):
-                known = await self._library.albums_by_id([item_id])
+                known = await library.albums_by_id([item_id])
             elif item_id.startswith(ARTIST_PREFIX):
-                known = await self._library.artists_by_id([item_id])
+                known = await library.artists_by_id([item_id])
             else:
-                known = await self._library.songs_by_id([item_id])
+                known = await library.songs_by_id([item_id])
             if not known:
                 raise not_found(f"item {item_id!r}")
 
@@ -71,7 +72,7 @@ class Keep:
 
     async def star(self, call: Call) -> dict:
         ids = self._star_ids(call)
-        await self._known(ids)
+        await self._known(call, ids)
         await self._collection.star(call.caller.user.id, ids)
         return {}
 
@@ -85,17 +86,17 @@ class Keep:
         if call.params.one("rating") in (None, ""):
             raise missing("rating")
         rating = call.params.integer("rating", 0, 0, RATING_MAX)
-        await self._known([item_id])
+        await self._known(call, [item_id])
         await self._collection.rate(call.caller.user.id, item_id, rating)
         return {}
 
     async def _starred(self, call: Call) -> tuple[list, list, list[Clip], Marks]:
         stars = await self._collection.stars(call.caller.user.id)
-        folder = await music_folder(call, self._library)
+        library = await seen_library(call, self._library)
         starred = list(stars)
-        artists = await self._library.artists_by_id(starred, folder=folder)
-        albums = await self._library.albums_by_id(starred, folder=folder)
-        songs = await self._library.songs_by_id(starred, folder=folder)
+        artists = await library.artists_by_id(starred)
+        albums = await library.albums_by_id(starred)
+        songs = await library.songs_by_id(starred)
         songs.sort(key=lambda clip: stars[str(clip.id)], reverse=True)
         return artists, albums, songs, await self.marks(call, songs)
 
@@ -126,13 +127,14 @@ class Keep:
             # No saved queue: an empty one, older than any other, so no app restores it.
             empty = {"username": call.user, "changed": NEVER, "changedBy": "", "entry": []}
             return {"playQueue": empty}
-        songs = await self._library.songs_by_id([str(c) for c in queue.clip_ids])
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(c) for c in queue.clip_ids])
         marks = await self.marks(call, songs)
         entries = [shapes.song(clip, marks) for clip in songs]
         return {"playQueue": shapes.play_queue(queue, entries, call.user)}
 
     async def save_play_queue(self, call: Call) -> dict:
-        songs = await self._songs(call.params.all("id"))
+        songs = await self._songs(call, call.params.all("id"))
         current = call.params.one("current")
         current_id = _uuid(current, "song") if current else None
         if current_id is not None and current_id not in {clip.id for clip in songs}:
@@ -143,8 +145,9 @@ class Keep:
         await self._collection.save_queue(user_id, clip_ids, current_id, position, call.client)
         return {}
 
-    async def _songs(self, ids: list[str]) -> list[Clip]:
-        songs = await self._library.songs_by_id(ids)
+    async def _songs(self, call: Call, ids: list[str]) -> list[Clip]:
+        """The songs ``ids``, every one a song the caller sees (else "not found")."""
+        songs = await self._library.seen_by(call.folders).songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")
         return songs
@@ -153,7 +156,8 @@ class Keep:
     async def bookmarks(self, call: Call) -> dict:
         kept = await self._collection.bookmarks(call.caller.user.id)
         # Bookmarks of songs the user may no longer see (or that are gone) are left out.
-        songs = await self._library.songs_by_id([str(b.clip_id) for b in kept])
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(b.clip_id) for b in kept])
         by_id = {clip.id: clip for clip in songs}
         marks = await self.marks(call, songs)
         shaped = [
@@ -164,7 +168,7 @@ class Keep:
         return {"bookmarks": {"bookmark": shaped}}
 
     async def create_bookmark(self, call: Call) -> dict:
-        (clip,) = await self._songs([call.params.required("id")])
+        (clip,) = await self._songs(call, [call.params.required("id")])
         if call.params.one("position") in (None, ""):
             raise missing("position")
         position = call.params.integer("position", 0, 0, 2**62)

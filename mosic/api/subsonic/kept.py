@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from mosic.api.subsonic.response import Encoded
 
-# Variants: two methods x two encodings x the folders asked (all, Uploads, ...) x the users
-# who ask (each sees its own stars and ratings of artists): a household's, at its busiest.
+# Variants: two methods x two encodings x the folders shown (every one; those a listener
+# sees; one asked by musicFolderId) x the users who ask (each sees its own stars and ratings
+# of artists): a household's, at its busiest.
 KEPT_MAX = 16
 
 

@@ -74,7 +74,7 @@ class Media:
 
     async def _song(self, call: Call):
         try:
-            return await self._library.song(call.params.required("id"))
+            return await self._library.seen_by(call.folders).song(call.params.required("id"))
         except NotInLibrary:
             raise not_found("song") from None
 
@@ -103,7 +103,7 @@ class Media:
     async def cover_art(self, call: Call) -> None:
         item_id = call.params.required("id")
         size = call.params.integer("size", None, 1, COVER_SIZE_MAX)
-        clip = await self._covered(item_id)
+        clip = await self._covered(self._library.seen_by(call.folders), item_id)
         if clip is None:
             raise not_found(f"cover art {item_id!r}")
         try:
@@ -111,24 +111,25 @@ class Media:
         except NoCover:
             raise not_found(f"cover art {item_id!r}") from None
 
-    async def _covered(self, item_id: str) -> Clip | None:
-        """The song with that id, or the album's first song with a cover; None if neither."""
+    async def _covered(self, library: Library, item_id: str) -> Clip | None:
+        """The song with that id, or the album's first song with a cover; None if neither
+        (or if ``library`` does not hold it)."""
         if item_id.startswith(ALBUM_PREFIX):
             try:
-                album = await self._library.album(item_id)
+                album = await library.album(item_id)
             except NotInLibrary:
                 return None
             if album.cover_clip_id is None:
                 return None
             item_id = str(album.cover_clip_id)
-        songs = await self._library.songs_by_id([item_id])
+        songs = await library.songs_by_id([item_id])
         return songs[0] if songs and songs[0].cover_name else None
 
     async def scrobble(self, call: Call) -> dict:
         ids = call.params.all("id")
         if not ids:
             raise missing("id")
-        songs = await self._library.songs_by_id(ids)
+        songs = await self._library.seen_by(call.folders).songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")  # nothing counted: all or none
         user = call.caller.user
@@ -142,7 +143,8 @@ class Media:
     async def now_playing(self, call: Call) -> dict:
         """What every user plays now, of the songs the caller may see."""
         playing = await self._listening.now_playing()
-        songs = await self._library.songs_by_id([str(p.clip_id) for p in playing])
+        seen_songs = self._library.seen_by(call.folders)
+        songs = await seen_songs.songs_by_id([str(p.clip_id) for p in playing])
         by_id = {clip.id: clip for clip in songs}
         marks = await self._marks(call.caller.user.id, songs)
         # Players are numbered in the answer: a user's player keeps its number while it plays.

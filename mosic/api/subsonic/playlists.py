@@ -57,16 +57,17 @@ class PlaylistMethods:
     async def _marks(self, call: Call, songs) -> Marks:
         return await self._marks_of(call.caller.user.id, songs)
 
-    async def _songs(self, ids: list[str]) -> list[Clip]:
-        songs = await self._library.songs_by_id(ids)
+    async def _songs(self, call: Call, ids: list[str]) -> list[Clip]:
+        """The songs ``ids``, every one a song the caller sees (else "not found")."""
+        songs = await self._library.seen_by(call.folders).songs_by_id(ids)
         if len(songs) != len(ids):
             raise not_found("song")
         return songs
 
     async def playlists(self, call: Call) -> dict:
-        shaped = []
+        shaped, library = [], self._library.seen_by(call.folders)
         for info in await self._playlists.visible(call.caller.user):
-            songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+            songs = await library.songs_by_id([str(c) for c in info.clip_ids])
             shaped.append(shapes.playlist(info, songs))
         return {"playlists": {"playlist": shaped}}
 
@@ -75,7 +76,8 @@ class PlaylistMethods:
             info = await self._playlists.get(call.caller.user, playlist_id)
         except PlaylistNotFound:
             raise not_found("playlist") from None
-        songs = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(c) for c in info.clip_ids])
         marks = await self._marks(call, songs)
         entries = [shapes.song(clip, marks) for clip in songs]
         return {"playlist": {**shapes.playlist(info, songs), "entry": entries}}
@@ -84,7 +86,7 @@ class PlaylistMethods:
         return await self._playlist_body(_uuid(call.params.required("id"), "playlist"), call)
 
     async def create_playlist(self, call: Call) -> dict:
-        songs = await self._songs(call.params.all("songId"))
+        songs = await self._songs(call, call.params.all("songId"))
         clip_ids = [clip.id for clip in songs]
         existing = call.params.one("playlistId")
         if existing:
@@ -129,15 +131,19 @@ class PlaylistMethods:
             info = await self._playlists.get(call.caller.user, playlist_id)
         except PlaylistNotFound:
             raise not_found("playlist") from None
-        # Indexes count the songs a client was shown: those whose clips still exist.
-        current = await self._library.songs_by_id([str(c) for c in info.clip_ids])
+        ids = [str(c) for c in info.clip_ids]
+        current = await self._library.songs_by_id(ids)
+        # Indexes count the songs a client was shown: those that still exist and that the
+        # caller sees. The others stay where they are: an edit never drops what it cannot see.
+        seen = {clip.id for clip in await self._library.seen_by(call.folders).songs_by_id(ids)}
+        shown = [n for n, clip in enumerate(current) if clip.id in seen]
         drop = set()
         for raw in removals:
-            if not raw.isdigit() or int(raw) >= len(current):
+            if not raw.isdigit() or int(raw) >= len(shown):
                 raise invalid("songIndexToRemove", f"has no song at index {raw!r}")
-            drop.add(int(raw))
+            drop.add(shown[int(raw)])
         kept = [clip.id for n, clip in enumerate(current) if n not in drop]
-        return kept + [clip.id for clip in await self._songs(additions)]
+        return kept + [clip.id for clip in await self._songs(call, additions)]
 
     async def delete_playlist(self, call: Call) -> dict:
         playlist_id = _uuid(call.params.required("id"), "playlist")
