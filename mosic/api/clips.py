@@ -165,5 +165,4 @@ async def caller_marks(marks: Marks, req, clip_id: uuid.UUID) -> ClipMarks:
     user = req.context.grant.user
     if user is None:
         return UNMARKED
-    found = await marks.of(user.id, [clip_id])
-    return found.get(clip_id, UNMARKED)
+    return await marks.of_one(user.id, clip_id)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 
+from peewee import Tuple
+
 from mosic.core.counting import playing
+from mosic.core.cursors import CURSOR_NUMBER_MAX
 from mosic.persistence.models import NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
 
 HISTORY_MAX = 500
@@ -71,18 +75,24 @@ class Listening:
         self, user_id: int, limit: int, cursor: str | None
     ) -> tuple[list[Played], str | None]:
         """The user's plays, newest first: a page, and the cursor of the next (None at the
-        end). Keyset paging on (user_id, id), so a page costs its size at any depth."""
+        end). Keyset paging on the (user_id, played_at, id) index, so a page costs its size
+        at any depth; ``id`` breaks ties between plays of the same moment."""
         query = PlayEvent.select(PlayEvent.id, PlayEvent.clip_id, PlayEvent.played_at).where(
             PlayEvent.user_id == user_id
         )
         if cursor is not None:
-            query = query.where(PlayEvent.id < decode_history_cursor(cursor))
+            at, event_id = decode_history_cursor(cursor)
+            query = query.where(Tuple(PlayEvent.played_at, PlayEvent.id) < Tuple(at, event_id))
         rows = await self._db.aio_execute(
-            query.order_by(PlayEvent.id.desc()).limit(limit + 1).tuples()
+            query.order_by(PlayEvent.played_at.desc(), PlayEvent.id.desc())
+            .limit(limit + 1)
+            .tuples()
         )
         page = [Played(_uuid(clip_id), at) for _, clip_id, at in rows[:limit]]
-        more = len(rows) > limit
-        return page, encode_history_cursor(rows[limit - 1][0]) if more else None
+        if len(rows) <= limit:
+            return page, None
+        last_id, _, last_at = rows[limit - 1]
+        return page, encode_history_cursor(last_at, last_id)
 
     async def playing(self, user_id: int, player: str, clip_id: uuid.UUID) -> None:
         """``user_id`` started ``clip_id`` on ``player``: replaces what it played there."""
@@ -104,17 +114,22 @@ class Listening:
         return [Playing(name, player, _uuid(clip), at) for name, player, clip, at in rows]
 
 
-def encode_history_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"h{event_id}".encode()).decode().rstrip("=")
+def encode_history_cursor(played_at: dt.datetime, event_id: int) -> str:
+    raw = json.dumps([played_at.isoformat(), event_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_history_cursor(cursor: str) -> int:
+def decode_history_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw[:1] != "h" or not raw[1:].isdigit() or len(raw) > 20:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, event_id = json.loads(raw)
+        if not isinstance(event_id, int) or not 0 < event_id <= CURSOR_NUMBER_MAX:
             raise ValueError
-        return int(raw[1:])
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        played_at = dt.datetime.fromisoformat(at)
+        if played_at.tzinfo is not None:  # ours are naive UTC, as stored
+            raise ValueError
+        return played_at, event_id
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise InvalidHistoryCursor("the cursor is not one this server issued") from None
 
 

@@ -203,3 +203,52 @@ def _own_copy(exc: Exception) -> Exception:
         return exc
     mine.__cause__ = exc.__cause__ or exc
     return mine
+
+
+class Coalesced:
+    """Single reads gathered over one pass of the event loop into one call of
+    ``read_many(group, keys)`` per group, as ``BatchedLookup`` does for one statement: under
+    load, many concurrent one-row reads cost one round trip instead of one each. A read's
+    answer is ``read_many``'s value for its key, or ``missing``. Nothing is cached."""
+
+    def __init__(self, read_many, missing: Any = None, most: int = 64) -> None:
+        self._read_many = read_many
+        self._missing = missing
+        self._most = most
+        self._waiting: dict[Any, dict[Any, list[asyncio.Future]]] = {}
+        self._count = 0
+        self._running: set[asyncio.Task] = set()
+
+    async def get(self, group: Any, key: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        future = loop.create_future()
+        self._waiting.setdefault(group, {}).setdefault(key, []).append(future)
+        self._count += 1
+        if self._count >= self._most:
+            self._flush()
+        return await future
+
+    def _flush(self) -> None:
+        waiting, self._waiting, self._count = self._waiting, {}, 0
+        for group, keys in waiting.items():
+            task = asyncio.create_task(self._read(group, keys))
+            self._running.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._running.discard)
+
+    async def _read(self, group: Any, waiting: dict[Any, list[asyncio.Future]]) -> None:
+        try:
+            found = await self._read_many(group, list(waiting))
+        except Exception as exc:
+            for future in _pending(waiting):
+                future.set_exception(_own_copy(exc))
+            return
+        except BaseException:  # cancelled (the worker stops): so are its readers
+            for future in _pending(waiting):
+                future.cancel()
+            raise
+        for key, futures in waiting.items():
+            for future in futures:
+                if not future.done():  # its caller may have gone
+                    future.set_result(found.get(key, self._missing))

@@ -252,7 +252,7 @@ class UserPlay(AioModel):
 
 
 class PlayEvent(AioModel):
-    """One play by one user: the history, newest first by (user_id, id)."""
+    """One play by one user: the history, newest first by (user_id, played_at, id)."""
 
     id = peewee.BigAutoField()
     user_id = peewee.IntegerField()
@@ -261,7 +261,7 @@ class PlayEvent(AioModel):
 
     class Meta:
         table_name = "user_play_event"
-        indexes = ((("user_id", "id"), False),)
+        indexes = ((("user_id", "played_at", "id"), False),)
 
 
 class NowPlaying(AioModel):

@@ -93,7 +93,7 @@ class PlayEvent(peewee.Model):
 
     class Meta:
         table_name = "user_play_event"
-        indexes = ((("user_id", "id"), False),)
+        indexes = ((("user_id", "played_at", "id"), False),)
 
 
 class NowPlaying(peewee.Model):
