@@ -39,6 +39,7 @@ from mosic.persistence.models import (
     GenreRow,
     LibraryVersion,
     MusicFolder,
+    UserPlay,
 )
 
 __all__ = [
@@ -227,6 +228,28 @@ class Library:
         if kind in ALBUM_ONLY:
             query = query.where(ALBUM_ONLY[kind])
         return await self._albums(query.offset(offset).limit(size))
+
+    async def played_albums(
+        self, user_id: int, kind: str, *, offset: int, size: int
+    ) -> list[Album]:
+        """The albums ``user_id`` played, most played first (``frequent``) or last played
+        first (``recent``). Grouped from the user's own counts, so it costs the songs that
+        user has played, not the catalogue."""
+        plays, last = fn.SUM(UserPlay.play_count), fn.MAX(UserPlay.last_played_at)
+        order = plays.desc() if kind == "frequent" else last.desc()
+        query = _songs_in(
+            UserPlay.select(Clip.album_id)
+            .join(Clip, on=(Clip.id == UserPlay.clip_id))
+            .where((UserPlay.user_id == user_id) & songs() & Clip.album_id.is_null(False)),
+            self._seen,
+        )
+        query = query.group_by(Clip.album_id).order_by(order, Clip.album_id.desc())
+        ids = [
+            album_id
+            for (album_id,) in await self._db.aio_execute(query.offset(offset).limit(size).tuples())
+        ]
+        by_id = {album.id: album for album in await self.albums_by_id(ids)}
+        return [by_id[album_id] for album_id in ids if album_id in by_id]
 
     async def albums_by_year(
         self, from_year: int, to_year: int, *, offset: int, size: int

@@ -13,17 +13,21 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from peewee import Tuple
+import peewee
+from peewee import Tuple, fn
 
 from mosic.core.counting import playing
 from mosic.core.cursors import CURSOR_NUMBER_MAX
-from mosic.persistence.models import NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
+from mosic.persistence.models import Clip, NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
 
 HISTORY_MAX = 500
 # What "now" means for getNowPlaying: a song started longer ago than this is over.
 NOW_PLAYING_FOR = dt.timedelta(minutes=15)
 # Players kept per answer: a household's, with room to spare.
 NOW_PLAYING_MAX = 100
+
+
+_TIME = peewee.DateTimeField()  # converts SQLite's text times (PostgreSQL's come typed)
 
 
 class InvalidHistoryCursor(ValueError):
@@ -70,6 +74,22 @@ class Listening:
             .tuples()
         )
         return {_uuid(clip_id): Mine(count, last) for clip_id, count, last in rows}
+
+    async def album_plays(self, user_id: int, album_ids) -> dict[str, Mine]:
+        """The user's plays of each album of ``album_ids`` (the sum over its songs, and the
+        latest): read through the albums' songs, so it costs the songs shown, not the user's
+        history or the catalogue."""
+        ids = list(set(album_ids))
+        if not ids:
+            return {}
+        rows = await self._db.aio_execute(
+            Clip.select(Clip.album_id, fn.SUM(UserPlay.play_count), fn.MAX(UserPlay.last_played_at))
+            .join(UserPlay, on=(UserPlay.clip_id == Clip.id))
+            .where((UserPlay.user_id == user_id) & Clip.album_id.in_(ids))
+            .group_by(Clip.album_id)
+            .tuples()
+        )
+        return {album_id: Mine(int(n), _TIME.python_value(at)) for album_id, n, at in rows}
 
     async def history(
         self, user_id: int, limit: int, cursor: str | None

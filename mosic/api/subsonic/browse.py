@@ -20,6 +20,7 @@ from mosic.api.subsonic.response import (
 from mosic.api.subsonic.shapes import Marks, MarksLoader
 from mosic.core.grouping import DIRECTORY_PREFIX
 from mosic.core.library import ALBUM_ORDERS, Album, Library, NotInLibrary, Version
+from mosic.core.listening import NEVER_PLAYED
 from mosic.persistence.models import UPLOADS
 
 LIST_MAX = 500
@@ -73,9 +74,9 @@ class Browse:
             "tokenInfo": self.token_info,
         }
 
-    async def marks(self, call: Call, songs=()) -> Marks:
-        """The caller's marks, and its plays of ``songs``."""
-        return await self._marks(call.caller.user.id, songs)
+    async def marks(self, call: Call, songs=(), albums=()) -> Marks:
+        """The caller's marks, and its plays of ``songs`` and ``albums``."""
+        return await self._marks(call.caller.user.id, songs, albums)
 
     async def ping(self, call: Call) -> dict:
         return {}
@@ -173,15 +174,16 @@ class Browse:
         except NotInLibrary:
             artist = None
         if artist is not None:
-            marks = await self.marks(call)
+            marks = await self.marks(call, albums=artist.albums)
             children = [shapes.album_child(album, marks) for album in artist.albums]
             node = {"id": artist.id, "name": artist.name, **marks.of(artist.id)}
             return {"directory": {**node, "child": children}}
         album = await _album(library, item_id)
         songs = await library.album_songs(album)
-        marks = await self.marks(call, songs)
+        marks = await self.marks(call, songs, [album])
         node = {"id": album.id, "parent": album.artist_id, "name": album.name}
-        node.update(marks.of(album.id), playCount=album.play_count)
+        played = marks.album_plays.get(album.id, NEVER_PLAYED).play_count
+        node.update(marks.of(album.id), playCount=played)
         return {"directory": {**node, "child": [shapes.song(s, marks) for s in songs]}}
 
     async def _directory(self, library: Library, item_id: str, call: Call) -> dict:
@@ -202,7 +204,7 @@ class Browse:
             artist = await self._library.seen_by(call.folders).artist(call.params.required("id"))
         except NotInLibrary:
             raise not_found("artist") from None
-        marks = await self.marks(call)
+        marks = await self.marks(call, albums=artist.albums)
         albums = [shapes.album_id3(album, marks) for album in artist.albums]
         return {"artist": {**shapes.artist_id3(artist, marks), "album": albums}}
 
@@ -210,7 +212,7 @@ class Browse:
         library = self._library.seen_by(call.folders)
         album = await _album(library, call.params.required("id"))
         songs = await library.album_songs(album)
-        marks = await self.marks(call, songs)
+        marks = await self.marks(call, songs, [album])
         body = shapes.album_id3(album, marks)
         return {"album": {**body, "song": [shapes.song(s, marks) for s in songs]}}
 
@@ -227,9 +229,9 @@ class Browse:
             raise SubsonicError(Code.GENERIC, f"unknown album list type {kind!r}")
         size = call.params.count("size", 10, LIST_MAX)
         offset = call.params.offset("offset")
-        marks = await self.marks(call)
         library = await seen_library(call, self._library)
         page = {"offset": offset, "size": size}
+        user_id = call.caller.user.id
         if kind == "byYear":
             from_year = _year(call, "fromYear", required=True)
             to_year = _year(call, "toYear", required=True)
@@ -239,11 +241,13 @@ class Browse:
         elif kind == "random":
             albums = await library.random_albums(size)
         elif kind == "starred":
-            starred = await library.albums_by_id(list(marks.stars))
+            starred = await library.albums_by_id(list(await self._marks.stars(user_id)))
             albums = starred[offset : offset + size]
+        elif kind in ("frequent", "recent"):  # the caller's plays, not everyone's
+            albums = await library.played_albums(user_id, kind, **page)
         else:
             albums = await library.album_list(kind, **page)
-        return albums, marks
+        return albums, await self.marks(call, albums=albums)
 
     async def album_list(self, call: Call) -> dict:
         albums, marks = await self._album_page(call)
@@ -295,7 +299,7 @@ class Browse:
         songs = await library.search_songs(
             terms, offset=p.offset("songOffset"), count=p.count("songCount", 20, SEARCH_MAX)
         )
-        return artists, albums, songs, await self.marks(call, songs)
+        return artists, albums, songs, await self.marks(call, songs, albums)
 
     async def search2(self, call: Call) -> dict:
         artists, albums, songs, marks = await self._search(call)

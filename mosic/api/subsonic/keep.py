@@ -46,9 +46,9 @@ class Keep:
             "deleteBookmark": self.delete_bookmark,
         }
 
-    async def marks(self, call: Call, songs=()) -> Marks:
-        """The caller's marks, and its plays of ``songs``."""
-        return await self._marks(call.caller.user.id, songs)
+    async def marks(self, call: Call, songs=(), albums=()) -> Marks:
+        """The caller's marks, and its plays of ``songs`` and ``albums``."""
+        return await self._marks(call.caller.user.id, songs, albums)
 
     # -- stars and ratings -------------------------------------------------------------------
     async def _known(self, call: Call, item_ids: list[str]) -> None:
@@ -98,7 +98,7 @@ class Keep:
         albums = await library.albums_by_id(starred)
         songs = await library.songs_by_id(starred)
         songs.sort(key=lambda clip: stars[str(clip.id)], reverse=True)
-        return artists, albums, songs, await self.marks(call, songs)
+        return artists, albums, songs, await self.marks(call, songs, albums)
 
     async def starred(self, call: Call) -> dict:
         artists, albums, songs, marks = await self._starred(call)

@@ -28,6 +28,7 @@ class Marks:
     stars: dict = field(default_factory=dict)
     ratings: dict = field(default_factory=dict)
     plays: dict = field(default_factory=dict)
+    album_plays: dict = field(default_factory=dict)  # album id -> ``Mine``
 
     def of(self, item_id: str) -> dict:
         return {"starred": self.stars.get(item_id), "userRating": self.ratings.get(item_id)}
@@ -41,11 +42,17 @@ class MarksLoader:
         self._collection = collection
         self._listening = listening
 
-    async def __call__(self, user_id: int, songs=()) -> Marks:
+    async def stars(self, user_id: int) -> dict:
+        """The user's stars alone (item id -> when)."""
+        return await self._collection.stars(user_id)
+
+    async def __call__(self, user_id: int, songs=(), albums=()) -> Marks:
+        """The user's marks, its plays of ``songs`` and of ``albums``."""
         return Marks(
             await self._collection.stars(user_id),
             await self._collection.ratings(user_id),
             await self._listening.mine(user_id, [clip.id for clip in songs]),
+            await self._listening.album_plays(user_id, [album.id for album in albums]),
         )
 
 
@@ -100,7 +107,7 @@ def _album_facts(album: Album, marks: Marks) -> dict:
         "year": album.year,
         "genre": album.genres[0] if album.genres else None,
         "coverArt": album.id if album.has_cover else None,
-        "playCount": album.play_count,
+        "playCount": marks.album_plays.get(album.id, NEVER_PLAYED).play_count,
         "created": album.created,
         **marks.of(album.id),
     }
@@ -111,7 +118,7 @@ def album_id3(album: Album, marks: Marks) -> dict:
         **_album_facts(album, marks),
         "name": album.name,
         "artistId": album.artist_id,
-        "played": album.last_played,
+        "played": marks.album_plays.get(album.id, NEVER_PLAYED).last_played_at,
     }
 
 
