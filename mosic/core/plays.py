@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from mosic.core.counting import Counted, PlayCounts
+from mosic.core.counting import PlayCounts
 from mosic.core.keys import User
 from mosic.media.ranges import ByteRange
 from mosic.persistence.models import utcnow
@@ -46,11 +46,11 @@ class PlayRecorder:
 
     async def record(
         self, clip_id: uuid.UUID, user: User | None, player: str | None = None
-    ) -> Counted | None:
+    ) -> bool:
         """Count one play by ``user`` (None: nobody's, an old signed link), which starts now
-        on ``player`` when given; returns the new counts, or None when the clip is gone."""
+        on ``player`` when given; False when the clip is gone (nothing was counted)."""
         user_id = user.id if user else None
         counted = await self._counts.count(clip_id, user_id, utcnow(), player)
-        if counted is not None:
+        if counted:
             self._metrics.play()
         return counted
