@@ -1,23 +1,38 @@
-"""What each user keeps, against a real ``mosic serve`` (two workers) on SQLite and PostgreSQL,
-over real HTTP: the caller's own marks in REST clip objects, its history page by page, "now
-playing", playlists with owners, bookmarks, the users metrics, and removing a user with all it
-kept while its plays stay in the global counts. (Real Subsonic clients with every login form,
-2,000 concurrent plays and the upgrade from the release before users are in
-test_subsonic_users.py, test_user_plays.py and test_upgrade_users.py.)"""
+"""What each user keeps, against a real ``mosic serve`` (two workers) on SQLite, PostgreSQL and
+PostgreSQL with media on S3, over real HTTP: the caller's own marks in REST clip objects, its
+history page by page, "now playing", playlists with owners, bookmarks, the users metrics, and
+removing a user with all it kept while its plays stay in the global counts. (Real Subsonic
+clients with every login form, 2,000 concurrent plays and the upgrade from the release before
+users are in test_subsonic_users.py, test_user_plays.py and test_upgrade_users.py.)"""
 
 from __future__ import annotations
+
+import uuid
 
 import httpx
 import pytest
 
-from tests import test_users
+from tests.conftest import BACKENDS
 from tests.support.audio import make_clip
 from tests.support.measure import metric
-from tests.test_folders import query
+from tests.support.server import mosic_serve
+from tests.test_folders import db_env, query
+from tests.test_s3 import s3_env
 from tests.test_users import add_user, call, subsonic
 
-# A real `mosic serve --workers 2` on SQLite and on PostgreSQL (tests/test_users.py).
-pg, server = test_users.pg, test_users.server
+
+@pytest.fixture(params=BACKENDS)
+def server(request, tmp_path):
+    """A real ``mosic serve --workers 2`` on SQLite, on PostgreSQL, and on PostgreSQL with its
+    media in a bucket of a real S3 server."""
+    pg = None if request.param == "sqlite" else request.getfixturevalue("fresh_postgres_db")
+    env = db_env(pg)
+    if request.param == "s3":
+        bucket = f"users-{uuid.uuid4().hex[:12]}"
+        env.update(s3_env(request.getfixturevalue("s3_server").new_bucket(bucket)))
+    with mosic_serve(tmp_path / "data", "--workers", "2", **env) as running:
+        running.pg = pg
+        yield running
 
 
 def upload(server, key: str, path) -> dict:
