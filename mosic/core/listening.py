@@ -26,7 +26,6 @@ NOW_PLAYING_FOR = dt.timedelta(minutes=15)
 # Players kept per answer: a household's, with room to spare.
 NOW_PLAYING_MAX = 100
 
-
 _TIME = peewee.DateTimeField()  # converts SQLite's text times (PostgreSQL's come typed)
 
 

@@ -4,15 +4,14 @@ now (metrics)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from peewee import fn
 
+from mosic.core.listening import NOW_PLAYING_FOR
 from mosic.media.storage import MediaStore
 from mosic.persistence.models import MusicFolder, NowPlaying, UserRow, utcnow
 
-# A listener is active while it started a song within this window (as getNowPlaying shows).
-ACTIVE_WITHIN = dt.timedelta(minutes=15)
+# A listener is active while getNowPlaying shows it: it started a song within this window.
+ACTIVE_WITHIN = NOW_PLAYING_FOR
 
 
 class Probes:
