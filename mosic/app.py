@@ -53,6 +53,7 @@ from mosic.core.marks import Marks
 from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
 from mosic.core.probes import Probes
+from mosic.core.reports import PlaybackReports
 from mosic.core.rereading import Rereader
 from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.sealing import Sealer
@@ -90,6 +91,7 @@ class Services:
     listening: Listening
     marks: Marks
     plays: PlayRecorder
+    reports: PlaybackReports
     serving: ByteServer
     uploads: Uploads
     users: Users
@@ -119,6 +121,7 @@ class Services:
             cache=renditions, max_running=settings.transcode_max, metrics=metrics
         )
         plays = PlayRecorder(counts=PlayCounts(db), metrics=metrics)
+        listening = Listening(db=db)
         return cls(
             settings=settings,
             db=db,
@@ -132,9 +135,10 @@ class Services:
             scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
             playlists=Playlists(db=db),
-            listening=Listening(db=db),
+            listening=listening,
             marks=Marks(db=db),
             plays=plays,
+            reports=PlaybackReports(db=db, plays=plays, listening=listening),
             serving=ByteServer(
                 catalogue=catalogue,
                 covers=covers,
@@ -314,6 +318,7 @@ def subsonic_api(s: Services) -> SubsonicApi:
         listening=s.listening,
         scans=s.scans,
         plays=s.plays,
+        reports=s.reports,
         kept=s.subsonic_kept,
         # nginx sends the bytes of REST streams only (README, "nginx in front").
         serving=dataclasses.replace(s.serving, offload_prefix=None),

@@ -55,6 +55,7 @@ TABLES = (
     "user_play",
     "user_play_event",
     "user_now_playing",
+    "user_listen",
 )
 # Rows every database has from its migrations, put back as they were.
 RESET = (

@@ -42,6 +42,8 @@ SPEC_METHODS = {
     # Users (the contract's "Users")
     "getUser", "getUsers", "createUser", "updateUser", "deleteUser", "changePassword",
     "getNowPlaying", "getBookmarks", "createBookmark", "deleteBookmark",
+    # OpenSubsonic, complete
+    "reportPlayback", "getPlayQueueByIndex", "savePlayQueueByIndex", "getTopSongs",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getScanStatus"}
@@ -147,6 +149,14 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "updatePlaylist": {"playlistId": playlist_id, "comment": "changed"},
         "deletePlaylist": {"id": "new"},
         "savePlayQueue": {"id": [lib["alpha"]], "current": lib["alpha"]},
+        "savePlayQueueByIndex": {"id": [lib["alpha"], lib["alpha"]], "currentIndex": "1"},
+        "reportPlayback": {
+            "mediaId": lib["alpha"],
+            "mediaType": "song",
+            "positionMs": "0",
+            "state": "starting",
+        },
+        "getTopSongs": {"artist": "ann", "count": "1"},
         "createBookmark": {"id": lib["alpha"], "position": "61000", "comment": "the bridge"},
         "deleteBookmark": {"id": lib["beta"]},
         "createUser": {"username": "new", "password": "a long password"},
@@ -297,8 +307,8 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         args = call_args(library, str(uuid.uuid4()))
         assert {
             "star", "unstar", "setRating", "createPlaylist", "updatePlaylist",
-            "deletePlaylist", "savePlayQueue", "startScan", "createUser", "updateUser",
-            "deleteUser", "changePassword", "createBookmark", "deleteBookmark",
+            "deletePlaylist", "savePlayQueue", "savePlayQueueByIndex", "startScan", "createUser",
+            "updateUser", "deleteUser", "changePassword", "createBookmark", "deleteBookmark",
         } == WRITES  # fmt: skip
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method
@@ -306,6 +316,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
         user = (await read_only.ok("getUser", username="mosic"))["user"]
         assert (user["streamRole"], user["adminRole"]) == (True, True)  # its user's roles
         await read_only.ok("scrobble", id=library["alpha"])
+        await read_only.ok("reportPlayback", **args["reportPlayback"])
         stream = await read_only.call("stream", id=library["alpha"])
         assert stream.content == library["bytes"]["alpha"]
     assert (await sub.ok("getStarred2"))["starred2"] == {"artist": [], "album": [], "song": []}

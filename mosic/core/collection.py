@@ -34,6 +34,17 @@ class QueueInfo:
     position_ms: int
     changed_at: dt.datetime
     changed_by: str
+    current_index: int | None = None  # saved by index; None when saved by song id
+
+    def current_at(self) -> int | None:
+        """The index of the current entry: the one saved by index when it still holds the
+        current song, else the current song's first entry (None without a current song)."""
+        at = self.current_index
+        if at is not None and 0 <= at < len(self.clip_ids) and self.clip_ids[at] == self.current:
+            return at
+        if self.current in self.clip_ids:
+            return self.clip_ids.index(self.current)
+        return None
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class Collection:
             position_ms=row.position_ms,
             changed_at=row.changed_at,
             changed_by=row.changed_by,
+            current_index=row.current_index,
         )
 
     async def save_queue(
@@ -140,12 +152,14 @@ class Collection:
         current: uuid.UUID | None,
         position_ms: int,
         by: str,
+        current_index: int | None = None,
     ) -> None:
-        """Replace the user's queue; an empty list clears it. The queue row is written
+        """Replace the user's queue; an empty list clears it. ``current_index`` says which
+        entry is ``current`` when the queue holds it twice. The queue row is written
         first, so a second save waits on its row lock (PostgreSQL) until this one commits,
         and the two never interleave their entries."""
         row = {"current": current, "position_ms": position_ms, "changed_at": utcnow()}
-        row["changed_by"] = by
+        row.update(changed_by=by, current_index=current_index)
         entries = PlayQueueEntry.user_id == user_id
         async with self._db.aio_atomic():
             await self._db.aio_execute(

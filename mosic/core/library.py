@@ -27,6 +27,7 @@ from mosic.core.grouping import (
     DIRECTORY_PREFIX,
     directory_id,
     song_names,
+    sort_key,
 )
 from mosic.core.keys import EVERY_FOLDER, Folders
 from mosic.persistence import search
@@ -392,6 +393,27 @@ class Library:
         )
         artist.albums = await self._albums(_albums_in(query, self._seen))
         return artist
+
+    async def artist_ids_named(self, name: str) -> list[str]:
+        """The ids of the artists called ``name``, without regard to case (the artists'
+        ``sort_key`` index): those with songs in the folders seen."""
+        query = ArtistRow.select(ArtistRow.id).where(ArtistRow.sort_key == sort_key(name))
+        rows = await self._db.aio_execute(_artists_in(query, self._seen).tuples())
+        return [artist_id for (artist_id,) in rows]
+
+    async def top_songs(self, artist_ids: list[str], count: int) -> list[Clip]:
+        """The songs of ``artist_ids`` most played by everyone, at most ``count``. Found
+        through the clips' (artist_id, music_folder) index and sorted there: an artist's
+        songs are few, so this costs them, never a pass over every clip."""
+        if not artist_ids or count == 0:
+            return []
+        query = (
+            Clip.select()
+            .where(songs() & Clip.artist_id.in_(artist_ids))
+            .order_by(Clip.play_count.desc(), Clip.title, Clip.id)
+            .limit(count)
+        )
+        return list(await self._db.aio_execute(_songs_in(query, self._seen)))
 
     async def search_artists(self, query: str, *, offset: int, count: int) -> list[Artist]:
         if count == 0:

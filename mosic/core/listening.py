@@ -18,7 +18,15 @@ from peewee import Tuple, fn
 
 from mosic.core.counting import playing
 from mosic.core.cursors import CURSOR_NUMBER_MAX
-from mosic.persistence.models import Clip, NowPlaying, PlayEvent, UserPlay, UserRow, utcnow
+from mosic.persistence.models import (
+    Clip,
+    Listen,
+    NowPlaying,
+    PlayEvent,
+    UserPlay,
+    UserRow,
+    utcnow,
+)
 
 HISTORY_MAX = 500
 # What "now" means for getNowPlaying: a song started longer ago than this is over.
@@ -51,11 +59,22 @@ class Played:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """Where the player said it was, in its last playback report of the song."""
+
+    state: str
+    position_ms: int
+    playback_rate: float
+    reported_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class Playing:
     user: str
     player: str
     clip_id: uuid.UUID
     started_at: dt.datetime
+    reported: Reported | None = None  # None: no playback report of this song
 
 
 class Listening:
@@ -120,17 +139,35 @@ class Listening:
     async def now_playing(self) -> list[Playing]:
         """What is playing now, newest first: songs started within ``NOW_PLAYING_FOR``."""
         since = utcnow() - NOW_PLAYING_FOR
+        reported = (Listen.state, Listen.position_ms, Listen.playback_rate, Listen.reported_at)
+        listen_of_the_song = (
+            (Listen.user_id == NowPlaying.user_id)
+            & (Listen.player == NowPlaying.player)
+            & (Listen.clip_id == NowPlaying.clip_id)
+        )
         rows = await self._db.aio_execute(
             NowPlaying.select(
-                UserRow.name, NowPlaying.player, NowPlaying.clip_id, NowPlaying.started_at
-            )
+                UserRow.name,
+                NowPlaying.player,
+                NowPlaying.clip_id,
+                NowPlaying.started_at,
+                *reported,
+            )  # fmt: skip
             .join(UserRow, on=(UserRow.id == NowPlaying.user_id))
+            .join(Listen, peewee.JOIN.LEFT_OUTER, on=listen_of_the_song)
             .where(NowPlaying.started_at >= since)
             .order_by(NowPlaying.started_at.desc())
             .limit(NOW_PLAYING_MAX)
             .tuples()
         )
-        return [Playing(name, player, _uuid(clip), at) for name, player, clip, at in rows]
+        return [_playing(*row) for row in rows]
+
+
+def _playing(name, player, clip, at, state, position_ms, rate, reported_at) -> Playing:
+    reported = None
+    if state is not None:
+        reported = Reported(state, position_ms, rate, reported_at)
+    return Playing(name, player, _uuid(clip), at, reported)
 
 
 def encode_history_cursor(played_at: dt.datetime, event_id: int) -> str:

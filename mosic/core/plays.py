@@ -3,7 +3,9 @@
 One listen counts once: a GET from byte 0 that is not a probe. Seeks, HEAD, 304s and failed
 requests never count. Every API family counts through ``PlayRecorder``: REST streams by this
 rule (applied where bytes are served, ``mosic.api.serving``), Subsonic apps by ``scrobble``,
-which reports the listen itself; so the database counter and ``mosic_plays_total`` always agree.
+which reports the listen itself, or by playback reports (``mosic.core.reports``), whose listen
+counts once a report reaches ``reaches_a_play``; so the database counter and
+``mosic_plays_total`` always agree.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ def counts_as_play(method: str, byte_range: ByteRange | None, size: int) -> bool
         return False  # a seek within a listen already counted
     covers_whole_file = byte_range.end >= size - 1
     return covers_whole_file or byte_range.end >= PROBE_END_BEFORE
+
+
+# A reported listen is a play once its position reaches half the song or this many seconds,
+# whichever comes first (the scrobbling rule players and Last.fm use).
+PLAY_AFTER_SHARE = 0.5
+PLAY_AFTER_S = 240
+
+
+def reaches_a_play(position_ms: int, duration_s: float | None) -> bool:
+    """Whether a playback report at ``position_ms`` into a song of ``duration_s`` seconds has
+    heard enough of it to count a play (a song of unknown length: ``PLAY_AFTER_S``)."""
+    enough_s = PLAY_AFTER_S
+    if duration_s and duration_s > 0:
+        enough_s = min(duration_s * PLAY_AFTER_SHARE, PLAY_AFTER_S)
+    return position_ms >= enough_s * 1000
 
 
 class PlayRecorder:

@@ -32,6 +32,7 @@ from mosic.persistence.models import (
     Bookmark,
     Clip,
     KeyRow,
+    Listen,
     MusicFolder,
     NowPlaying,
     PlayEvent,
@@ -376,5 +377,8 @@ def _state_of(user_id: int) -> list:
     owned = Playlist.select(Playlist.id).where(Playlist.owner_id == user_id)
     statements = [PlaylistEntry.delete().where(PlaylistEntry.playlist_id.in_(owned))]
     statements.append(Playlist.delete().where(Playlist.owner_id == user_id))
-    kept = (Star, Rating, PlayQueue, PlayQueueEntry, Bookmark, UserPlay, PlayEvent, NowPlaying)
+    kept = (
+        Star, Rating, PlayQueue, PlayQueueEntry, Bookmark, UserPlay, PlayEvent, NowPlaying,
+        Listen,
+    )  # fmt: skip
     return statements + [model.delete().where(model.user_id == user_id) for model in kept]

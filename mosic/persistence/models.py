@@ -208,6 +208,8 @@ class PlayQueue(AioModel):
     position_ms = peewee.BigIntegerField(default=0)
     changed_at = peewee.DateTimeField()
     changed_by = peewee.CharField(max_length=200)
+    # Which entry is ``current`` (a queue may hold a song twice); null when saved by song id.
+    current_index = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "user_play_queue"
@@ -275,6 +277,27 @@ class NowPlaying(AioModel):
 
     class Meta:
         table_name = "user_now_playing"
+        primary_key = peewee.CompositeKey("user_id", "player")
+
+
+class Listen(AioModel):
+    """The listen a user's player reports (OpenSubsonic ``reportPlayback``): one per
+    (user, player). ``generation`` numbers the player's listens; ``counted`` says whether
+    this one has counted its play (``mosic.core.reports``)."""
+
+    user_id = peewee.IntegerField()
+    player = peewee.CharField(max_length=200)
+    generation = peewee.BigIntegerField(default=1)
+    clip_id = peewee.UUIDField()
+    state = peewee.CharField(max_length=16)
+    position_ms = peewee.BigIntegerField(default=0)
+    playback_rate = peewee.DoubleField(default=1.0)
+    started_at = peewee.DateTimeField()
+    reported_at = peewee.DateTimeField()
+    counted = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "user_listen"
         primary_key = peewee.CompositeKey("user_id", "player")
 
 

@@ -31,10 +31,16 @@ QUERY_MAX = 1000
 YEAR_MIN, YEAR_MAX = 0, 9999
 FOLDER_ID_MAX = 2**31 - 1
 MILLISECONDS_MAX = 2**63 - 1
+# Each with the versions the OpenSubsonic documentation gives.
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
+    {"name": "indexBasedQueue", "versions": [1]},
+    {"name": "playbackReport", "versions": [1]},
+    {"name": "topSongsByArtistId", "versions": [1]},
 ]
+# getTopSongs' default count (Subsonic's).
+TOP_SONGS_DEFAULT = 50
 
 
 ALBUM_LIST_TYPES = (*ALBUM_ORDERS, "random", "starred", "byYear", "byGenre")
@@ -69,6 +75,7 @@ class Browse:
             "getRandomSongs": self.random_songs,
             "getGenres": self.genres,
             "getSongsByGenre": self.songs_by_genre,
+            "getTopSongs": self.top_songs,
             "search2": self.search2,
             "search3": self.search3,
             "tokenInfo": self.token_info,
@@ -283,6 +290,23 @@ class Browse:
         )
         marks = await self.marks(call, songs)
         return {"songsByGenre": {"song": [shapes.song(s, marks) for s in songs]}}
+
+    async def top_songs(self, call: Call) -> dict:
+        """An artist's songs most played by everyone, by ``artist`` name (without regard to
+        case) or by artist ``id`` (OpenSubsonic ``topSongsByArtistId``; it wins over the
+        name). An unknown name has no songs; an unknown id is not found."""
+        library = self._library.seen_by(call.folders)
+        count = call.params.count("count", TOP_SONGS_DEFAULT, LIST_MAX)
+        artist_id = call.params.one("id")
+        if artist_id:
+            if not await library.artists_by_id([artist_id]):
+                raise not_found("artist")
+            artist_ids = [artist_id]
+        else:
+            artist_ids = await library.artist_ids_named(call.params.required("artist"))
+        songs = await library.top_songs(artist_ids, count)
+        marks = await self.marks(call, songs)
+        return {"topSongs": {"song": [shapes.song(s, marks) for s in songs]}}
 
     async def _search(self, call: Call):
         terms = search_terms(call.params.text("query", QUERY_MAX))

@@ -39,14 +39,16 @@ from mosic.core.library import Library
 from mosic.core.listening import Listening
 from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
+from mosic.core.reports import PlaybackReports
 from mosic.core.scanning.service import LibraryScans
 from mosic.core.users import Users
 from mosic.observability.metrics import AuthFailure, Metrics
 
 VIEW_SUFFIX = ".view"
 # Methods that change what the listener keeps: a key whose grant has no writes (a
-# read-only key) gets error 50 for these. ``scrobble`` is not one: it is how a Subsonic app
-# reports a listen, the counterpart of a counted REST stream, which read-only keys may do.
+# read-only key) gets error 50 for these. ``scrobble`` and ``reportPlayback`` are not: they
+# are how a Subsonic app reports a listen, the counterpart of a counted REST stream, which
+# read-only keys may do.
 WRITES = frozenset(
     {
         "star",
@@ -56,6 +58,7 @@ WRITES = frozenset(
         "updatePlaylist",
         "deletePlaylist",
         "savePlayQueue",
+        "savePlayQueueByIndex",
         "createBookmark",
         "deleteBookmark",
         "startScan",
@@ -83,6 +86,7 @@ class SubsonicApi:
         playlists: Playlists,
         listening: Listening,
         plays: PlayRecorder,
+        reports: PlaybackReports,
         serving: ByteServer,
         scans: LibraryScans,
         kept: Kept,
@@ -90,7 +94,7 @@ class SubsonicApi:
         self._users = users
         self._metrics = metrics
         marks = MarksLoader(collection=collection, listening=listening)
-        media = {"plays": plays, "serving": serving, "listening": listening}
+        media = {"plays": plays, "reports": reports, "serving": serving, "listening": listening}
         self._methods = {
             **Browse(library=library, marks=marks, kept=kept).methods(),
             **Media(library=library, marks=marks, **media).methods(),

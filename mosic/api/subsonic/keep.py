@@ -11,7 +11,7 @@ from mosic.api.subsonic.browse import seen_library
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.response import Code, SubsonicError, missing, not_found
 from mosic.api.subsonic.shapes import Marks, MarksLoader
-from mosic.core.collection import RATING_MAX, Collection
+from mosic.core.collection import RATING_MAX, Collection, QueueInfo
 from mosic.core.library import ALBUM_PREFIX, ARTIST_PREFIX, Library
 from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import Clip
@@ -24,6 +24,27 @@ def _uuid(value: str | None, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         raise not_found(what) from None
+
+
+def bad_index(why: str) -> SubsonicError:
+    # OpenSubsonic: an index outside the queue is error 10.
+    return SubsonicError(Code.MISSING_PARAMETER, f"parameter 'currentIndex' {why}")
+
+
+def shown_index(queue: QueueInfo, seen: set[uuid.UUID]) -> tuple[int | None, bool]:
+    """The current entry's index among the entries the caller sees (None for an empty
+    answer), and whether it moved to another song: when the current entry is hidden (or
+    none was saved), the next one seen, else the last one seen."""
+    shown = [n for n, clip_id in enumerate(queue.clip_ids) if clip_id in seen]
+    if not shown:
+        return None, False
+    at = queue.current_at()
+    if at is None:
+        return 0, True
+    if at in shown:
+        return shown.index(at), False
+    after = [i for i, n in enumerate(shown) if n > at]
+    return (after[0] if after else len(shown) - 1), True
 
 
 class Keep:
@@ -41,6 +62,8 @@ class Keep:
             "getStarred2": self.starred2,
             "getPlayQueue": self.play_queue,
             "savePlayQueue": self.save_play_queue,
+            "getPlayQueueByIndex": self.play_queue_by_index,
+            "savePlayQueueByIndex": self.save_play_queue_by_index,
             "getBookmarks": self.bookmarks,
             "createBookmark": self.create_bookmark,
             "deleteBookmark": self.delete_bookmark,
@@ -143,6 +166,48 @@ class Keep:
         clip_ids = [clip.id for clip in songs]
         user_id = call.caller.user.id
         await self._collection.save_queue(user_id, clip_ids, current_id, position, call.client)
+        return {}
+
+    # OpenSubsonic indexBasedQueue: the same queue, its current entry given by index.
+    async def play_queue_by_index(self, call: Call) -> dict:
+        queue = await self._collection.queue(call.caller.user.id)
+        body = {"username": call.user, "changed": NEVER, "changedBy": "", "entry": []}
+        if queue is None:
+            return {"playQueueByIndex": body}
+        seen = self._library.seen_by(call.folders)
+        songs = await seen.songs_by_id([str(c) for c in queue.clip_ids])
+        at, moved = shown_index(queue, {clip.id for clip in songs})
+        marks = await self.marks(call, songs)
+        body.update(changed=queue.changed_at, changedBy=queue.changed_by)
+        body.update(entry=[shapes.song(clip, marks) for clip in songs])
+        if at is not None:
+            # The saved position is the hidden current song's: another starts from 0.
+            body.update(currentIndex=at, position=0 if moved else queue.position_ms)
+        return {"playQueueByIndex": body}
+
+    async def save_play_queue_by_index(self, call: Call) -> dict:
+        ids = call.params.all("id")
+        raw_index = call.params.one("currentIndex")
+        user_id = call.caller.user.id
+        if not ids:  # clears the queue; an index of nothing is a mistake (error 10)
+            if raw_index not in (None, ""):
+                raise bad_index("must not be given without an 'id'")
+            await self._collection.save_queue(user_id, [], None, 0, call.client)
+            return {}
+        if raw_index in (None, ""):
+            raise missing("currentIndex")
+        try:
+            index = int(raw_index)
+        except ValueError:
+            raise bad_index(f"must be a whole number, got {raw_index!r}") from None
+        if not 0 <= index < len(ids):
+            raise bad_index(f"must be between 0 and {len(ids) - 1}, got {index}")
+        songs = await self._songs(call, ids)
+        position = call.params.integer("position", 0, 0, 2**62)
+        clip_ids = [clip.id for clip in songs]
+        await self._collection.save_queue(
+            user_id, clip_ids, clip_ids[index], position, call.client, current_index=index
+        )
         return {}
 
     async def _songs(self, call: Call, ids: list[str]) -> list[Clip]:

@@ -1,11 +1,11 @@
-"""Bytes and listens: ``stream``, ``download``, ``getCoverArt``, ``scrobble`` and
-``getNowPlaying``.
+"""Bytes and listens: ``stream``, ``download``, ``getCoverArt``, ``scrobble``,
+``reportPlayback`` and ``getNowPlaying``.
 
-Subsonic apps report their listens themselves (``scrobble``), so ``stream`` and
-``download`` count nothing: an app's listen is counted exactly once, by ``scrobble``,
-through the one ``PlayRecorder`` that ``/play/{id}/stats`` and ``mosic_plays_total`` see, for
-the caller and globally. A stream from its start, or a scrobble, shows the song as the
-caller's "now playing" on that player (``c``).
+Subsonic apps report their listens themselves (``scrobble``, or OpenSubsonic playback reports,
+whose rule is ``mosic.core.reports``), so ``stream`` and ``download`` count nothing: an app's
+listen is counted exactly once, through the one ``PlayRecorder`` that ``/play/{id}/stats`` and
+``mosic_plays_total`` see, for the caller and globally. A stream from its start, a scrobble or
+a playback report shows the song as the caller's "now playing" on that player (``c``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import PurePosixPath
 from mosic.api.serving import ByteServer
 from mosic.api.subsonic import shapes
 from mosic.api.subsonic.call import Call
+from mosic.api.subsonic.request import invalid
 from mosic.api.subsonic.response import missing, not_found
 from mosic.api.subsonic.shapes import MarksLoader
 from mosic.core.covers import NoCover
 from mosic.core.library import ALBUM_PREFIX, Library, NotInLibrary
 from mosic.core.listening import Listening
 from mosic.core.plays import PlayRecorder
+from mosic.core.reports import PLAYBACK_RATE_MAX, STATES, PlaybackReports, Report
 from mosic.media import transcode
 from mosic.media.storage import MediaMissing
 from mosic.media.transcode import Rendition
@@ -32,6 +34,9 @@ MAX_BIT_RATE_MAX = 10_000
 RAW = "raw"
 # A lower bitrate with no format asked is sent as MP3, which every Subsonic app plays.
 DEFAULT_TRANSCODE = transcode.FORMATS["mp3"]
+POSITION_MS_MAX = 2**62
+# The one kind of media a playback report may name here (Mosic has no podcasts).
+SONG = "song"
 
 
 def stream_rendition(clip, format_name: str | None, max_kbps: int) -> Rendition | None:
@@ -55,10 +60,12 @@ class Media:
         plays: PlayRecorder,
         serving: ByteServer,
         listening: Listening,
+        reports: PlaybackReports,
         marks: MarksLoader,
     ) -> None:
         self._library = library
         self._plays = plays
+        self._reports = reports
         self._serving = serving
         self._listening = listening
         self._marks = marks
@@ -69,6 +76,7 @@ class Media:
             "download": self.download,
             "getCoverArt": self.cover_art,
             "scrobble": self.scrobble,
+            "reportPlayback": self.report_playback,
             "getNowPlaying": self.now_playing,
         }
 
@@ -140,6 +148,30 @@ class Media:
             await self._listening.playing(user.id, call.client, songs[-1].id)
         return {}
 
+    async def report_playback(self, call: Call) -> dict:
+        """OpenSubsonic ``playbackReport``: where the caller's player is in a song; the
+        song becomes its "now playing" there, and the listen may count a play (the rule
+        and how it counts once: ``mosic.core.reports``)."""
+        p = call.params
+        media_id = p.required("mediaId")
+        media_type = p.required("mediaType")
+        p.required("positionMs")
+        position_ms = p.integer("positionMs", 0, 0, POSITION_MS_MAX)
+        state = p.required("state")
+        if state not in STATES:
+            raise invalid("state", f"must be one of {', '.join(STATES)}, got {state!r}")
+        rate = _playback_rate(p.one("playbackRate"))
+        ignore = p.flag("ignoreScrobble", False)
+        if media_type != SONG:
+            raise not_found(f"{media_type} {media_id!r}")
+        try:
+            clip = await self._library.seen_by(call.folders).song(media_id)
+        except NotInLibrary:
+            raise not_found("song") from None
+        report = Report(clip.id, clip.duration, state, position_ms, rate, ignore)
+        await self._reports.report(call.caller.user, call.client, report)
+        return {}
+
     async def now_playing(self, call: Call) -> dict:
         """What every user plays now, of the songs the caller may see."""
         playing = await self._listening.now_playing()
@@ -157,6 +189,18 @@ class Media:
             if p.clip_id in by_id and (key := (p.user, p.player))
         ]
         return {"nowPlaying": {"entry": entries}}
+
+
+def _playback_rate(raw: str | None) -> float:
+    if raw is None or raw == "":
+        return 1.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise invalid("playbackRate", f"must be a number, got {raw!r}") from None
+    if not 0 <= rate <= PLAYBACK_RATE_MAX:  # also refuses nan
+        raise invalid("playbackRate", f"must be between 0 and {PLAYBACK_RATE_MAX:g}")
+    return rate
 
 
 def _from_the_start(range_header: str | None) -> bool:

@@ -15,6 +15,7 @@ from mosic.core.grouping import song_names
 from mosic.core.library import Album, Artist, Directory, Genre
 from mosic.core.listening import NEVER_PLAYED, Listening, Playing
 from mosic.core.playlists import PlaylistInfo
+from mosic.core.reports import estimated_position_ms
 from mosic.persistence.models import Clip
 
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -226,10 +227,21 @@ def bookmark(kept: BookmarkInfo, entry: dict, owner: str) -> dict:
 
 def now_playing(playing: Playing, entry: dict, player_id: int, now: dt.datetime) -> dict:
     minutes_ago = max(0, int((now - playing.started_at).total_seconds() // 60))
-    return {
+    shaped = {
         **entry,
         "username": playing.user,
         "minutesAgo": minutes_ago,
         "playerId": player_id,
         "playerName": playing.player,
     }
+    reported = playing.reported
+    if reported is not None:  # OpenSubsonic playbackReport: where the player is now
+        position = estimated_position_ms(
+            reported.state, reported.position_ms, reported.playback_rate, reported.reported_at, now
+        )
+        if entry.get("duration"):
+            position = min(position, entry["duration"] * 1000)
+        shaped.update(
+            state=reported.state, positionMs=position, playbackRate=reported.playback_rate
+        )
+    return shaped
