@@ -34,6 +34,7 @@ MILLISECONDS_MAX = 2**63 - 1
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
+    {"name": "transcodeOffset", "versions": [1]},  # stream's timeOffset (mosic.api.subsonic.media)
 ]
 
 
