@@ -35,6 +35,7 @@ EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
     {"name": "transcodeOffset", "versions": [1]},  # stream's timeOffset (mosic.api.subsonic.media)
+    {"name": "transcoding", "versions": [1]},  # mosic.api.subsonic.transcoding
 ]
 
 

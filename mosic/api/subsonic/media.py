@@ -101,14 +101,21 @@ class Media:
 
     async def stream(self, call: Call) -> None:
         max_kbps = call.params.integer("maxBitRate", 0, 0, MAX_BIT_RATE_MAX)
-        start_s = _time_offset(call.params)
+        start_s = time_offset(call.params, "timeOffset")
         clip = await self._song(call)
+        fmt = call.params.one("format")
+        rendition = stream_rendition(clip, fmt, max_kbps, seeking=start_s > 0)
+        await self.send_stream(call, clip, rendition, start_s if rendition else 0.0)
+
+    async def send_stream(
+        self, call: Call, clip, rendition: Rendition | None, start_s: float = 0.0
+    ) -> None:
+        """A song's audio, or ``rendition`` of it from ``start_s`` seconds: the caller's "now
+        playing" when it is the start of a listen (from byte 0, and from the song's start)."""
         from_the_start = _from_the_start(call.req.get_header("Range")) and not start_s
         if call.req.method == "GET" and from_the_start:
             await self._listening.playing(call.caller.user.id, call.client, clip.id)
-        fmt = call.params.one("format")
-        rendition = stream_rendition(clip, fmt, max_kbps, seeking=start_s > 0)
-        await self._send(call, clip, rendition, start_s if rendition else 0.0)
+        await self._send(call, clip, rendition, start_s)
 
     async def download(self, call: Call) -> None:
         clip = await self._song(call)
@@ -175,15 +182,15 @@ class Media:
         return {"nowPlaying": {"entry": entries}}
 
 
-def _time_offset(params: Params) -> float:
-    """``timeOffset``: where the song starts, in seconds (0 when absent or empty)."""
-    raw = params.one("timeOffset")
+def time_offset(params: Params, name: str) -> float:
+    """Where the song starts, in seconds (0 when ``name`` is absent or empty)."""
+    raw = params.one(name)
     if raw is None or raw == "":
         return 0.0
     try:
         return transcode.start_offset(raw)
     except ValueError as exc:
-        raise invalid("timeOffset", str(exc)) from None
+        raise invalid(name, str(exc)) from None
 
 
 def _from_the_start(range_header: str | None) -> bool:
