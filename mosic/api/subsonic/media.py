@@ -93,9 +93,8 @@ class Media:
         try:
             # Subsonic plays are counted by scrobble alone.
             await self._serving.clip(
-                call.req, call.resp, clip, counts_plays=False, rendition=rendition,
-                start_s=start_s,
-            )  # fmt: skip
+                call.req, call.resp, clip, counts_plays=False, rendition=rendition, start_s=start_s
+            )
         except MediaMissing:
             raise not_found("the song's audio file") from None
 
