@@ -581,6 +581,14 @@ def subsonic_cases(method: str) -> list[Case]:
         Case(f"subsonic {method} failed call", op, 200, key=False, query="apiKey=nope&f=json"),
         Case(f"subsonic {method} stream", op, 200, key=False, rest="stream", query=stream),
         Case(
+            f"subsonic {method} stream from an offset",
+            op,
+            200,
+            key=False,
+            rest="stream",
+            query=f"{stream}&format=opus&timeOffset=0.5",
+        ),
+        Case(
             f"subsonic {method} stream a range",
             op,
             206,
@@ -659,8 +667,12 @@ def rendition_cases(method: str) -> list[Case]:
             warm=True,
             headers={"Range": "bytes=10-"},
         ),
+        Case(f"{method} rendition from an offset", op, 200, query="format=mp3&offset=0.5"),
+        Case(f"{method} offset past the end", op, 200, query="format=opus&offset=3600"),
         Case(f"{method} unknown format", op, 400, query="format=flac"),
         Case(f"{method} bitrate out of range", op, 400, query="format=opus&bitrate=8"),
+        Case(f"{method} offset without format", op, 400, query="offset=1"),
+        Case(f"{method} negative offset", op, 400, query="format=mp3&offset=-1"),
         Case(f"{method} rendition of metadata-only", op, 404, clip="external", query="format=mp3"),
     ]
 

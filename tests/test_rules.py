@@ -93,6 +93,11 @@ def test_counts_as_play(method, rng, size, counts):
     assert counts_as_play(method, rng, size) is counts
 
 
+@pytest.mark.parametrize(("start_s", "counts"), [(0.0, True), (0.5, False), (30.0, False)])
+def test_a_transcode_started_later_is_a_seek(start_s, counts):
+    assert counts_as_play("GET", None, BIG, start_s) is counts
+
+
 MODIFIED = dt.datetime(2026, 11, 25, 14, 0, 0, 500_000)
 ETAG = '"abc"'
 

@@ -44,6 +44,8 @@ SPEC_METHODS = {
     "getNowPlaying", "getBookmarks", "createBookmark", "deleteBookmark",
     # OpenSubsonic, complete
     "reportPlayback", "getPlayQueueByIndex", "savePlayQueueByIndex", "getTopSongs",
+    # OpenSubsonic transcoding
+    "getTranscodeDecision", "getTranscodeStream",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getScanStatus"}
@@ -139,6 +141,12 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "search3": {"query": '""'},
         "stream": {"id": lib["alpha"]},
         "download": {"id": lib["beta"]},
+        "getTranscodeDecision": {"mediaId": lib["alpha"], "mediaType": "song"},
+        "getTranscodeStream": {
+            "mediaId": lib["alpha"],
+            "mediaType": "song",
+            "transcodeParams": "raw",
+        },
         "getCoverArt": {"id": lib["alpha"]},
         "scrobble": {"id": lib["alpha"], "submission": "false"},
         "star": {"id": lib["alpha"]},
@@ -185,10 +193,20 @@ async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, li
                 params["id"] = made["playlist"]["id"]
             if params.get("username") == "new":  # a user to make or remove, one per call
                 params["username"] = await new_user(sub, made=method != "createUser")
-            if method in ("stream", "download"):
+            if method in ("stream", "download", "getTranscodeStream"):
                 result = await sub.call(name, post=post, **params)
                 assert result.status_code == 200
-                assert result.content == library["bytes"]["alpha" if method == "stream" else "beta"]
+                sent = "beta" if method == "download" else "alpha"
+                assert result.content == library["bytes"][sent]
+                continue
+            if method == "getTranscodeDecision":  # always a POST, with a JSON body
+                query = urlencode({**KEY, "f": "json", **params})
+                info = json.dumps({"name": "any", "platform": "any", "directPlayProfiles": [{}]})
+                result = await sub.api.post(
+                    f"/rest/{name}", key=None, query_string=query, body=info,
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+                assert result.json["subsonic-response"]["transcodeDecision"]["canDirectPlay"]
                 continue
             if method == "getCoverArt":  # these clips embed no picture
                 assert await sub.error(name, post=post, **params) == 70

@@ -70,6 +70,22 @@ def rendition(req) -> Rendition | None:
     return Rendition(fmt, kbps or fmt.default_kbps)
 
 
+def start_offset(req, rendition: Rendition | None) -> float:
+    """The stream's ``offset``: where a transcode starts, in seconds (0: the start)."""
+    raw = req.get_param("offset")
+    if raw is None:
+        return 0.0
+    if rendition is None:
+        raise bad_request(
+            f"'offset' needs 'format' {' or '.join(transcode.FORMATS)}: "
+            "only a transcode can start later in the song (the original seeks by Range)"
+        )
+    try:
+        return transcode.start_offset(raw)
+    except ValueError as exc:
+        raise bad_request(f"'offset' {exc}") from None
+
+
 def list_query(req, seen: Folders) -> ListQuery:
     """The listing a request asks for, among the music folders ``seen``."""
     limit = int_param(req, "limit", 1, LIMIT_MAX)

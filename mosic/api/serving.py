@@ -117,16 +117,20 @@ class ByteServer:
         *,
         counts_plays: bool,
         rendition: Rendition | None = None,
+        start_s: float = 0.0,
         link_lifetime: int | None = None,
     ) -> None:
-        """Answer with the clip's audio, or ``rendition`` of it; a metadata-only clip with a
-        307 to its own URL. With ``counts_plays`` a request that is a listen by the play rule
-        counts one play. A presigned URL lives ``link_lifetime`` seconds (default
-        ``link_ttl``). Raises ``MediaMissing`` when the stored file is gone."""
+        """Answer with the clip's audio, or ``rendition`` of it (started ``start_s`` seconds
+        into the song); a metadata-only clip with a 307 to its own URL. With ``counts_plays``
+        a request that is a listen by the play rule counts one play. A presigned URL lives
+        ``link_lifetime`` seconds (default ``link_ttl``). Raises ``MediaMissing`` when the
+        stored file is gone."""
+        if start_s and rendition is None:
+            raise ValueError("only a transcode starts later in the song")
         lifetime = self.link_ttl if link_lifetime is None else link_lifetime
-        on_sent = self._listen_counter(req, clip) if counts_plays else None
+        on_sent = self._listen_counter(req, clip, start_s) if counts_plays else None
         if rendition is not None:
-            await self._rendition(req, resp, clip, rendition, lifetime, on_sent)
+            await self._rendition(req, resp, clip, rendition, start_s, lifetime, on_sent)
         elif clip.is_external:
             await _elsewhere(req, resp, clip.external_url, on_sent)
         else:
@@ -138,9 +142,9 @@ class ByteServer:
         cover = await self.covers.at(clip, size)
         send_whole(req, resp, Validators.of(clip, cover.name, cover.mime), lambda: cover.data)
 
-    def _listen_counter(self, req, clip: WholeClip) -> OnSent:
+    def _listen_counter(self, req, clip: WholeClip, start_s: float) -> OnSent:
         async def count(byte_range: ranges.ByteRange | None, size: int) -> None:
-            if counts_as_play(req.method, byte_range, size):
+            if counts_as_play(req.method, byte_range, size, start_s):
                 await self.plays.record(clip.id, req.context.grant.user, REST_PLAYER)
 
         return count
@@ -163,17 +167,19 @@ class ByteServer:
         resp,
         clip: WholeClip,
         rendition: Rendition,
+        start_s: float,
         link_lifetime: int,
         on_sent: OnSent | None,
     ) -> None:
         """A finished rendition is served like a file; otherwise it is made while it is sent
-        (200, no length, no ranges), and kept for the next listener."""
+        (200, no length, no ranges), and kept for the next listener. One that starts later
+        (``start_s``) is always made, and never kept (``mosic.media.transcode`` says why)."""
         if clip.is_external:
             raise falcon.HTTPNotFound(
                 title="Nothing to transcode",
                 description="a metadata-only clip has no stored audio to transcode",
             )
-        cached = await self.transcoder.cached(clip.sha256, rendition)
+        cached = None if start_s else await self.transcoder.cached(clip.sha256, rendition)
         content_type = rendition.format.content_type
         if cached is not None:
             validators = Validators.of(clip, clip.sha256, content_type, rendition.tag)
@@ -188,10 +194,11 @@ class ByteServer:
             await media.close()
             return  # no work is started for a HEAD
         transcode = await self.transcoder.start(
-            clip.sha256, media, lambda: self.catalogue.open_media(clip), rendition
+            clip.sha256, media, lambda: self.catalogue.open_media(clip), rendition, start_s
         )
         try:
-            # A progressive answer always starts at byte 0 and runs to the end: a listen.
+            # A progressive answer always starts at byte 0 and runs to the end: a listen,
+            # when it starts with the song.
             if on_sent is not None:
                 await on_sent(None, media.size)
         except BaseException:

@@ -1,5 +1,6 @@
 """``GET``/``HEAD /play/{clip_id}/stream``: the audio itself, with seeking, or transcoded
-(``?format=opus|mp3&bitrate=K``, made by ``mosic.media.transcode``).
+(``?format=opus|mp3&bitrate=K``, made by ``mosic.media.transcode``), from ``offset`` seconds
+into the song when asked.
 
 The bytes are served by ``mosic.api.serving``; a REST stream counts plays by the play rule.
 """
@@ -30,6 +31,7 @@ class ClipStream:
 
     async def _serve(self, req, resp, clip_id: uuid.UUID) -> None:
         rendition = params.rendition(req)
+        start_s = params.start_offset(req, rendition)
         clip = await self._catalogue.get(clip_id, seen=req.context.grant.folders)
         try:
             await self._serving.clip(
@@ -38,6 +40,7 @@ class ClipStream:
                 clip,
                 counts_plays=True,
                 rendition=rendition,
+                start_s=start_s,
                 link_lifetime=signed_link_lifetime(req),
             )
         except MediaMissing:

@@ -1,11 +1,12 @@
 """What counts as a play, and the one place a play is counted.
 
-One listen counts once: a GET from byte 0 that is not a probe. Seeks, HEAD, 304s and failed
-requests never count. Every API family counts through ``PlayRecorder``: REST streams by this
-rule (applied where bytes are served, ``mosic.api.serving``), Subsonic apps by ``scrobble``,
-which reports the listen itself, or by playback reports (``mosic.core.reports``), whose listen
-counts once a report reaches ``reaches_a_play``; so the database counter and
-``mosic_plays_total`` always agree.
+One listen counts once: a GET from byte 0 that is not a probe. Seeks (a range from a later
+byte, or a transcode started later in the song), HEAD, 304s and failed requests never count.
+Every API family counts through ``PlayRecorder``: REST streams by this rule (applied where
+bytes are served, ``mosic.api.serving``), Subsonic apps by ``scrobble``, which reports the
+listen itself, or by playback reports (``mosic.core.reports``), whose listen counts once a
+report reaches ``reaches_a_play``; so the database counter and ``mosic_plays_total`` always
+agree.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ if TYPE_CHECKING:
 PROBE_END_BEFORE = 65535
 
 
-def counts_as_play(method: str, byte_range: ByteRange | None, size: int) -> bool:
-    """Whether a stream request is a listen: a GET from byte 0 that is not a probe."""
-    if method != "GET":
-        return False
+def counts_as_play(
+    method: str, byte_range: ByteRange | None, size: int, start_s: float = 0.0
+) -> bool:
+    """Whether a stream request is a listen: a GET from byte 0, and from the song's start
+    (``start_s``, where a transcode begins), that is not a probe."""
+    if method != "GET" or start_s > 0:
+        return False  # a transcode started later is a seek within a listen
     if byte_range is None:
         return True
     if byte_range.start != 0:

@@ -13,6 +13,14 @@ The encoded bytes go to a bounded queue that the response drains, so a slow list
 encoder instead of filling memory, and to the rendition cache's part file, published when the
 encoding completes. A listener who leaves stops the encoder at its next frame and the part file
 is dropped: finishing renditions nobody hears would let hang-ups spend the CPU.
+
+**Starting later** (``start_s``, a player seeking in a transcode): the source is sought to the
+packet at or before that time, the frames before it are dropped and the one that straddles it
+is cut, sample-exact, so the output lasts the source's duration less ``start_s``. Such a
+transcode is never cached: it is not the rendition (whose file name and ETag say "the whole
+song"), and players seek to any tenth of a second, so keeping each one would fill the cache
+with pieces nobody asks for twice and push out the whole renditions that are. An offset at or
+past the end gives no bytes at all: the song is over.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ import contextlib
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy
 
 from mosic.media.renditions import PendingRendition, RenditionCache
 from mosic.media.storage import StoredMedia
@@ -49,6 +58,9 @@ STOP_POLL_S = 0.25
 # Same source, same settings, same bytes (no random Ogg serial, no version strings), so a
 # rendition made again after eviction keeps its ETag honest.
 BITEXACT = {"fflags": "+bitexact"}
+# The latest a transcode may start, in seconds (11.5 days: beyond any recording, and far from
+# where a timestamp in the source's time base could overflow).
+OFFSET_MAX_S = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,18 @@ class Rendition:
 
     def file_name(self, source_sha256: str) -> str:
         return f"{source_sha256}-{self.tag}{self.format.extension}"
+
+
+def start_offset(raw: str) -> float:
+    """Where a transcode is asked to start, in seconds (``"30"``, ``"12.5"``); ``ValueError``
+    saying what is wrong when it is not a number from 0 to ``OFFSET_MAX_S``."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not 0 <= seconds <= OFFSET_MAX_S:  # also NaN
+        raise ValueError(f"must be between 0 and {OFFSET_MAX_S} seconds, got {raw!r}")
+    return seconds
 
 
 class TranscoderBusy(Exception):
@@ -198,21 +222,62 @@ def _layout(source_channels: int, rendition: Rendition) -> str:
     return "mono" if source_channels == 1 and mono_fits else "stereo"
 
 
-def encode(source, sink, rendition: Rendition, stopped: threading.Event) -> None:
-    """Decode ``source`` (a readable binary file) and write ``rendition`` to ``sink`` (an
-    object with ``write``, not seekable), progressively; blocking. Raises ``Stopped`` when
-    ``stopped`` is set, ``TranscodeFailed`` when the source is not decodable audio."""
+def encode(
+    source, sink, rendition: Rendition, stopped: threading.Event, start_s: float = 0.0
+) -> None:
+    """Decode ``source`` (a readable, seekable binary file) from ``start_s`` seconds and write
+    ``rendition`` to ``sink`` (an object with ``write``, not seekable), progressively;
+    blocking. Raises ``Stopped`` when ``stopped`` is set, ``TranscodeFailed`` when the source
+    is not decodable audio."""
     try:
         with av.open(source, "r") as inp:
             audio = inp.streams.audio[0] if inp.streams.audio else None
             if audio is None or audio.codec_context is None:
                 raise TranscodeFailed("the file has no audio stream FFmpeg can decode")
-            _encode_stream(inp, audio, sink, rendition, stopped)
+            frames = _frames_from(inp, audio, start_s) if start_s > 0 else inp.decode(audio)
+            _encode_stream(frames, audio, sink, rendition, stopped)
     except av.FFmpegError as exc:
         raise TranscodeFailed(f"FFmpeg could not transcode the audio: {exc}") from None
 
 
-def _encode_stream(inp, audio, sink, rendition: Rendition, stopped: threading.Event) -> None:
+def _frames_from(inp, audio, start_s: float) -> Iterator[av.AudioFrame]:
+    """The stream's decoded frames from ``start_s`` seconds into it: sought to the packet at
+    or before, then the frames that end before ``start_s`` dropped and the one across it cut.
+    A source that cannot seek is decoded from its start, to the same frames."""
+    time_base = audio.time_base
+    origin = audio.start_time * time_base if audio.start_time is not None else 0
+    clock = 0.0  # where a frame without a timestamp starts: where the last one ended
+    try:
+        inp.seek(int((origin + start_s) / time_base), stream=audio, backward=True)
+        clock = start_s  # not before; a frame without a timestamp is taken as at the offset
+    except av.FFmpegError as exc:
+        log.info("seeking the source failed (%s); decoding it from the start", exc)
+    frames = inp.decode(audio)
+    for frame in frames:
+        begins = float(frame.time - origin) if frame.time is not None else clock
+        clock = begins + frame.samples / frame.sample_rate
+        early = round((start_s - begins) * frame.sample_rate)
+        if early >= frame.samples:
+            continue  # ends before the offset (or less than a sample after it)
+        yield _without_first(frame, early) if early > 0 else frame
+        yield from frames
+        return
+
+
+def _without_first(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """``frame`` less its first ``samples`` samples."""
+    data = frame.to_ndarray()
+    # Planar: one row per channel; packed: one row of interleaved samples.
+    per_sample = 1 if frame.format.is_planar else len(frame.layout.channels)
+    kept = numpy.ascontiguousarray(data[:, samples * per_sample :])
+    cut = av.AudioFrame.from_ndarray(kept, format=frame.format.name, layout=frame.layout.name)
+    cut.sample_rate = frame.sample_rate
+    return cut
+
+
+def _encode_stream(
+    frames: Iterable[av.AudioFrame], audio, sink, rendition: Rendition, stopped: threading.Event
+) -> None:
     fmt = rendition.format
     with av.open(sink, "w", format=fmt.muxer, options=BITEXACT) as out:
         layout = _layout(audio.codec_context.channels, rendition)
@@ -220,7 +285,7 @@ def _encode_stream(inp, audio, sink, rendition: Rendition, stopped: threading.Ev
         stream.bit_rate = rendition.kbps * 1000
         stream.codec_context.options = dict(fmt.options)
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
-        for frame in inp.decode(audio):
+        for frame in frames:
             if stopped.is_set():
                 raise Stopped
             frame.pts = None  # the encoder's own timeline, gapless
@@ -240,13 +305,15 @@ class Transcode:
         self,
         reader: MediaReader,
         rendition: Rendition,
-        keep: Callable[[], PendingRendition],
+        keep: Callable[[], PendingRendition] | None,
         loop: asyncio.AbstractEventLoop,
         stopped: threading.Event,
+        start_s: float = 0.0,
     ) -> None:
         self._reader = reader
         self._rendition = rendition
-        self._keep = keep
+        self._keep = keep  # None: not cached
+        self._start_s = start_s
         self._pending: PendingRendition | None = None
         self._loop = loop
         self._stopped = stopped
@@ -302,10 +369,10 @@ class Transcode:
 
     def _encode_and_keep(self) -> None:
         try:
-            self._pending = self._keep()
+            self._pending = self._keep() if self._keep is not None else None
         except OSError as exc:
             log.warning("the %s rendition will not be cached: %s", self._rendition.tag, exc)
-        encode(self._reader, self, self._rendition, self._stopped)
+        encode(self._reader, self, self._rendition, self._stopped, self._start_s)
         self._emit_piece()
         if self._pending is not None:
             self._pending.commit()
@@ -364,9 +431,11 @@ class Transcoder:
         media: StoredMedia,
         reopen: Callable[[], Awaitable[StoredMedia]],
         rendition: Rendition,
+        start_s: float = 0.0,
     ) -> Transcode:
-        """Start transcoding ``media`` (which this now owns) and wait for its first bytes.
-        Raises ``TranscoderBusy`` or ``TranscodeFailed``."""
+        """Start transcoding ``media`` (which this now owns) from ``start_s`` seconds into it,
+        and wait for its first bytes; only a transcode from the start is cached. Raises
+        ``TranscoderBusy`` or ``TranscodeFailed``."""
         if self._slots is None or not self._slots.acquire(blocking=False):
             await media.close()
             self._metrics.transcode_refused()
@@ -376,7 +445,8 @@ class Transcoder:
         stopped = threading.Event()
         reader = MediaReader(media, reopen, loop, stopped)
         name = rendition.file_name(source_sha256)
-        transcode = Transcode(reader, rendition, lambda: self._cache.begin(name), loop, stopped)
+        keep = (lambda: self._cache.begin(name)) if start_s == 0 else None
+        transcode = Transcode(reader, rendition, keep, loop, stopped, start_s)
         threading.Thread(
             target=transcode.run,
             args=(self._finished,),

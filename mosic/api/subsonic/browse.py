@@ -38,6 +38,8 @@ EXTENSIONS = [
     {"name": "indexBasedQueue", "versions": [1]},
     {"name": "playbackReport", "versions": [1]},
     {"name": "topSongsByArtistId", "versions": [1]},
+    {"name": "transcodeOffset", "versions": [1]},  # stream's timeOffset (mosic.api.subsonic.media)
+    {"name": "transcoding", "versions": [1]},  # mosic.api.subsonic.transcoding
 ]
 # getTopSongs' default count (Subsonic's).
 TOP_SONGS_DEFAULT = 50

@@ -34,6 +34,7 @@ from mosic.api.subsonic.response import (
 )
 from mosic.api.subsonic.scanning import Scanning
 from mosic.api.subsonic.shapes import MarksLoader
+from mosic.api.subsonic.transcoding import TranscodeMethods
 from mosic.core.collection import Collection
 from mosic.core.library import Library
 from mosic.core.listening import Listening
@@ -95,9 +96,11 @@ class SubsonicApi:
         self._metrics = metrics
         marks = MarksLoader(collection=collection, listening=listening)
         media = {"plays": plays, "reports": reports, "serving": serving, "listening": listening}
+        media_methods = Media(library=library, marks=marks, **media)
         self._methods = {
             **Browse(library=library, marks=marks, kept=kept).methods(),
-            **Media(library=library, marks=marks, **media).methods(),
+            **media_methods.methods(),
+            **TranscodeMethods(library=library, media=media_methods).methods(),
             **Keep(library=library, collection=collection, marks=marks).methods(),
             **PlaylistMethods(library=library, playlists=playlists, marks=marks).methods(),
             **Scanning(scans=scans, library=library).methods(),

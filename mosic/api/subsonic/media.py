@@ -6,6 +6,9 @@ whose rule is ``mosic.core.reports``), so ``stream`` and ``download`` count noth
 listen is counted exactly once, through the one ``PlayRecorder`` that ``/play/{id}/stats`` and
 ``mosic_plays_total`` see, for the caller and globally. A stream from its start, a scrobble or
 a playback report shows the song as the caller's "now playing" on that player (``c``).
+
+``stream``'s ``timeOffset`` (OpenSubsonic ``transcodeOffset``) starts a transcode that many
+seconds into the song; it is a seek, so it is no new "now playing" either.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import PurePosixPath
 from mosic.api.serving import ByteServer
 from mosic.api.subsonic import shapes
 from mosic.api.subsonic.call import Call
-from mosic.api.subsonic.request import invalid
+from mosic.api.subsonic.request import Params, invalid
 from mosic.api.subsonic.response import missing, not_found
 from mosic.api.subsonic.shapes import MarksLoader
 from mosic.core.covers import NoCover
@@ -39,13 +42,18 @@ POSITION_MS_MAX = 2**62
 SONG = "song"
 
 
-def stream_rendition(clip, format_name: str | None, max_kbps: int) -> Rendition | None:
+def stream_rendition(
+    clip, format_name: str | None, max_kbps: int, *, seeking: bool = False
+) -> Rendition | None:
     """What ``stream`` sends: the asked format at ``maxBitRate`` (or its default), or MP3
     when only a bitrate below the file's is asked; None for the original. A format Mosic
-    does not make (an app's flv or aac) gets the original, which every app plays."""
+    does not make (an app's flv or aac) gets the original, which every app plays, unless
+    the app is ``seeking`` (a ``timeOffset``): only a transcode starts later in the song, so
+    that is MP3. ``raw`` is always the original, untouched (its offset is ignored)."""
     fmt = transcode.FORMATS.get(format_name or RAW)
     if fmt is None:
-        if not max_kbps or not clip.bitrate or clip.bitrate <= max_kbps:
+        lower = max_kbps and clip.bitrate and clip.bitrate > max_kbps
+        if format_name == RAW or not (lower or seeking):
             return None
         fmt = DEFAULT_TRANSCODE
     kbps = min(max_kbps or fmt.default_kbps, transcode.BITRATE_MAX_KBPS)
@@ -86,21 +94,34 @@ class Media:
         except NotInLibrary:
             raise not_found("song") from None
 
-    async def _send(self, call: Call, clip, rendition: Rendition | None) -> None:
+    async def _send(
+        self, call: Call, clip, rendition: Rendition | None, start_s: float = 0.0
+    ) -> None:
         try:
             # Subsonic plays are counted by scrobble alone.
             await self._serving.clip(
-                call.req, call.resp, clip, counts_plays=False, rendition=rendition
+                call.req, call.resp, clip, counts_plays=False, rendition=rendition, start_s=start_s
             )
         except MediaMissing:
             raise not_found("the song's audio file") from None
 
     async def stream(self, call: Call) -> None:
         max_kbps = call.params.integer("maxBitRate", 0, 0, MAX_BIT_RATE_MAX)
+        start_s = time_offset(call.params, "timeOffset")
         clip = await self._song(call)
-        if call.req.method == "GET" and _from_the_start(call.req.get_header("Range")):
+        fmt = call.params.one("format")
+        rendition = stream_rendition(clip, fmt, max_kbps, seeking=start_s > 0)
+        await self.send_stream(call, clip, rendition, start_s if rendition else 0.0)
+
+    async def send_stream(
+        self, call: Call, clip, rendition: Rendition | None, start_s: float = 0.0
+    ) -> None:
+        """A song's audio, or ``rendition`` of it from ``start_s`` seconds: the caller's "now
+        playing" when it is the start of a listen (from byte 0, and from the song's start)."""
+        from_the_start = _from_the_start(call.req.get_header("Range")) and not start_s
+        if call.req.method == "GET" and from_the_start:
             await self._listening.playing(call.caller.user.id, call.client, clip.id)
-        await self._send(call, clip, stream_rendition(clip, call.params.one("format"), max_kbps))
+        await self._send(call, clip, rendition, start_s)
 
     async def download(self, call: Call) -> None:
         clip = await self._song(call)
@@ -201,6 +222,17 @@ def _playback_rate(raw: str | None) -> float:
     if not 0 <= rate <= PLAYBACK_RATE_MAX:  # also refuses nan
         raise invalid("playbackRate", f"must be between 0 and {PLAYBACK_RATE_MAX:g}")
     return rate
+
+
+def time_offset(params: Params, name: str) -> float:
+    """Where the song starts, in seconds (0 when ``name`` is absent or empty)."""
+    raw = params.one(name)
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        return transcode.start_offset(raw)
+    except ValueError as exc:
+        raise invalid(name, str(exc)) from None
 
 
 def _from_the_start(range_header: str | None) -> bool:
