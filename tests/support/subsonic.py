@@ -33,6 +33,7 @@ USER = "mosic"
 NOT_IN_SCHEMA = {
     "getOpenSubsonicExtensions": "openSubsonicExtensions",
     "tokenInfo": "tokenInfo",
+    "getLyricsBySongId": "lyricsList",
 }
 
 

@@ -34,6 +34,7 @@ MILLISECONDS_MAX = 2**63 - 1
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
+    {"name": "songLyrics", "versions": [1]},
 ]
 
 
