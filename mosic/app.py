@@ -21,6 +21,7 @@ from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.covers import ClipCover
 from mosic.api.errors import register_error_handlers
 from mosic.api.library import LibraryScan
+from mosic.api.lyrics import ClipLyrics
 from mosic.api.middleware import (
     DisconnectAwareApp,
     IncomingSweep,
@@ -49,6 +50,7 @@ from mosic.core.keys import KeyRing, User
 from mosic.core.library import Library
 from mosic.core.listening import Listening
 from mosic.core.listing import Listing
+from mosic.core.lyrics import SongLyrics
 from mosic.core.marks import Marks
 from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
@@ -85,6 +87,7 @@ class Services:
     probes: Probes
     listing: Listing
     library: Library
+    lyrics: SongLyrics
     scans: LibraryScans
     collection: Collection
     playlists: Playlists
@@ -132,6 +135,7 @@ class Services:
             probes=Probes(db=db, store=store),
             listing=Listing(db=db),
             library=Library(db=db),
+            lyrics=SongLyrics(db=db, folders=folders),
             scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
             playlists=Playlists(db=db),
@@ -313,6 +317,7 @@ def subsonic_api(s: Services) -> SubsonicApi:
         users=s.users,
         metrics=s.metrics,
         library=s.library,
+        lyrics=s.lyrics,
         collection=s.collection,
         playlists=s.playlists,
         listening=s.listening,
@@ -338,6 +343,11 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         ("/play/upload", ClipUpload(signer=s.signer, uploads=s.uploads), Rule(key, POST)),
         ("/play/{clip_id:uuid}", ClipItem(**clip), Rule(key, PATCH_DELETE)),
         ("/play/{clip_id:uuid}/stats", ClipStats(**clip), read),
+        (
+            "/play/{clip_id:uuid}/lyrics",
+            ClipLyrics(catalogue=s.catalogue, lyrics=s.lyrics),
+            read,
+        ),
         (
             "/play/{clip_id:uuid}/stream",
             ClipStream(catalogue=s.catalogue, serving=s.serving),

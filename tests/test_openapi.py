@@ -40,7 +40,7 @@ from mosic.settings import Settings
 from tests.support.audio import undecodable_wav, wav_bytes
 from tests.support.database import migrate
 from tests.support.forms import multipart
-from tests.support.tagging import image, tag_fully
+from tests.support.tagging import image, tag_fully, tag_lyrics
 
 API_KEY = "test-key"
 SIGNING_SECRET = "test-signing-secret"
@@ -152,6 +152,7 @@ class Live:
     odd: dict = field(default_factory=dict)  # an uploaded clip FFmpeg cannot decode
     covered: dict = field(default_factory=dict)  # an uploaded clip with an embedded picture
     library: dict = field(default_factory=dict)  # a clip of a music folder, as a scan adds one
+    sung: dict = field(default_factory=dict)  # an uploaded clip whose tags hold lyrics
     cover_etag: str = ""
     cover_last_modified: str = ""
     waveform_etag: str = ""
@@ -228,6 +229,7 @@ def live(tmp_path_factory) -> Live:
     assert head.status_code == 200, head.headers
     app.etag = head.headers["ETag"]
     app.covered = app.upload(wav_with_cover(tmp_path_factory.mktemp("cover")))
+    app.sung = app.upload(wav_with_lyrics(tmp_path_factory.mktemp("sung")))
     cover = app.client.simulate_get(f"/play/{app.covered['id']}/cover", headers=KEY)
     assert cover.status_code == 200, cover.text
     app.cover_etag = cover.headers["ETag"]
@@ -270,6 +272,12 @@ def unready(tmp_path_factory) -> falcon.testing.TestClient:
     incoming.rmdir()
     incoming.write_text("not a directory")
     return falcon.testing.TestClient(asgi)
+
+
+def wav_with_lyrics(folder: Path) -> bytes:
+    path = folder / "sung.wav"
+    path.write_bytes(wav_bytes(8))
+    return tag_lyrics(path, "wav", text="[00:00.10]la la").read_bytes()
 
 
 def wav_with_cover(folder: Path) -> bytes:
@@ -419,6 +427,7 @@ class Case:
             "odd": ctx.odd,
             "covered": ctx.covered,
             "library": ctx.library,
+            "sung": ctx.sung,
         }
         if self.clip in clips:
             clip_id = clips[self.clip]["id"]
@@ -724,6 +733,18 @@ def waveform_cases() -> list[Case]:
     ]
 
 
+def lyrics_cases() -> list[Case]:
+    op = "GET /play/{clip_id}/lyrics"
+    return [
+        Case("lyrics", op, 200, clip="sung"),
+        Case("lyrics, no key", op, 401, clip="sung", key=False),
+        Case("lyrics of a clip without any", op, 404),
+        Case("lyrics of a metadata-only clip", op, 404, clip="external"),
+        Case("lyrics, unknown clip", op, 404, clip="unknown"),
+        Case("lyrics, database down", op, 503, clip="unknown", app="broken"),
+    ]
+
+
 CASES: list[Case] = [
     Case("list", "GET /play", 200),
     Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
@@ -832,6 +853,7 @@ CASES: list[Case] = [
     ),
     *cover_cases(),
     *waveform_cases(),
+    *lyrics_cases(),
     Case("healthz", "GET /healthz", 200, key=False),
     Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
     Case("readyz", "GET /readyz", 200, key=False),

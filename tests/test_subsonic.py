@@ -46,6 +46,7 @@ SPEC_METHODS = {
     "reportPlayback", "getPlayQueueByIndex", "savePlayQueueByIndex", "getTopSongs",
     # OpenSubsonic transcoding
     "getTranscodeDecision", "getTranscodeStream",
+    "getLyricsBySongId", "getLyrics",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getScanStatus"}
@@ -171,6 +172,8 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "updateUser": {"username": "kid", "adminRole": "false", "musicFolderId": "1"},
         "deleteUser": {"username": "new"},
         "changePassword": {"username": "kid", "password": "enc:" + b"another password".hex()},
+        "getLyricsBySongId": {"id": lib["alpha"]},
+        "getLyrics": {"artist": "ann", "title": "ALPHA"},
     }
 
 
@@ -295,7 +298,7 @@ async def test_token_info_needs_an_api_key_and_extensions_need_nothing(sub, sett
     for auth in ({}, {"apiKey": "wrong"}):
         body = await sub.ok("getOpenSubsonicExtensions", auth=auth)
         names = {e["name"] for e in body["openSubsonicExtensions"]}
-        assert {"apiKeyAuthentication", "formPost"} <= names
+        assert {"apiKeyAuthentication", "formPost", "songLyrics"} <= names
 
 
 async def test_the_user_name_is_the_setting(settings):

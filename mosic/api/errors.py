@@ -11,6 +11,7 @@ import peewee
 from mosic.api.middleware import BodyStalled
 from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NotYours
 from mosic.core.covers import NoCover
+from mosic.core.lyrics import NoLyrics
 from mosic.core.users import BadUser, KeyNotFound, UserConflict, UserNotFound
 from mosic.core.waveform import NoWaveform
 from mosic.media.storage import StorageFull, StorageUnavailable
@@ -54,6 +55,7 @@ class DuplicateUpload(falcon.HTTPConflict):
 # A clip that exists but lacks the part asked for: 404, saying what is missing.
 MISSING_PARTS = {
     NoCover: ("No cover", "the clip's file has no embedded picture"),
+    NoLyrics: ("No lyrics", "the clip's tags hold no lyrics, and it has no .lrc beside it"),
     NoWaveform: (
         "No waveform",
         "the clip has no stored audio to draw (metadata-only, or undecodable)",

@@ -26,6 +26,8 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
+from mosic.core import lrc
+
 # What we accept, with the Content-Type and file extension we serve it under. Browsers play
 # Ogg Vorbis and Ogg Opus from "audio/ogg", which is why mutagen's own MIME names are not used.
 FORMATS: dict[type, tuple[str, str]] = {
@@ -127,6 +129,7 @@ class AudioInfo:
     sample_rate: int | None = None  # Hz
     channels: int | None = None
     cover: Picture | None = None
+    lyrics: tuple[lrc.Lyrics, ...] = ()  # synced ones first
 
 
 def probe(fileobj: BinaryIO) -> AudioInfo:
@@ -150,6 +153,7 @@ def probe(fileobj: BinaryIO) -> AudioInfo:
         **{name: leading_number(tags.get(name)) for name in NUMBER_TAGS},
         **_stream_info(audio, fileobj, float(length)),
         cover=_cover(audio),
+        lyrics=_lyrics(audio),
     )
 
 
@@ -195,6 +199,43 @@ def _pictures(audio) -> list[tuple[int | None, bytes, str | None]]:
             continue  # one broken picture never makes the audio unreadable
         found.append((block.type, block.data, block.mime))
     return found
+
+
+# Lyrics tags: ID3 USLT (text) and SYLT (timed text), Vorbis comments, MP4's atom. Text may
+# be LRC, which makes it synced (``lrc.parse``). SYLT's content types that are words sung:
+# other (0, what many taggers write), lyrics (1) and transcription (2).
+_VORBIS_LYRICS = ("lyrics", "unsyncedlyrics")
+_MP4_LYRICS = "\xa9lyr"
+_SYLT_WORDS = frozenset({0, 1, 2})
+SYLT_MILLISECONDS = 2  # SYLT's time stamp format 2; 1 counts MPEG frames
+# A file with more lyrics than this holds junk, not translations.
+LYRICS_PER_FILE_MAX = 8
+
+
+def _lyrics(audio) -> tuple[lrc.Lyrics, ...]:
+    """Every lyrics tag of the file, parsed, synced ones first, each once."""
+    tags = audio.tags
+    if not tags:
+        return ()
+    if isinstance(audio, MP4):
+        found = [lrc.parse(text) for text in tags.get(_MP4_LYRICS, []) if isinstance(text, str)]
+    elif hasattr(tags, "getall"):  # ID3
+        found = [lrc.parse(frame.text, frame.lang) for frame in tags.getall("USLT")]
+        found += [_sylt(frame) for frame in tags.getall("SYLT") if frame.type in _SYLT_WORDS]
+    else:  # Vorbis comments
+        found = [lrc.parse(text) for key in _VORBIS_LYRICS for text in tags.get(key, [])]
+    kept = list(dict.fromkeys(lyrics for lyrics in found if lyrics is not None))
+    kept.sort(key=lambda lyrics: not lyrics.synced)
+    return tuple(kept[:LYRICS_PER_FILE_MAX])
+
+
+def _sylt(frame) -> lrc.Lyrics | None:
+    if frame.format == SYLT_MILLISECONDS:
+        return lrc.from_timed(frame.text, frame.lang)
+    # Times in MPEG frames: the words, unsynced (a karaoke tagger's syllables joined).
+    words = [str(text) for text, _ in frame.text]
+    karaoke = any(word.startswith(("\n", "\r")) for word in words)
+    return lrc.parse(("" if karaoke else "\n").join(words), frame.lang)
 
 
 def leading_number(text: str | None) -> int | None:

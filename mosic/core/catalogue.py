@@ -12,7 +12,7 @@ import uuid
 
 import peewee
 
-from mosic.core import audio
+from mosic.core import audio, lyrics
 from mosic.core.aggregates import Aggregates, Touched, visible
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.clip_rows import (
@@ -169,6 +169,7 @@ class Catalogue:
             row.update(await self._waveforms.keep(incoming.sha256, incoming.inspect))
             async with self._db.aio_atomic():
                 await self._insert(row)
+                await lyrics.replace(self._db, [], lyrics.rows_of(row["id"], info.lyrics))
                 await self._store.publish(
                     incoming, row["file_name"], content_type=row["content_type"]
                 )
@@ -233,6 +234,7 @@ class Catalogue:
             touched = Touched()
             touched.clip({f.name: getattr(rows[0], f.name) for f in _GROUPED}, -1)
             await self._aggregates.refresh(touched)
+            await lyrics.forget(self._db, [clip_id])
             for name in (rows[0].file_name, rows[0].waveform_name):
                 if name:
                     await self._store.remove(name)

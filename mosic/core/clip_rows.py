@@ -23,8 +23,10 @@ from mosic.media.storage import Incoming
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, utcnow
 
 # The version of the rules that read tags from files. Clips whose ``media_version`` is older
-# (or null: added before the column existed) are read again.
-MEDIA_VERSION = 1
+# (or null: added before the column existed) are read again. 1: tags, cover and peaks;
+# 2: their lyrics too (``clip_lyrics``), all a version-1 clip lacks.
+MEDIA_VERSION = 2
+BEFORE_LYRICS = 1
 
 
 @dataclass

@@ -1,13 +1,14 @@
-"""Re-reading: the tags, cover and peaks of uploads added under older file-reading rules
-(``clip_rows.MEDIA_VERSION``), read again from their stored files after a migration."""
+"""Re-reading: the tags, cover, peaks and lyrics of uploads added under older file-reading
+rules (``clip_rows.MEDIA_VERSION``), read again from their stored files after a migration.
+A clip read under version 1 lacks only its lyrics: only those are read (no peaks drawn)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 
-from mosic.core import audio
-from mosic.core.clip_rows import MEDIA_VERSION, tag_fields
+from mosic.core import audio, lyrics
+from mosic.core.clip_rows import BEFORE_LYRICS, MEDIA_VERSION, tag_fields
 from mosic.core.covers import Covers
 from mosic.core.listing import filter_keys
 from mosic.core.waveform import Waveforms
@@ -30,7 +31,7 @@ class Rereader:
         migration added their columns); returns how many clips were read. Idempotent: each
         clip is marked as read, and a file that cannot be read leaves its tags null."""
         done = 0
-        # Uploads: library files are read again by a full scan (``mosic scan --full``).
+        # Uploads: library files are read again by the next scan (``Scan``).
         older = Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION)
         pending = older & (Clip.source == UPLOAD)
         after = None
@@ -44,22 +45,29 @@ class Rereader:
                 return done
             after = batch[-1].id
             for clip in batch:
-                changes = filter_keys(
-                    {"artist": clip.artist, "album": clip.album, "genre": clip.genre}
-                )
-                if not clip.is_external:
-                    changes.update(await self._reread(clip))
-                await self._db.aio_execute(
-                    Clip.update(**changes, media_version=MEDIA_VERSION).where(Clip.id == clip.id)
-                )
+                await self._read_one(clip)
                 done += 1
 
-    async def _reread(self, clip: Clip) -> dict:
+    async def _read_one(self, clip: Clip) -> None:
+        changes = filter_keys({"artist": clip.artist, "album": clip.album, "genre": clip.genre})
+        info = None if clip.is_external else await self._probe(clip)
+        if info is not None and clip.media_version != BEFORE_LYRICS:
+            changes.update(await self._reread(clip, info))
+        found = info.lyrics if info is not None else ()
+        async with self._db.aio_atomic():
+            await self._db.aio_execute(
+                Clip.update(**changes, media_version=MEDIA_VERSION).where(Clip.id == clip.id)
+            )
+            await lyrics.replace(self._db, [clip.id], lyrics.rows_of(clip.id, found))
+
+    async def _probe(self, clip: Clip) -> audio.AudioInfo | None:
         try:
-            info = await self._store.inspect(clip.file_name, audio.probe)
+            return await self._store.inspect(clip.file_name, audio.probe)
         except (audio.NotAudio, MediaMissing) as exc:
             log.warning("clip %s: tags left empty, its file could not be read: %s", clip.id, exc)
-            return {}
+            return None
+
+    async def _reread(self, clip: Clip, info: audio.AudioInfo) -> dict:
         fields = {**tag_fields(info), **await self._covers.keep(info)}
         reader = functools.partial(self._store.inspect, clip.file_name)
         fields.update(await self._waveforms.keep(clip.sha256, reader))

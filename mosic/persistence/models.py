@@ -109,6 +109,24 @@ CLIP_FIELDS = tuple(Clip._meta.sorted_fields)
 clip_records = Records(ClipRecord, CLIP_FIELDS)
 
 
+class LyricsRow(AioModel):
+    """Lyrics a clip's file holds in its tags, read with its tags (migration 0009) so an
+    answer never opens the audio: ``lines`` is a JSON list of ``[start_ms or null, text]``.
+    A library clip's ``.lrc`` sidecar is not kept here: it is read when asked
+    (``Clip.lyrics_path``)."""
+
+    clip_id = peewee.UUIDField()
+    position = peewee.SmallIntegerField()  # the file's order: synced lyrics first
+    synced = peewee.BooleanField()
+    lang = peewee.CharField(max_length=16, null=True)
+    offset_ms = peewee.IntegerField(default=0)
+    lines = peewee.TextField()
+
+    class Meta:
+        table_name = "clip_lyrics"
+        primary_key = peewee.CompositeKey("clip_id", "position")
+
+
 # -- users and their keys -------------------------------------------------------------------
 ADMIN_ID = 1  # the configured keys' user, and owner of what was kept before users existed
 ADMIN, LISTENER = "admin", "listener"

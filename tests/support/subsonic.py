@@ -35,6 +35,7 @@ NOT_IN_SCHEMA = {
     "getOpenSubsonicExtensions": "openSubsonicExtensions",
     "tokenInfo": "tokenInfo",
     "getPlayQueueByIndex": "playQueueByIndex",
+    "getLyricsBySongId": "lyricsList",
 }
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import mutagen
 from mutagen.flac import FLAC, Picture
-from mutagen.id3 import APIC, TCON, TPE2, TPOS, TRCK, TYER
+from mutagen.id3 import APIC, SYLT, TCON, TPE2, TPOS, TRCK, TYER, USLT
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, MP4Cover
 from mutagen.wave import WAVE
@@ -131,3 +131,33 @@ def _mp4(path: Path, values: dict, picture: Image | None) -> None:
         kind = MP4Cover.FORMAT_PNG if picture.mime == "image/png" else MP4Cover.FORMAT_JPEG
         audio.tags["covr"] = [MP4Cover(picture.data, imageformat=kind)]
     audio.save()
+
+
+def tag_lyrics(
+    path: Path,
+    fmt: str,
+    *,
+    text: str | None = None,
+    timed: list[tuple[str, int]] | None = None,
+    lang: str = "eng",
+    key: str = "LYRICS",
+) -> Path:
+    """Add lyrics where each format keeps them: ``text`` as ID3 USLT (in ``lang``), a Vorbis
+    comment ``key`` (LYRICS or UNSYNCEDLYRICS) or MP4 ©lyr; ``timed`` (text, ms) pairs as ID3
+    SYLT, time stamps in milliseconds."""
+    if fmt in ("mp3", "wav"):
+        audio = MP3(path) if fmt == "mp3" else WAVE(path)
+        if audio.tags is None:
+            audio.add_tags()
+        if text is not None:
+            audio.tags.add(USLT(encoding=3, lang=lang, desc="", text=text))
+        if timed is not None:
+            audio.tags.add(SYLT(encoding=3, lang=lang, format=2, type=1, desc="", text=timed))
+        audio.save(v2_version=3)
+        return path
+    audio = MP4(path) if fmt == "m4a" else mutagen.File(path)
+    if audio.tags is None:
+        audio.add_tags()
+    audio.tags["\xa9lyr" if fmt == "m4a" else key] = [text]
+    audio.save()
+    return path

@@ -37,6 +37,7 @@ EXTENSIONS = [
     {"name": "formPost", "versions": [1]},
     {"name": "indexBasedQueue", "versions": [1]},
     {"name": "playbackReport", "versions": [1]},
+    {"name": "songLyrics", "versions": [1]},
     {"name": "topSongsByArtistId", "versions": [1]},
     {"name": "transcodeOffset", "versions": [1]},  # stream's timeOffset (mosic.api.subsonic.media)
     {"name": "transcoding", "versions": [1]},  # mosic.api.subsonic.transcoding

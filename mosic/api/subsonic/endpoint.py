@@ -19,6 +19,7 @@ from mosic.api.subsonic.browse import Browse
 from mosic.api.subsonic.call import Call
 from mosic.api.subsonic.keep import Keep
 from mosic.api.subsonic.kept import Kept
+from mosic.api.subsonic.lyrics import LyricsMethods
 from mosic.api.subsonic.media import Media
 from mosic.api.subsonic.playlists import PlaylistMethods
 from mosic.api.subsonic.request import Params, read_params
@@ -38,6 +39,7 @@ from mosic.api.subsonic.transcoding import TranscodeMethods
 from mosic.core.collection import Collection
 from mosic.core.library import Library
 from mosic.core.listening import Listening
+from mosic.core.lyrics import SongLyrics
 from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
 from mosic.core.reports import PlaybackReports
@@ -83,6 +85,7 @@ class SubsonicApi:
         users: Users,
         metrics: Metrics,
         library: Library,
+        lyrics: SongLyrics,
         collection: Collection,
         playlists: Playlists,
         listening: Listening,
@@ -104,6 +107,7 @@ class SubsonicApi:
             **Keep(library=library, collection=collection, marks=marks).methods(),
             **PlaylistMethods(library=library, playlists=playlists, marks=marks).methods(),
             **Scanning(scans=scans, library=library).methods(),
+            **LyricsMethods(library=library, lyrics=lyrics).methods(),
             **Accounts(users=users, library=library).methods(),
         }
 

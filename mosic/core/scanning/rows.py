@@ -31,6 +31,7 @@ KNOWN_COLUMNS = (
     Clip.id, Clip.path, Clip.size, Clip.mtime_ns, Clip.sha256, Clip.missing_since,
     Clip.cover_name, Clip.waveform_name, Clip.lyrics_path, Clip.file_name, Clip.music_folder,
     Clip.album_artist, Clip.artist, Clip.album, Clip.genre, Clip.directory_id,
+    Clip.media_version,
 )  # fmt: skip
 
 

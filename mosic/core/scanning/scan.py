@@ -24,7 +24,10 @@ from pathlib import Path
 
 from mosic.core import audio, grouping
 from mosic.core.aggregates import Aggregates, Touched
+from mosic.core.clip_rows import MEDIA_VERSION
 from mosic.core.imports import AUDIO_EXTENSIONS
+from mosic.core.lyrics import replace as replace_lyrics
+from mosic.core.lyrics import rows_of as lyrics_rows
 from mosic.core.scanning import directories, rows
 from mosic.core.scanning.lease import Counts, LeaseLost, ScanLease
 from mosic.media import folders
@@ -72,6 +75,7 @@ class _Batch:
     touched: Touched = field(default_factory=Touched)
     drop: list[tuple[object, str]] = field(default_factory=list)  # blobs maybe unused now
     covers: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # by directory
+    lyrics: dict[object, tuple] = field(default_factory=dict)  # the tags' lyrics, by clip id
 
 
 class Scan:
@@ -265,6 +269,7 @@ class Scan:
                 new.append((path, read, fields))
             else:
                 self._changed(clip, fields, batch)
+                batch.lyrics[clip["id"]] = read.result.lyrics
         return new
 
     async def _read(self, root: Path, folder: str, path: str) -> FileRead | None:
@@ -350,6 +355,7 @@ class Scan:
             if clip is None:
                 row = rows.new_row(fields)
                 batch.inserts.append(row)
+                batch.lyrics[row["id"]] = read.result.lyrics
                 batch.touched.clip(row, 1)
                 self._count(Change("added", folder, path))
                 continue
@@ -421,6 +427,9 @@ class Scan:
                 await self._db.aio_execute(Clip.insert_many(chunk).returning(Clip.id))
             for clip_id, changes in batch.updates:
                 await self._db.aio_execute(Clip.update(**changes).where(Clip.id == clip_id))
+            if batch.lyrics:
+                found = [r for i, lyrics in batch.lyrics.items() for r in lyrics_rows(i, lyrics)]
+                await replace_lyrics(self._db, batch.lyrics, found)
             if batch.missing:
                 ids = [clip["id"] for clip in batch.missing]
                 await self._db.aio_execute(
@@ -476,7 +485,13 @@ def _settled(clip: dict, lyrics: str | None) -> bool:
 
 
 def _same(clip: dict, stat: FileStat) -> bool:
-    return clip["size"] == stat.size and clip["mtime_ns"] == stat.mtime_ns
+    """The file as the clip knew it, read under the current rules (a clip read under older
+    ones, before lyrics were kept, say, is read once again: the upgrade's backfill)."""
+    return (
+        clip["size"] == stat.size
+        and clip["mtime_ns"] == stat.mtime_ns
+        and clip["media_version"] == MEDIA_VERSION
+    )
 
 
 def _take(walker: Iterator[Listing], limit: int) -> list[Listing]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mosic.core import grouping
+from mosic.core import grouping, lyrics
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.imports import AUDIO_EXTENSIONS
 from mosic.core.periodic import Periodic
@@ -196,7 +196,10 @@ class LibraryScans:
             found = list(await self._db.aio_execute(query.limit(PURGE_BATCH).tuples()))
             if not found:
                 return removed
-            await self._db.aio_execute(Clip.delete().where(Clip.id.in_([r[0] for r in found])))
+            async with self._db.aio_atomic():
+                ids = [r[0] for r in found]
+                await self._db.aio_execute(Clip.delete().where(Clip.id.in_(ids)))
+                await lyrics.forget(self._db, ids)
             removed += len(found)
             for _, cover, waveform in found:
                 if self.drop_if_unused is not None:
