@@ -50,7 +50,12 @@ def plan(users: list[str], clips: list[str]) -> list[tuple[str, str, str]]:
 
 
 async def play_all(server, keys: dict[str, str], plays, sizes: dict[str, int]) -> None:
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    # The client drops a connection idle for 2 s, before the server's keep-alive of 5 s
+    # closes it: else a request may go out on a connection the server is closing that
+    # moment (httpx.ReadError, CI run 15), a race of the test's client, not of the server.
+    limits = httpx.Limits(
+        max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=2
+    )
     gate = asyncio.Semaphore(IN_FLIGHT)
     async with httpx.AsyncClient(
         base_url=server.base, limits=limits, timeout=PLAY_TIMEOUT_S
