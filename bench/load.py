@@ -300,8 +300,9 @@ def _package(frame: str) -> str:
 CATEGORIES = {
     "responder (falcon do_before: auth hook + resource)": r"do_before \(falcon",
     "  Catalogue.get (SELECT clips by id, coalesced)": r"Catalogue\.get|BatchedLookup\._read",
-    "  Catalogue.list (SELECT page + count)": r"Catalogue\.list",
-    "  Catalogue.record_play (UPDATE ... RETURNING)": r"record_play",
+    "  Listing.list (SELECT page + count)": r"Listing\.list",
+    "  PlayCounts.count (a play: global and the user's own)": r"PlayCounts\.",
+    "  Marks.of (the caller's marks of clips)": r"Marks\.of",
     "SQL text built by peewee per query (Context.sql)": r"Context\.sql \(peewee",
     "driver (psycopg cursor, waiting, preparing)": (
         r"psycopg/(_cursor_base|cursor_async|waiting|_preparing)"
