@@ -110,8 +110,11 @@
 
   function resume() {
     audio.play().catch((error) => {
-      // A newer choice interrupted this one: nothing went wrong.
-      if (error.name !== "AbortError") say(`Cannot play: ${error.message}`, true);
+      // A newer choice interrupted this one (AbortError), or the source could not be loaded
+      // (NotSupportedError), which the element's "error" event reports: nothing to say here.
+      if (error.name !== "AbortError" && error.name !== "NotSupportedError") {
+        say(`Cannot play: ${error.message}`, true);
+      }
     });
   }
 
