@@ -408,7 +408,7 @@ def _share_routes(s: Services, key: auth.Guard) -> list:
     owner, visitor = auth.Rule(key, writes=CHANGES), auth.Rule(auth.share_visitor)
     return [
         ("/shares", ShareCollection(**share), owner),
-        ("/shares/{share_id}", ShareItem(**share), owner),
+        ("/shares/{share_id}", ShareItem(shares=s.shares), owner),
         ("/share/{share_id}", SharePage(assets=s.web_assets, shares=s.shares), visitor),
         ("/share/{share_id}/songs", SharedSongs(**share), visitor),
         ("/share/{share_id}/stream/{clip_id:uuid}", SharedStream(**clip), visitor),

@@ -1,6 +1,7 @@
 """Shares, as the people who make them and the people they are for use them.
 
-Against a real ``mosic serve`` on SQLite and on PostgreSQL, with uploads and a library folder:
+Against a real ``mosic serve --workers 2`` on SQLite and on PostgreSQL, with uploads and a
+library folder:
 
 - through Subsonic clients nobody here wrote — py-opensonic (PyPI) and subsonic-api (npm, run
   by node) — a user shares songs, an album and a playlist, lists, changes and deletes its
@@ -8,7 +9,8 @@ Against a real ``mosic serve`` on SQLite and on PostgreSQL, with uploads and a l
   70 for its song and its album; the answers' XML is valid Subsonic;
 - over REST, ``/shares`` answers 201, 200, 204, 400 for a bad body, 403 for a read-only key and
   for another user's share, 404 and, once expired or deleted, 410 on every public route;
-- the public side needs no key: the page counts each visit (and ``mosic_share_visits_total``),
+- the public side needs no key: the page counts each visit, twenty at once too, whichever worker
+  gets them (and ``mosic_share_visits_total``),
   the songs list counts none and holds the share's songs alone; a removed user's shares are
   gone; the README's sharing example runs verbatim.
 
@@ -29,6 +31,7 @@ import json
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -59,6 +62,7 @@ from tests.test_web import (  # noqa: F401 - browser is a fixture
 TRACKS = [("Morning", "First"), ("Noon", "First"), ("Evening", "Later")]  # (title, album)
 HOUR_S = 3600
 NOT_AUTHORIZED, NOT_FOUND = 50, 70
+CONCURRENT_VISITS = 8
 GONE = "This share has expired, or its owner deleted it."  # share.js
 
 
@@ -73,7 +77,12 @@ def world(request, tmp_path_factory):
     with (
         new_postgres_db(request) as pg,
         mosic_serve(
-            root / "data", MOSIC_LIBRARY_DIRS=str(jazz), MOSIC_LIBRARY_SETTLE_S="0.2", **db_env(pg)
+            root / "data",
+            "--workers",
+            "2",
+            MOSIC_LIBRARY_DIRS=str(jazz),
+            MOSIC_LIBRARY_SETTLE_S="0.2",
+            **db_env(pg),
         ) as server,  # fmt: skip
     ):
         scanned(server)
@@ -368,6 +377,9 @@ def test_the_page_and_its_songs_need_no_key_and_each_visit_counts(world):
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert visits(world, share["id"]) == n + 1
     assert metric(world.metrics(), "mosic_share_visits_total") == before + 3
+    with ThreadPoolExecutor(CONCURRENT_VISITS) as pool:  # at once: not one visit lost
+        statuses = list(pool.map(lambda _: public(world, page_path).status_code, range(20)))
+    assert statuses == [200] * 20 and visits(world, share["id"]) == 23
     # The page holds no data: nothing of the catalogue, not even the share's own songs.
     assert not any(t in page.text for t in ("Morning", "Noon", "Evening", "Two of three"))
 
@@ -381,7 +393,7 @@ def test_the_page_and_its_songs_need_no_key_and_each_visit_counts(world):
     first = body["songs"][0]
     assert set(first) == {"id", "title", "artist", "album", "duration", "stream_url", "cover_url"}
     assert first["stream_url"] == f"{page_path}/stream/{noon}" and first["cover_url"] is None
-    assert visits(world, share["id"]) == 3, "reading the songs is no visit"
+    assert visits(world, share["id"]) == 23, "reading the songs is no visit"
 
     assert public(world, f"{page_path}/stream/{evening}").status_code == 404  # not in the share
     assert public(world, f"{page_path}/cover/{noon}").status_code == 404  # it has no picture
@@ -389,7 +401,7 @@ def test_the_page_and_its_songs_need_no_key_and_each_visit_counts(world):
     assert public(world, "/share/not%00an%20id/songs").status_code == 404
     assert public(world, page_path, "POST").status_code == 405
     assert public(world, f"{page_path}/stream/{noon}", "HEAD").status_code == 200
-    assert visits(world, share["id"]) == 3
+    assert visits(world, share["id"]) == 23
 
 
 def test_a_removed_users_shares_are_gone(world):

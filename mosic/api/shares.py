@@ -103,7 +103,7 @@ class ShareCollection:
 class ShareItem:
     """``/shares/{share_id}``"""
 
-    def __init__(self, *, shares: Shares, songs: ShareSongs) -> None:
+    def __init__(self, *, shares: Shares) -> None:
         self._shares = shares
 
     async def on_get(self, req, resp, share_id: str) -> None:
