@@ -56,6 +56,8 @@ TABLES = (
     "user_play_event",
     "user_now_playing",
     "user_listen",
+    "share_link",
+    "share_entry",
 )
 # Rows every database has from its migrations, put back as they were.
 RESET = (

@@ -319,6 +319,37 @@ class Listen(AioModel):
         primary_key = peewee.CompositeKey("user_id", "player")
 
 
+# -- shares ---------------------------------------------------------------------------------
+SHARE_ID_MAX = 64
+
+
+class ShareRow(AioModel):
+    """A share: a public link to a fixed list of songs (migration 0012). A deleted one keeps
+    its row, with ``deleted_at``, so its link answers "gone" rather than "not found"."""
+
+    id = peewee.CharField(max_length=SHARE_ID_MAX, primary_key=True)
+    owner_id = peewee.IntegerField(index=True)
+    description = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField(null=True)
+    last_visited_at = peewee.DateTimeField(null=True)
+    visit_count = peewee.BigIntegerField(default=0)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "share_link"
+
+
+class ShareEntry(AioModel):
+    share_id = peewee.CharField(max_length=SHARE_ID_MAX)
+    position = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+
+    class Meta:
+        table_name = "share_entry"
+        primary_key = peewee.CompositeKey("share_id", "position")
+
+
 # What a listing shows of each clip: hashes, file names, search text, filter keys and the
 # like are a third of a row's values and never leave the server in a list.
 _UNLISTED = frozenset(

@@ -16,6 +16,7 @@ from mosic.core.library import Album, Artist, Directory, Genre
 from mosic.core.listening import NEVER_PLAYED, Listening, Playing
 from mosic.core.playlists import PlaylistInfo
 from mosic.core.reports import estimated_position_ms
+from mosic.core.shares import ShareInfo
 from mosic.persistence.models import Clip
 
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -199,6 +200,21 @@ def playlist(info: PlaylistInfo, songs: list[Clip]) -> dict:
         "duration": sum(seconds(clip.duration) for clip in songs),
         "created": info.created_at,
         "changed": info.changed_at,
+    }
+
+
+def share(info: ShareInfo, url: str, entries: list[dict]) -> dict:
+    """A share (its ``entry``: the songs its visitors get now, as ``song`` shapes them)."""
+    return {
+        "id": info.id,
+        "url": url,
+        "description": info.description,
+        "username": info.owner.name,
+        "created": info.created_at,
+        "expires": info.expires_at,
+        "lastVisited": info.last_visited_at,
+        "visitCount": info.visit_count,
+        "entry": entries,
     }
 
 
