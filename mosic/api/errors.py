@@ -8,7 +8,7 @@ import uuid
 import falcon
 import peewee
 
-from mosic.api.middleware import BodyStalled
+from mosic.api.middleware import BodyStalled, request_route
 from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NotYours
 from mosic.core.covers import NoCover
 from mosic.core.lyrics import NoLyrics
@@ -103,7 +103,8 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
 
     async def database_error(req, resp, ex, params):
         metrics.database_error(type(ex).__name__)
-        log.error("database error on %s %s: %s", req.method, req.path, ex)
+        # The route, not the path: a share's path is its link's secret.
+        log.error("database error on %s %s: %s", req.method, request_route(req), ex)
         raise falcon.HTTPServiceUnavailable(
             title="Database unavailable",
             description="the database did not answer; try again shortly",
