@@ -14,6 +14,8 @@ so a restart goes on where it stopped; a clip whose file is gone or not audio is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 
@@ -29,8 +31,11 @@ from mosic.persistence.models import UPLOAD, Clip
 log = logging.getLogger(__name__)
 # The lease's row (migration 0011).
 LOUDNESS_JOB = "loudness"
-# How often each worker asks whether there is anything to read (one indexed query).
+# How often each worker asks whether there is anything to read (one indexed query), the
+# first time a little after it starts: never in the way of a start, and a process that
+# stops at once (a command, a test) asks nothing.
 BACKFILL_INTERVAL_S = 300
+FIRST_ROUND_AFTER_S = 10
 PAGE = 20
 
 
@@ -51,11 +56,20 @@ class LoudnessBackfill:
         self._store = store
         self._waveforms = waveforms
         self._rounds = Periodic(self.run, interval_s, name="loudness backfill", at_start=True)
+        self._starting: asyncio.Task | None = None
 
     async def process_startup(self, scope, event) -> None:
+        self._starting = asyncio.create_task(self._start_later())
+
+    async def _start_later(self) -> None:
+        await asyncio.sleep(FIRST_ROUND_AFTER_S)
         self._rounds.start()
 
     async def process_shutdown(self, scope, event) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         await self._rounds.stop()
 
     async def run(self) -> int:
