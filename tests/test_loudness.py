@@ -236,6 +236,16 @@ async def test_uploads_are_measured_and_their_album_combined(api, tmp_path):
                                   "albumPeak": solo["album_peak"]}  # fmt: skip
 
 
+async def test_an_import_is_measured_as_an_upload_is(api, tmp_path):
+    song = make_signal(tmp_path / "in" / "imported.flac", "flac", "pink")
+    run = subprocess.run([sys.executable, "-m", "mosic", "import", str(song.parent)],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env={**mosic_env(api.settings), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [clip] = (await api.get("/play")).json
+    assert_like_ffmpeg(clip["replay_gain"], song)
+
+
 # -- an older release's uploads: read again in the background ------------------------------------
 
 FORGET = ("UPDATE clip SET media_version = 2, track_gain_db = NULL, track_peak = NULL, "
@@ -386,3 +396,23 @@ def assert_an_older_release_is_read_again(tmp_path, record, postgres, before: di
                          "upload": uploaded["replay_gain"]}  # fmt: skip
         versions = query(server.data_dir, postgres, "SELECT DISTINCT media_version FROM clip")
         assert versions == [(3,)]
+        assert_a_retagged_file_is_read_again(server, record, again)
+
+
+def assert_a_retagged_file_is_read_again(server, record: Path, before: dict) -> None:
+    """A file given ReplayGain tags (new bytes) takes them at its next scan (the watcher's),
+    and its album is combined again with them."""
+    tags = {"REPLAYGAIN_TRACK_GAIN": "-9.00 dB", "REPLAYGAIN_TRACK_PEAK": "0.75"}
+    tag_replay_gain(record / "Band/Record/02 Noise.flac", "flac", tags)
+
+    def retagged() -> dict | None:
+        listed = {clip["title"]: clip["replay_gain"] for clip in server.get("/play").json()}
+        return listed if listed["Noise"]["track_gain_db"] == -9.0 else None
+
+    after = wait_for("the re-tagged file read", retagged, MEASURE_WAIT_S, server.log)
+    assert after["Noise"]["track_peak"] == 0.75
+    assert after["Loud"]["album_gain_db"] == after["Noise"]["album_gain_db"]
+    # Its tags call it some 15 dB louder than it measured (+6 dB): so is the album now.
+    assert after["Loud"]["album_gain_db"] < before["Loud"]["album_gain_db"] - 1
+    assert after["Own"] == before["Own"] and after["Loud"]["track_gain_db"] == before[
+        "Loud"]["track_gain_db"]  # fmt: skip
