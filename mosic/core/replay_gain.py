@@ -89,10 +89,13 @@ def _number(text: str | None) -> float | None:
 
 
 def _gain(text: str | None) -> float | None:
-    value = _number(text)
-    if value is None or abs(value) > GAIN_LIMIT_DB:
+    return _bounded(_number(text))
+
+
+def _bounded(gain: float | None) -> float | None:
+    if gain is None or abs(gain) > GAIN_LIMIT_DB:
         return None
-    return round(value, GAIN_DECIMALS)
+    return round(gain, GAIN_DECIMALS)
 
 
 def _peak(text: str | None) -> float | None:
@@ -103,10 +106,12 @@ def _peak(text: str | None) -> float | None:
 
 
 def _r128(text: str | None, otherwise: float | None) -> float | None:
+    """An Opus R128 gain (a whole number of 1/256 dB to -23 LUFS) as a gain to -18 LUFS;
+    ``otherwise`` when there is none, or it is no such number."""
     value = _number(text)
     if value is None or value != int(value):
         return otherwise
-    return _gain(str(value / R128_SCALE + REFERENCE_LUFS - R128_REFERENCE_LUFS))
+    return _bounded(value / R128_SCALE + REFERENCE_LUFS - R128_REFERENCE_LUFS)
 
 
 def tag_columns(tags: ReplayGain) -> dict:
