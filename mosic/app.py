@@ -42,6 +42,7 @@ from mosic.api.uploads import Uploads
 from mosic.api.users import Me, MyHistory, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
+from mosic.core.backfill import LoudnessBackfill
 from mosic.core.backup import ScheduledBackups
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
@@ -295,6 +296,10 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         ),
         guards,
     ]
+    # Uploads from before loudness get theirs in the background, one process at a time.
+    middleware.append(
+        LoudnessBackfill(db=services.db, store=services.store, waveforms=services.waveforms)
+    )
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))

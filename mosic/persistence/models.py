@@ -94,6 +94,16 @@ class Clip(AioModel):
     lyrics_path = peewee.TextField(null=True)
     # Who uploaded it (a user id); null for library files and clips from before users.
     owner_id = peewee.IntegerField(null=True)
+    # ReplayGain 2.0 figures (migration 0011, ``mosic.core.replay_gain``): from the file's
+    # tags, else measured; the album's combined over its tracks unless the file's own tags
+    # hold them (``album_gain_tagged``). ``gain_source`` is null while they are to be read.
+    track_gain_db = peewee.DoubleField(null=True)
+    track_peak = peewee.DoubleField(null=True)
+    album_gain_db = peewee.DoubleField(null=True)
+    album_peak = peewee.DoubleField(null=True)
+    gated_seconds = peewee.DoubleField(null=True)  # what the track weighs in its album's
+    album_gain_tagged = peewee.BooleanField(null=True)
+    gain_source = peewee.CharField(max_length=8, null=True)
 
     class Meta:
         table_name = "clip"
@@ -356,6 +366,7 @@ _UNLISTED = frozenset(
     {"sha256", "file_name", "search_text", "last_played_at", "updated_at", "genre_key"}
     | {"artist_key", "album_key", "cover_type", "media_version", "mtime_ns", "missing_since"}
     | {"album_id", "artist_id", "directory_id", "lyrics_path", "owner_id"}
+    | {"gated_seconds", "album_gain_tagged", "gain_source"}
 )
 LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
 # Rows of a list end with the number of clips that match (``matches``).
@@ -445,6 +456,18 @@ class DirectoryRow(AioModel):
 
     class Meta:
         table_name = "library_directory"
+
+
+class LeaseRow(AioModel):
+    """Who runs a background job that one process at a time may run (migration 0011):
+    ``mosic.core.leases``. One row a job, made by the migration that brought the job."""
+
+    name = peewee.CharField(max_length=64, primary_key=True)
+    owner = peewee.CharField(max_length=200, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mosic_lease"
 
 
 class LibraryVersion(AioModel):

@@ -95,6 +95,13 @@ def song(clip: Clip, marks: Marks) -> dict:
         "type": "music",
         "isVideo": False,
         "played": mine.last_played_at,
+        # OpenSubsonic: always there, each figure left out until known.
+        "replayGain": {
+            "trackGain": clip.track_gain_db,
+            "trackPeak": clip.track_peak,
+            "albumGain": clip.album_gain_db,
+            "albumPeak": clip.album_peak,
+        },
         **marks.of(song_id),
     }
 
