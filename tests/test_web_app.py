@@ -54,8 +54,25 @@ DAWN = [
     ("c.mp3", "Blackbird", "1", "1", 2.0),
 ]
 DAWN_ORDER = ["Blackbird", "Robin", "Wren"]
+# More albums of one short song each, so the grid looks like a shelf: (album, artist).
+SHELF = [
+    ("Harbour Lights", "The Tides"),
+    ("Night Trains", "Iron Lantern"),
+    ("Paper Moons", "Velvet Echo"),
+    ("Salt and Amber", "Honey Wolf"),
+    ("Summer Static", "Glass Horizon"),
+    ("Winter Rooms", "Snow Island"),
+]
+ALBUMS = sorted(["Dawn Chorus", "Études", *(album for album, _ in SHELF)])
+ARTISTS = sorted(["A. Pianist", "Field Recordings", *(artist for _, artist in SHELF)])
+FILES = len(DAWN) + 2 + len(SHELF)
 # Study in C's lyrics (.lrc beside it): line starts in seconds.
 LYRICS = [(0, "First line"), (4, "Second line"), (8, "Third line"), (12, "Fourth line")]
+# The grid's pictures' widths once every one is drawn (else null).
+COVERS_DRAWN = """
+const widths = [...document.querySelectorAll(".grid img")].map((i) => i.complete && i.naturalWidth);
+return widths.length && widths.every(Boolean) ? widths : null;
+"""
 HAVE_FUTURE_DATA = 3  # HTMLMediaElement.readyState: enough to start playing at once
 # Before the player's own listener on each <audio> (capture, at the document): what the
 # second <audio> held when a song ended.
@@ -101,6 +118,11 @@ def make_library(root: Path) -> Path:
         tag_fully(path, "mp3", track=str(track), picture=picture)
     lines = "".join(f"[00:{start:02}.00]{text}\n" for start, text in LYRICS)
     (etudes / "study.lrc").write_text(lines, encoding="utf-8")
+    for n, (album, artist) in enumerate(SHELF):
+        folder = root / artist / album
+        folder.mkdir(parents=True)
+        cover(folder / "folder.jpg", 11 + n)
+        make_clip(folder / "01.mp3", "mp3", seconds=1.0, title="One", artist=artist, album=album)
     return root
 
 
@@ -125,7 +147,7 @@ def library(request, tmp_path_factory) -> Iterator[Mosic]:
         env = {"MOSIC_LIBRARY_DIRS": str(music), **database_env(postgres)}
         with mosic_serve(root / "data", **env) as server:
             deadline = time.monotonic() + SCAN_TIMEOUT_S
-            while not scanned(server, 5):
+            while not scanned(server, FILES):
                 assert time.monotonic() < deadline, server.get("/library/scan").json()
                 time.sleep(0.2)
             songs = subsonic(server, "search3", query="", songCount=50)["searchResult3"]["song"]
@@ -205,12 +227,9 @@ def test_albums_show_covers_and_an_album_lists_its_discs_in_order(browser, libra
     sign_in(browser, library.base, library.api_key)
     assert heading(browser) == "Albums"  # where the app opens
     albums = wait(browser, "the grid", lambda: browser.find_elements(By.CSS_SELECTOR, ".grid li"))
-    assert sorted(names(browser, ".grid a.album-link")) == ["Dawn Chorus", "Études"]
-    loaded = (
-        "return [...document.querySelectorAll('.grid img')].map(i => i.complete && i.naturalWidth)"
-    )
-    widths = wait(browser, "the covers", lambda: all(w := browser.execute_script(loaded)) and w)
-    assert widths == [384, 384]  # drawn, at the size asked for
+    assert sorted(names(browser, ".grid a.album-link")) == ALBUMS
+    widths = wait(browser, "the covers", lambda: browser.execute_script(COVERS_DRAWN))
+    assert widths == [384] * len(ALBUMS)  # drawn, at the size asked for
     covers = [a.find_element(By.TAG_NAME, "img").get_attribute("src") for a in albums]
     assert all("/rest/getCoverArt?" in src for src in covers)
     clean_screen(browser, "albums")
@@ -231,7 +250,7 @@ def test_albums_show_covers_and_an_album_lists_its_discs_in_order(browser, libra
     )
     go(browser, "Artists")
     wait(browser, "the artists", lambda: names(browser, ".artists a"))
-    assert names(browser, ".artists a") == ["A. Pianist", "Field Recordings"]
+    assert names(browser, ".artists a") == ARTISTS
     clean_screen(browser, "artists")
     assert_clean(browser)
 
@@ -279,8 +298,11 @@ def test_play_album_goes_through_the_queue_by_itself_and_the_queue_survives_a_re
     current = browser.find_element(By.CSS_SELECTOR, "#queue-panel li[aria-current=true]")
     assert current.text.startswith("Robin")
     assert audio(browser, "paused") and {t: play_count(library, t) for t in DAWN_ORDER} == played
+    screenshot(browser, tmp_path, "web-album.png")
 
     go(browser, "Albums")
+    wait(browser, "the covers", lambda: browser.execute_script(COVERS_DRAWN))
+    screenshot(browser, tmp_path, "web-albums.png")
     go(browser, "Études")
     click(browser, named(browser, "button", "Add Prelude to queue"))
     wait(browser, "the queue", lambda: len(names(browser, "#queue-panel .queue-song")) == 4)
@@ -496,7 +518,7 @@ def test_an_admin_makes_a_user_whose_key_works_once_shown_and_stops_when_revoked
     wait(
         browser, "the scan", lambda: "Started a scan" in browser.find_element(By.ID, "status").text
     )
-    wait(browser, "the scan's end", lambda: scanned(library, 5))
+    wait(browser, "the scan's end", lambda: scanned(library, FILES))
 
     # The listener: no Users, no Library.
     click(browser, named(browser, "button", "Forget key"))
@@ -516,6 +538,20 @@ def test_an_admin_makes_a_user_whose_key_works_once_shown_and_stops_when_revoked
 
 
 # -- keys and settings -----------------------------------------------------------------------
+
+
+def track_gain(figures: dict | None) -> float:
+    """What the volume is multiplied by for a song's OpenSubsonic ``replayGain`` in track
+    mode: 1 without figures; never above 1 (an <audio> cannot amplify), nor above 1/peak."""
+    figures = figures or {}
+    gain = next(
+        (figures[k] for k in ("trackGain", "albumGain", "fallbackGain") if k in figures), None
+    )
+    if gain is None:
+        return 1.0
+    factor = 10 ** (gain / 20)
+    peak = figures.get("trackPeak", figures.get("albumPeak"))
+    return min(1.0, factor, 1 / peak if peak else factor)
 
 
 def press(driver, key: str) -> None:
@@ -540,6 +576,11 @@ def test_keyboard_shortcuts_are_listed_and_work_and_replaygain_is_a_setting(brow
     go(browser, "Études")
     click(browser, wait(browser, "the album", lambda: appears(browser, "button", "Play album")))
     wait(browser, "playback", lambda: audio(browser, "currentTime") > 0.3)
+    # ReplayGain, on by default: the song's track gain on the volume, when Mosic has one.
+    figures = subsonic(library, "getSong", id=library.songs["Study in C"]["id"])["song"]
+    assert audio(browser, "volume") == pytest.approx(
+        track_gain(figures.get("replayGain")), abs=0.01
+    )
     browser.execute_script("document.activeElement.blur()")
     press(browser, " ")
     wait(browser, "space to pause", lambda: audio(browser, "paused"))

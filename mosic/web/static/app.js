@@ -4,7 +4,6 @@
 // REST and Subsonic APIs, as any other client's would.
 
 import { Api, KEY_STORAGE, Refused } from "./api.js";
-import { libraryView, usersView } from "./admin.js";
 import { albumsView, albumView, artistsView, artistView } from "./browse.js";
 import { clipsView, refreshCount } from "./clips.js";
 import { el, typingIn } from "./dom.js";
@@ -16,6 +15,8 @@ import { watchUploads } from "./upload.js";
 const SEARCH_DELAY_MS = 250;
 const HOME = "albums";
 // Path (after "#/") -> its screen. `nav` is the navigation link it belongs to.
+// The admin's screens are fetched when first opened: a listener never loads them.
+const admin = (name) => async (...args) => (await import("./admin.js"))[name](...args);
 const ROUTES = [
   { path: /^albums$/, view: albumsView, nav: "albums", title: "Albums" },
   { path: /^album\/(.+)$/, view: albumView, nav: "albums", title: "Album" },
@@ -25,8 +26,8 @@ const ROUTES = [
   { path: /^playlists$/, view: playlistsView, nav: "playlists", title: "Playlists" },
   { path: /^playlist\/(.+)$/, view: playlistView, nav: "playlists", title: "Playlist" },
   { path: /^favourites$/, view: favouritesView, nav: "favourites", title: "Favourites" },
-  { path: /^users$/, view: usersView, nav: "users", title: "Users", admin: true },
-  { path: /^library$/, view: libraryView, nav: "library", title: "Library", admin: true },
+  { path: /^users$/, view: admin("usersView"), nav: "users", title: "Users", admin: true },
+  { path: /^library$/, view: admin("libraryView"), nav: "library", title: "Library", admin: true },
 ];
 
 const $ = (id) => document.getElementById(id);

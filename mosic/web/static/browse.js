@@ -28,14 +28,11 @@ export const TIMING_COVER = "album-cover";
 export const DRAWN_MARK = "mosic:albums-drawn";
 
 export function albumTile(ctx, album, timed = false) {
-  const cover = coverImage(ctx.api.coverUrl(album.coverArt, TILE_COVER), TILE_COVER / 2);
+  const cover = coverImage(ctx.api.coverUrl(album.coverArt, TILE_COVER), TILE_COVER / 2, { lazy: true });
   const name = el("span", { className: "name", text: album.name });
   if (timed) {
     name.setAttribute("elementtiming", TIMING_NAME);
-    if (cover.tagName === "IMG") {
-      cover.setAttribute("elementtiming", TIMING_COVER);
-      cover.loading = "eager"; // the first screen: no reason to wait for layout
-    }
+    cover.setAttribute("elementtiming", TIMING_COVER);
   }
   const link = el("a", { href: `#/album/${encodeURIComponent(album.id)}`, className: "album-link" }, cover, name);
   const artist = album.artistId

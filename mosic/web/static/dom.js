@@ -67,22 +67,34 @@ export function clock(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
 }
 
-/** A cover picture, or a drawn stand-in when there is none (never a request that fails). */
-export function coverImage(url, size, alt = "") {
+// A grid's covers are fetched as they come near the screen, not all at once: a browser opens
+// six connections to a server, and covers off screen would hold up those on it. (Native lazy
+// loading starts over a thousand pixels early.)
+const NEAR_SCREEN = "300px";
+const nearScreen = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries.filter((e) => e.isIntersecting)) {
+      entry.target.src = entry.target.dataset.src;
+      nearScreen.unobserve(entry.target);
+    }
+  },
+  { rootMargin: NEAR_SCREEN },
+);
+
+/** A cover picture (``lazy``: once near the screen), or a drawn stand-in when there is none
+ * (never a request that fails). */
+export function coverImage(url, size, { lazy = false } = {}) {
   if (!url) {
     const blank = el("span", { className: "cover blank", "aria-hidden": "true" });
     blank.append(icon("album"));
     return blank;
   }
-  return el("img", {
-    className: "cover",
-    src: url,
-    alt,
-    width: size,
-    height: size,
-    loading: "lazy",
-    decoding: "async",
-  });
+  const img = el("img", { className: "cover", alt: "", width: size, height: size, decoding: "async" });
+  if (lazy) {
+    img.dataset.src = url;
+    nearScreen.observe(img);
+  } else img.src = url;
+  return img;
 }
 
 /** Whether a key press was meant for the control that has the focus (typing, a slider). */
