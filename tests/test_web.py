@@ -33,6 +33,7 @@ from tests.conftest import LOCAL_BACKENDS, new_postgres_db
 from tests.support.audio import make_clip, make_wav_of_size
 from tests.support.browser import (
     accessibility_problems,
+    appears,
     assert_clean,
     chromium,
     click,
@@ -231,7 +232,7 @@ def sign_in(driver, server) -> None:
 
 def to_songs(driver) -> None:
     """Open Songs: the app opens on the album grid; the clips' list is under Songs."""
-    click(driver, named(driver, "nav a", "Songs"))
+    click(driver, wait(driver, "the navigation", lambda: appears(driver, "nav a", "Songs")))
     wait(driver, "Songs", lambda: driver.find_elements(By.ID, "summary"))
 
 

@@ -63,17 +63,18 @@ export async function albumsView(ctx, section) {
 }
 
 /** Fills ``grid`` a page at a time: the first at once, each next one when the end of the
- * grid comes near the screen (IntersectionObserver), until a page comes back short. */
+ * grid (``end``) comes near the screen (IntersectionObserver), until a page comes back short. */
 function albumPager(ctx, grid, end, type) {
   let offset = 0;
   let busy = false;
   let done = false;
-  const sentinel = end;
+  let stopped = false; // another order, or another screen: a page on its way is dropped
   const more = async () => {
-    if (busy || done) return;
+    if (busy || done || stopped) return;
     busy = true;
     try {
       const answer = await ctx.api.subsonic("getAlbumList2", { type, size: ALBUM_PAGE, offset });
+      if (stopped) return;
       const albums = (answer.albumList2 && answer.albumList2.album) || [];
       const first = offset === 0;
       grid.append(...albums.map((album) => albumTile(ctx, album, first)));
@@ -87,15 +88,21 @@ function albumPager(ctx, grid, end, type) {
     } finally {
       busy = false;
     }
-    // Still in view after a short page of tiles (a tall screen): the next one at once.
-    if (!done && sentinel.getBoundingClientRect().top < innerHeight) more();
+    // Watched afresh: the observer says at once whether the end is still near (a tall screen,
+    // or a scroll while this page was on its way), which it would not say again by itself.
+    observer.unobserve(end);
+    if (!done && !stopped) observer.observe(end);
   };
   const observer = new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) more();
   }, { rootMargin: AHEAD });
-  observer.observe(sentinel);
   more();
-  return { stop: () => observer.disconnect() };
+  return {
+    stop: () => {
+      stopped = true;
+      observer.disconnect();
+    },
+  };
 }
 
 export async function albumView(ctx, section, id) {
