@@ -188,17 +188,12 @@ function watchSearch() {
 
 function watchKeys() {
   document.addEventListener("keydown", (event) => {
-    if (!ctx.me || event.defaultPrevented || document.querySelector("dialog[open]")) return;
-    if (event.key === "?" && !typingIn(event.target)) {
-      event.preventDefault();
-      $("shortcuts").showModal();
-      return;
-    }
-    if (typingIn(event.target)) return;
-    // Space and Enter on a button or a link press it.
-    if (event.key === " " && event.target.closest("button, a, summary")) return;
-    if (player.shortcut(event)) event.preventDefault();
+    if (event.key !== "?" || !ctx.me || typingIn(event.target)) return;
+    if (document.querySelector("dialog[open]")) return;
+    event.preventDefault();
+    $("shortcuts").showModal();
   });
+  player.watchKeys();
   for (const dialog of document.querySelectorAll("dialog")) {
     dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
   }

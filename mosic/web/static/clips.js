@@ -110,6 +110,7 @@ function clipRow(ctx, clip, song, playable) {
   for (const button of row.querySelectorAll("button")) button.disabled = true;
   row.querySelector(".star").hidden = true; // not a song of the library: nothing to star
   const link = el("a", { href: clip.audio_url, rel: "noopener noreferrer", target: "_blank", text: "Hosted elsewhere: open it" });
-  row.querySelector(".meta").append(" · ", link);
+  const meta = row.querySelector(".meta");
+  meta.append(meta.textContent ? " · " : "", link);
   return row;
 }

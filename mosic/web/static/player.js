@@ -15,9 +15,9 @@
 //   peaks(link, n)    -> Promise of audiowaveform JSON with n points (optional);
 //   storage           -> a localStorage key for the queue (optional: not kept).
 // It fires "songchange", "playing" and "ended" (detail: the song) and "message" (detail:
-// {text, error}).
+// {text, error}); `player.watchKeys()` gives it the page's keys (Space, arrows, N, P, Esc).
 
-import { el, icon, iconButton, clock } from "./dom.js";
+import { el, icon, iconButton, clock, typingIn } from "./dom.js";
 import { DEFAULT_GAIN_MODE, GAIN_MODES, gainFactor } from "./gain.js";
 import { chooseLyrics, LyricsPanel } from "./lyrics.js";
 import { Queue } from "./queue.js";
@@ -144,8 +144,19 @@ export class Player extends EventTarget {
     this.applyGain();
   }
 
-  /** A key pressed on the page (not in a field): true when it was a player shortcut. */
+  /** Keys pressed on the page work the player (not while typing, nor with a dialog open). */
+  watchKeys(target = document) {
+    target.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
+      if (this.shortcut(event)) event.preventDefault();
+    });
+  }
+
+  /** True when the key pressed was a player shortcut, and done. */
   shortcut(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typingIn(event.target)) return false;
+    // Space on a button or a link presses it.
+    if (event.key === " " && event.target.closest("button, a, summary")) return false;
     const actions = {
       " ": () => this.toggle(),
       ArrowLeft: () => this.seekTo(this.now() - SEEK_STEP_S),
@@ -157,9 +168,8 @@ export class Player extends EventTarget {
       Escape: () => this.closePanels(),
     };
     const action = actions[event.key];
-    if (!action || event.ctrlKey || event.metaKey || event.altKey) return false;
-    action();
-    return true;
+    if (action) action();
+    return Boolean(action);
   }
 
   /** Stop and forget the queue (another person signs in). */
