@@ -271,6 +271,10 @@ def test_albums_show_covers_and_an_album_lists_its_discs_in_order(browser, libra
     wait(browser, "the next page", lambda: browser.execute_script(tiles) == len(ALBUMS))
     assert sorted(names(browser, ".grid a.album-link")) == ALBUMS
     wait(browser, "the count", lambda: text(browser, ".view .summary") == f"{len(ALBUMS)} albums")
+    # By artist, A. Pianist's Études comes first (by name, "É" sorts after every letter).
+    named(browser, "select", "Order").send_keys("By artist")
+    first = ".grid a.album-link"
+    wait(browser, "the grid by artist", lambda: (names(browser, first) or [None])[0] == "Études")
 
     go(browser, "Dawn Chorus")
     wait(browser, "the songs", lambda: play_buttons(browser) == DAWN_ORDER)
@@ -343,7 +347,14 @@ def test_play_album_goes_through_the_queue_by_itself_and_the_queue_survives_a_re
     screenshot(browser, tmp_path, "web-albums.png")
     to_etudes(browser)
     click(browser, named(browser, "button", "Add Prelude to queue"))
-    wait(browser, "the queue", lambda: len(names(browser, "#queue-panel .queue-song")) == 4)
+    click(browser, named(browser, "button", "Queue"))
+    entries.append("Play Prelude from queue")
+    wait(browser, "Prelude queued", lambda: names(browser, "#queue-panel .queue-song") == entries)
+    click(browser, named(browser, "button", "Play Blackbird from queue"))
+    wait(browser, "a jump in the queue", lambda: now_playing(browser) == "Blackbird")
+    click(browser, named(browser, "button", "Remove Prelude from queue"))
+    wait(browser, "Prelude gone", lambda: names(browser, "#queue-panel .queue-song") == entries[:3])
+    click(browser, named(browser, "button", "Pause"))
     assert_clean(browser)
 
 
@@ -545,6 +556,14 @@ def test_an_admin_makes_a_user_whose_key_works_once_shown_and_stops_when_revoked
     listener_key = wait(
         browser, "another key", lambda: (shown := text(browser, ".new-key code")) != key and shown
     )
+    # A user deleted (after a confirmation) is gone, keys and all.
+    named(browser, "input", "Name").send_keys("bob")
+    click(browser, named(browser, "button", "Create user"))
+    delete = wait(browser, "bob", lambda: appears(browser, "button", "Delete bob"))
+    click(browser, delete)
+    browser.switch_to.alert.accept()
+    wait(browser, "bob gone", lambda: library.get("/users/bob").status_code == 404)
+    wait(browser, "bob's row gone", lambda: not appears(browser, "button", "Delete bob"))
 
     go(browser, "Library")
     folders = wait(
