@@ -27,11 +27,27 @@ class ClipMarks:
 
 UNMARKED = ClipMarks()
 
+# The clips' ids travel as one text of 32 hex digits each, cut and cast by the server (and
+# made text again for the stars and ratings, which name items by text): formatting 500 ids
+# in Python, or psycopg dumping a list of them one by one, was most of what this cost a
+# 500-row page (bench/ab_lists.py --profile).
+POSTGRES_SQL = (
+    "WITH ids AS (SELECT CAST(substr(%s, n * 32 + 1, 32) AS uuid) AS id"
+    " FROM generate_series(0, length(%s) / 32 - 1) AS n)"
+    " SELECT 'p', CAST(clip_id AS TEXT), play_count, last_played_at FROM user_play"
+    " WHERE user_id = %s AND clip_id IN (SELECT id FROM ids)"
+    " UNION ALL SELECT 's', item_id, NULL, starred_at FROM user_star"
+    " WHERE user_id = %s AND item_id IN (SELECT CAST(id AS TEXT) FROM ids)"
+    " UNION ALL SELECT 'r', item_id, rating, NULL FROM user_rating"
+    " WHERE user_id = %s AND item_id IN (SELECT CAST(id AS TEXT) FROM ids)"
+)
+
 
 class Marks:
-    """Reads a user's marks of clips. The statement's text is built once per number of clips
-    (peewee building it per request was most of a ``/stats`` read's time; bench/profiles), then
-    run with fresh values through the driver, as ``mosic.persistence.compiled`` does."""
+    """Reads a user's marks of clips. The statement's text is built once (on SQLite once per
+    number of clips; peewee building it per request was most of a ``/stats`` read's time;
+    bench/profiles), then run with fresh values through the driver, as
+    ``mosic.persistence.compiled`` does."""
 
     def __init__(self, *, db) -> None:
         self._db = db
@@ -50,9 +66,19 @@ class Marks:
         ids = list(set(clip_ids))
         if not ids:
             return {}
-        item_ids = [str(clip_id) for clip_id in ids]  # stars and ratings name items by text
-        params = [user_id, *(clip_id.hex for clip_id in ids), user_id, *item_ids]
-        rows = await self._db.fetch_rows(self._sql_for(len(ids)), [*params, user_id, *item_ids])
+        if self._postgres:
+            # One statement text for any number of clips: psycopg keeps it prepared, where
+            # 1,500 placeholders were parsed again on every 500-row page (44 % of the page's
+            # time; bench/ab_lists.py --profile).
+            hexes = ("%032x" * len(ids)) % tuple(clip_id.int for clip_id in ids)
+            params = [hexes, hexes, user_id, user_id, user_id]
+            rows = await self._db.fetch_rows(POSTGRES_SQL, params)
+        else:
+            item_ids = [str(clip_id) for clip_id in ids]  # stars and ratings name items by text
+            params = [user_id, *(clip_id.hex for clip_id in ids), user_id, *item_ids]
+            rows = await self._db.fetch_rows(
+                self._sql_for(len(ids)), [*params, user_id, *item_ids]
+            )
         found: dict[uuid.UUID, dict] = {}
         for kind, clip_id, number, moment in rows:
             marks = found.setdefault(uuid.UUID(str(clip_id)), {})
@@ -66,10 +92,11 @@ class Marks:
         return {clip_id: ClipMarks(**marks) for clip_id, marks in found.items()}
 
     def _sql_for(self, count: int) -> str:
+        """SQLite's statement for ``count`` clips (built once per count)."""
         sql = self._sql.get(count)
         if sql is None:
-            mark = "%s" if self._postgres else "?"
-            clips = ", ".join([f"{mark}::uuid" if self._postgres else mark] * count)
+            mark = "?"
+            clips = ", ".join([mark] * count)
             items = ", ".join([mark] * count)
             # Only placeholders are formatted in: every value travels as a parameter.
             sql = self._sql[count] = (
