@@ -76,9 +76,7 @@ class Marks:
         else:
             item_ids = [str(clip_id) for clip_id in ids]  # stars and ratings name items by text
             params = [user_id, *(clip_id.hex for clip_id in ids), user_id, *item_ids]
-            rows = await self._db.fetch_rows(
-                self._sql_for(len(ids)), [*params, user_id, *item_ids]
-            )
+            rows = await self._db.fetch_rows(self._sql_for(len(ids)), [*params, user_id, *item_ids])
         found: dict[uuid.UUID, dict] = {}
         for kind, clip_id, number, moment in rows:
             marks = found.setdefault(uuid.UUID(str(clip_id)), {})

@@ -107,9 +107,7 @@ class Signer:
             kept.clear()
         return kept
 
-    def signed_query(
-        self, resource: str, clip_id: str, expires: int, user_id: int | None
-    ) -> str:
+    def signed_query(self, resource: str, clip_id: str, expires: int, user_id: int | None) -> str:
         """The query text of the link to ``clip_id``'s ``resource`` expiring at ``expires``."""
         return self._signed(resource, clip_id, expires, user_id)[1]
 
