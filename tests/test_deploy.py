@@ -883,6 +883,20 @@ def test_the_chart_ships_the_same_nginx_site():
     assert (CHART / "files/mosic-auth-request.conf").read_bytes() == NGINX_SITE.read_bytes()
 
 
+def test_the_auth_request_site_keeps_sendfile_for_the_question_too():
+    """nginx lets a subrequest's location decide sendfile for the whole connection: set only
+    where the file is sent, the question (a location without it) turned it off, and nginx
+    read and copied every file. So it is set for the server, and no location unsets it."""
+    lines = [line.split("#")[0].strip() for line in NGINX_SITE.read_text().splitlines()]
+    depth, server_level = 0, []
+    for line in lines:
+        if depth == 1:
+            server_level.append(line)
+        depth += line.count("{") - line.count("}")
+    assert "sendfile on;" in server_level
+    assert "sendfile off;" not in lines
+
+
 def test_the_nginx_sidecar_sends_the_files_and_the_service_points_at_it(chart):
     docs = render(chart, NGINX_SIDECAR)
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
