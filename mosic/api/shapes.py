@@ -109,10 +109,12 @@ class AnswerLinks:
         self._kept = links.signer.kept(self._expires, links.user_id)
 
     def of(self, clip: ShownClip) -> ClipLinks:
-        found = self._kept.get(clip.id)
+        # Kept by the id's integer: hashing a UUID runs Python code, an int's does not.
+        key = clip.id.int
+        found = self._kept.get(key)
         if found is None:
             clip_id = str(clip.id)
-            found = self._kept[clip.id] = ClipLinks(clip_id, self._query(clip_id, signing.STREAM))
+            found = self._kept[key] = ClipLinks(clip_id, self._query(clip_id, signing.STREAM))
         if found.cover_url is None and clip.cover_name is not None:
             query = self._query(found.id, signing.COVER)
             found.cover_url = f"/play/{found.id}/cover?{query}"

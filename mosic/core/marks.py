@@ -64,7 +64,7 @@ class Marks:
 
     async def of(self, user_id: int, clip_ids) -> dict[uuid.UUID, ClipMarks]:
         """The user's marks of ``clip_ids``; clips it never marked are left out."""
-        ids = list(set(clip_ids))
+        ids = list(clip_ids)  # a repeated id is harmless in the statement, and not hashed
         if not ids:
             return {}
         if self._postgres:
