@@ -18,8 +18,11 @@ In process, on SQLite, PostgreSQL and S3: a shared song streams with Range, vali
 and counts exactly one play by the stream rule (a probe, a seek, a HEAD and a 304 none), in the
 global count only: a visitor is no user.
 
-In headless Chromium at a phone's width (390 px): a share's page plays a song when its "Play"
-button is pressed, with no console error, no policy violation and nothing axe-core finds
+In headless Chromium as a phone (390 px): a share's page, in the web app's player, plays the
+first song when its "Play" button is pressed and then the second by itself at the first's end,
+sets the Media Session (with the share's cover), queues with "Add TITLE to queue", keeps no
+queue in the browser, answers the player's keys, and fits the phone's width (a screenshot as
+wide as the screen), with no console error, no policy violation and nothing axe-core finds
 wrong; a share that expires a few seconds later really expires: the open page says so when a
 song is played, its stream is 410, and a reload shows the 410 page.
 """
@@ -28,19 +31,34 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from libopensonic import AsyncConnection, errors
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from tests.conftest import LOCAL_BACKENDS, new_postgres_db
 from tests.support.audio import make_clip
+from tests.support.browser import (
+    PHONE,
+    PHONE_DENSITY,
+    accessibility_problems,
+    chromium,
+    click,
+    console,
+    named,
+    names,
+    wait,
+)
 from tests.support.measure import metric
 from tests.support.server import mosic_serve, wait_for
 from tests.support.subsonic import validate_xml
@@ -49,15 +67,7 @@ from tests.test_folders import db_env, scanned
 from tests.test_readme import run_after_setup, sh_blocks_after
 from tests.test_subsonic_clients import JS_CLIENT, NODE, NODE_TIMEOUT_S
 from tests.test_users import add_user, call
-from tests.test_web import (  # noqa: F401 - browser is a fixture
-    accessibility_problems,
-    audio_time,
-    browser,
-    click,
-    console,
-    named,
-    wait,
-)
+from tests.test_web import PLAYER_MODULES, SCRIPT_AND_STYLE_MAX, STATIC, Page, audio_time, imports
 
 TRACKS = [("Morning", "First"), ("Noon", "First"), ("Evening", "Later")]  # (title, album)
 HOUR_S = 3600
@@ -487,14 +497,48 @@ async def test_a_shared_song_streams_with_ranges_and_counts_one_play(api, clip_f
 
 # -- in a browser ----------------------------------------------------------------------------
 
-PHONE = (390, 844)
 EXPIRES_IN_S = 8  # long enough to open the page; the test then waits for it to pass
+# Short real files: the first ends into the second by itself; the second plays on while the
+# test looks at the page.
+FIRST_S, SECOND_S = 4.0, 15.0
 FITS = "return document.documentElement.scrollWidth <= window.innerWidth"
+PAUSED = "return document.getElementById('audio').paused"
+SCREENSHOTS_ENV = "MOSIC_WEB_SCREENSHOTS"  # a folder to keep the screenshot in (as test_web_app)
+SESSION = (
+    "const m = navigator.mediaSession.metadata;"
+    "return m && [m.title, m.artist, m.album, m.artwork.map((a) => a.src)]"
+)
+# Every stream that ended, recorded in the page (an <audio>'s "ended" does not bubble).
+ENDED = """
+window.__ended = [];
+document.addEventListener("ended", (e) => window.__ended.push(e.target.src), true);
+"""
 
 
-def share_buttons(driver) -> list[str]:
-    buttons = driver.find_elements(By.CSS_SELECTOR, "#clips button")
-    return [b.accessible_name.removeprefix("Play ") for b in buttons]
+def test_the_share_page_loads_the_player_alone_with_nothing_inline():
+    page = Page()
+    page.feed((STATIC / "share.html").read_text(encoding="utf-8"))
+    assert page.inline == [], "inline script or style would need 'unsafe-inline'"
+    scripts = {Path(url).name for url in page.loads if url.endswith(".js")}
+    # share.js and the player's modules, all asked for at once; none of the library's screens.
+    assert scripts == {"share.js"} | imports("share.js")
+    assert imports("share.js") == {"player.js"} | PLAYER_MODULES
+    styles = {Path(url).name for url in page.loads if url.endswith(".css")}
+    assert styles == {"player.css", "share.css"}  # not the library's app.css
+    size = sum((STATIC / name).stat().st_size for name in scripts | styles)
+    assert size < SCRIPT_AND_STYLE_MAX, size
+
+
+def share_buttons(driver) -> list[str] | None:
+    """The titles on the songs' "Play TITLE" buttons (each also has "Add TITLE to queue")."""
+    found = names(driver, "#clips button")
+    if found is None:
+        return None
+    return [n.removeprefix("Play ") for n in found if n.startswith("Play ")]
+
+
+def now_playing(driver) -> str:
+    return driver.execute_script("return document.getElementById('now-title').textContent")
 
 
 def assert_clean(driver, allowed: str | None = None) -> None:
@@ -506,39 +550,88 @@ def assert_clean(driver, allowed: str | None = None) -> None:
     assert driver.execute_script("return window.__errors") == []
 
 
-def test_a_share_page_plays_in_a_browser_and_expires_for_real(browser, tmp_path):  # noqa: F811
-    with mosic_serve(tmp_path / "data") as server:
+def test_a_share_page_plays_through_its_queue_on_a_phone_and_expires_for_real(tmp_path):
+    with mosic_serve(tmp_path / "data") as server, chromium(tmp_path / "phone", PHONE) as phone:
         songs = {}
-        for n, title in enumerate(("Harbour Lights", "Quiet Dawn", "Not Shared")):
-            path = make_clip(tmp_path / f"{n}.mp3", "mp3", seconds=6.0, freq=300 + 70 * n,
+        for n, (title, seconds) in enumerate(
+            (("Harbour Lights", FIRST_S), ("Quiet Dawn", SECOND_S), ("Not Shared", SECOND_S))
+        ):
+            path = make_clip(tmp_path / f"{n}.mp3", "mp3", seconds=seconds, freq=300 + 70 * n,
                              title=title, artist="Sea", album="Coast")  # fmt: skip
+            if n == 0:
+                tag_fully(path, "mp3", picture=image(tmp_path / "cover"))
             songs[title] = server.upload(path, "audio/mpeg")["id"]
         shared = [songs["Harbour Lights"], songs["Quiet Dawn"]]
         made = call(server, "POST", "/shares", server.api_key,
                     json={"clip_ids": shared, "description": "Songs of the coast"})  # fmt: skip
         share = made.json()
-        browser.set_window_size(*PHONE)
-        browser.get(share["url"])
+        phone.get(share["url"])
         both = ["Harbour Lights", "Quiet Dawn"]
-        wait(browser, "the songs", lambda: share_buttons(browser) == both)
-        assert browser.execute_script("return window.innerWidth") <= PHONE[0]
-        assert browser.find_element(By.ID, "share-heading").text == "Songs of the coast"
-        assert "Shared by mosic" in browser.find_element(By.ID, "share-from").text
-        assert "Not Shared" not in browser.find_element(By.TAG_NAME, "body").text
-        assert browser.find_elements(By.TAG_NAME, "input") == []  # no key asked for
-        assert browser.execute_script(FITS), "wider than a phone"
-        assert accessibility_problems(browser) == []
+        wait(phone, "the songs", lambda: share_buttons(phone) == both)
+        assert phone.execute_script("return window.innerWidth") == PHONE[0]
+        assert phone.find_element(By.ID, "share-heading").text == "Songs of the coast"
+        assert "Shared by mosic" in phone.find_element(By.ID, "share-from").text
+        assert "Not Shared" not in phone.find_element(By.TAG_NAME, "body").text
+        fields = phone.find_elements(By.TAG_NAME, "input")
+        assert [f.get_attribute("type") for f in fields] == ["range"]  # Volume; no key asked for
+        assert phone.execute_script(FITS), "wider than a phone"
+        assert accessibility_problems(phone) == []
 
-        click(browser, named(browser, "button", "Play Harbour Lights"))
-        wait(browser, "playback", lambda: audio_time(browser) > 1.0)
-        seek = named(browser, "[role=slider]", "Seek")
-        assert seek.get_attribute("aria-valuemax") == "6"
-        wait(browser, "the play to count", lambda: play_count(server, shared[0]) == 1)
-        assert browser.execute_script(FITS), "the player bar is wider than a phone"
-        assert accessibility_problems(browser) == []  # the list and the player with its slider
+        play_through(phone, server, share, shared)
         assert visits(server, share["id"]) == 1
-        assert_clean(browser)
-        expire_for_real(browser, server, songs["Quiet Dawn"])
+        assert_clean(phone)
+        expire_for_real(phone, server, songs["Quiet Dawn"])
+
+
+def play_through(driver, server, share: dict, shared: list[str]) -> None:
+    """Press "Play" on the first song: the web app's player bar plays it, then the second by
+    itself; the Media Session says what plays; the queue is the share's, kept nowhere."""
+    driver.execute_script(ENDED)
+    click(driver, named(driver, "button", "Play Harbour Lights"))
+    cover = f"{server.base}/share/{share['id']}/cover/{shared[0]}"
+    first = ["Harbour Lights", "Sea", "Coast", [cover]]
+    wait(driver, "the Media Session", lambda: driver.execute_script(SESSION) == first)
+    assert driver.find_element(By.CSS_SELECTOR, ".now-cover img").get_attribute("src") == cover
+    wait(
+        driver,
+        "the second song, by itself",
+        lambda: now_playing(driver) == "Quiet Dawn" and audio_time(driver) > 1.0,
+    )
+    ended = driver.execute_script("return window.__ended")
+    assert len(ended) == 1 and ended[0].endswith(f"/stream/{shared[0]}"), ended
+    assert driver.execute_script(SESSION) == ["Quiet Dawn", "Sea", "Coast", []]
+    assert named(driver, "[role=slider]", "Seek").get_attribute("aria-valuemax") == "15"
+    current = driver.find_element(By.CSS_SELECTOR, "#clips li[aria-current=true]")
+    assert current.get_attribute("data-song-id") == shared[1]
+    wait(driver, "both plays to count", lambda: [play_count(server, s) for s in shared] == [1, 1])
+    # A visitor is no user: nothing of the queue is kept in the browser.
+    kept = driver.execute_script("return Object.keys(localStorage)")
+    assert not [key for key in kept if "queue" in key], kept
+
+    click(driver, named(driver, "button", "Add Harbour Lights to queue"))
+    queue = named(driver, "button", "Queue")
+    click(driver, queue)
+    assert queue.get_attribute("aria-expanded") == "true"
+    entries = ["Harbour Lights", "Quiet Dawn", "Harbour Lights"]
+    assert names(driver, "#queue-panel .queue-song") == [f"Play {t} from queue" for t in entries]
+    assert accessibility_problems(driver) == []  # the list, the player bar and its queue
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()  # the player's keys
+    assert queue.get_attribute("aria-expanded") == "false"
+    driver.execute_script("document.activeElement.blur()")
+    assert now_playing(driver) == "Quiet Dawn" and not driver.execute_script(PAUSED)
+    ActionChains(driver).send_keys(" ").perform()
+    wait(driver, "Space to pause", lambda: driver.execute_script(PAUSED))
+    assert named(driver, "button", "Play").is_displayed()  # the toggle says what it will do
+    assert driver.execute_script(FITS), "the player bar is wider than a phone"
+    shot = driver.get_screenshot_as_png()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_width(shot) == PHONE[0] * PHONE_DENSITY  # the whole width, nothing beyond it
+    if os.environ.get(SCREENSHOTS_ENV):
+        (Path(os.environ[SCREENSHOTS_ENV]) / "share-phone.png").write_bytes(shot)
+
+
+def png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # IHDR's width, right after the signature
 
 
 def expire_for_real(driver, server, song: str) -> None:
@@ -546,6 +639,7 @@ def expire_for_real(driver, server, song: str) -> None:
     made = call(server, "POST", "/shares", server.api_key,
                 json={"clip_ids": [song], "expires_at": until.isoformat()})  # fmt: skip
     share = made.json()
+    plays = play_count(server, song)
     driver.get(share["url"])
     wait(driver, "the song", lambda: share_buttons(driver) == ["Quiet Dawn"])
     wait_for("the share to expire", lambda: dt.datetime.now(dt.UTC) > until, EXPIRES_IN_S + 5)
@@ -553,9 +647,10 @@ def expire_for_real(driver, server, song: str) -> None:
     status = driver.find_element(By.ID, "status")
     wait(driver, "the page to say the share is gone", lambda: status.text == GONE)
     assert share_buttons(driver) == [] and audio_time(driver) == 0
+    assert not driver.find_element(By.ID, "player").is_displayed()
     stream = httpx.get(f"{server.base}/share/{share['id']}/stream/{song}", timeout=10)
     assert stream.status_code == 410
-    assert play_count(server, song) == 0
+    assert play_count(server, song) == plays
 
     driver.refresh()
     heading = wait(driver, "the 410 page", lambda: driver.find_elements(By.TAG_NAME, "h2"))

@@ -1,7 +1,8 @@
 """``GET /share/{share_id}``: a share's public page, for anyone who holds its link, no key.
 
-The page (``static/share.html`` and ``share.js``) holds no data: it reads the share's songs
-from ``/share/{share_id}/songs`` and plays their share-scoped streams, and lists nothing else.
+The page (``static/share.html`` and ``share.js``, on the web app's player, ``player.js``) holds
+no data: it reads the share's songs from ``/share/{share_id}/songs`` and plays their
+share-scoped streams, and lists nothing else.
 Each visit counts one (``visit_count``): the page is sent whole every time (``no-store``, no
 validators), so a reload is a visit too. Once the share has expired or was deleted the answer
 is 410 with a page that says so (``static/share-gone.html``); 404 for a share that never was.

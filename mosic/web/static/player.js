@@ -101,8 +101,11 @@ export class Player extends EventTarget {
       return;
     }
     this.audio.play().catch((error) => {
-      // A newer choice interrupted this one: nothing went wrong.
-      if (error.name !== "AbortError") this.say(`Cannot play: ${error.message}`, true);
+      // A newer choice interrupted this one (AbortError): nothing went wrong. A link that
+      // failed (NotSupportedError) is the "error" event's to handle: it asks for a fresh one.
+      if (error.name !== "AbortError" && error.name !== "NotSupportedError") {
+        this.say(`Cannot play: ${error.message}`, true);
+      }
     });
   }
 
