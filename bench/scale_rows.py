@@ -111,6 +111,9 @@ def tags(count: int, *, now: dt.datetime | None = None) -> Iterator[dict]:
     albums = max(1, -(-count // TRACKS_PER_ALBUM))
     album = artist = None
     version = media_version()
+    # ReplayGain figures from their own generator, so the tags above stay what they were.
+    loudness = random.Random(SEED + 1)
+    album_gain = 0.0
     for i in range(count):
         album_no, track = divmod(i, TRACKS_PER_ALBUM)
         artist_no = album_no // ALBUMS_PER_ARTIST
@@ -125,6 +128,8 @@ def tags(count: int, *, now: dt.datetime | None = None) -> Iterator[dict]:
                 # Albums arrive one after another over the year, a track a second apart.
                 "added": start + SPREAD * (album_no / albums),
             }
+        if track == 0:
+            album_gain = round(loudness.uniform(-12, 2), 2)
         words = _words(rng, 2, 4)
         if i % SEARCH_EVERY == SEARCH_EVERY // 2:
             words[rng.randrange(len(words))] = SEARCH_WORD
@@ -161,6 +166,12 @@ def tags(count: int, *, now: dt.datetime | None = None) -> Iterator[dict]:
             "artist_key": _folded(artist),
             "album_key": _folded(album["name"]),
             "media_version": version,
+            # As read from tags: nothing left for the loudness backfill to measure.
+            "track_gain_db": round(album_gain + loudness.uniform(-2, 2), 2),
+            "track_peak": round(loudness.uniform(0.5, 1.0), 6),
+            "album_gain_db": album_gain,
+            "album_peak": 1.0,
+            "gain_source": "tags",
         }
 
 

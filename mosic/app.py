@@ -33,6 +33,8 @@ from mosic.api.ops import Health, MetricsExposition, OpenApi, Ready
 from mosic.api.params import BoundedJson
 from mosic.api.serving import ByteServer
 from mosic.api.shapes import ORJSON_TIMES, rfc3339
+from mosic.api.shared import SharedCover, SharedSongs, SharedStream
+from mosic.api.shares import ShareCollection, ShareItem
 from mosic.api.streams import ClipStream
 from mosic.api.subsonic import SubsonicApi
 from mosic.api.subsonic.kept import Kept
@@ -40,6 +42,7 @@ from mosic.api.uploads import Uploads
 from mosic.api.users import Me, MyHistory, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
+from mosic.core.backfill import LoudnessBackfill
 from mosic.core.backup import ScheduledBackups
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
@@ -59,6 +62,8 @@ from mosic.core.reports import PlaybackReports
 from mosic.core.rereading import Rereader
 from mosic.core.scanning.service import LibraryConfig, LibraryScans
 from mosic.core.sealing import Sealer
+from mosic.core.share_songs import ShareSongs
+from mosic.core.shares import Shares
 from mosic.core.signing import Signer
 from mosic.core.users import Users
 from mosic.core.waveform import Waveforms
@@ -74,6 +79,7 @@ from mosic.persistence.models import ADMIN, ADMIN_ID
 from mosic.persistence.secrets import Credentials, resolve_credentials
 from mosic.settings import Settings
 from mosic.web.pages import Asset, WebAsset, WebPage, load_assets
+from mosic.web.share_page import SharePage
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class Services:
     web_assets: dict[str, Asset]
     # The artist lists Subsonic apps ask for, encoded, per library version (a few, LRU).
     subsonic_kept: Kept
+    shares: Shares
+    share_songs: ShareSongs
 
     @classmethod
     def build(cls, settings: Settings, credentials: Credentials | None = None) -> Services:
@@ -125,6 +133,7 @@ class Services:
         )
         plays = PlayRecorder(counts=PlayCounts(db), metrics=metrics)
         listening = Listening(db=db)
+        library, playlists = Library(db=db), Playlists(db=db)
         return cls(
             settings=settings,
             db=db,
@@ -134,11 +143,11 @@ class Services:
             waveforms=waveforms,
             probes=Probes(db=db, store=store),
             listing=Listing(db=db),
-            library=Library(db=db),
+            library=library,
             lyrics=SongLyrics(db=db, folders=folders),
             scans=make_library_scans(settings, db, store, metrics),
             collection=Collection(db=db),
-            playlists=Playlists(db=db),
+            playlists=playlists,
             listening=listening,
             marks=Marks(db=db),
             plays=plays,
@@ -162,6 +171,8 @@ class Services:
             access_log=AccessLog(),
             web_assets=load_assets(),
             subsonic_kept=Kept(),
+            shares=Shares(db=db, metrics=metrics),
+            share_songs=ShareSongs(library=library, playlists=playlists),
         )
 
 
@@ -285,6 +296,10 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         ),
         guards,
     ]
+    # Uploads from before loudness get theirs in the background, one process at a time.
+    middleware.append(
+        LoudnessBackfill(db=services.db, store=services.store, waveforms=services.waveforms)
+    )
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))
@@ -325,6 +340,8 @@ def subsonic_api(s: Services) -> SubsonicApi:
         plays=s.plays,
         reports=s.reports,
         kept=s.subsonic_kept,
+        shares=s.shares,
+        share_songs=s.share_songs,
         # nginx sends the bytes of REST streams only (README, "nginx in front").
         serving=dataclasses.replace(s.serving, offload_prefix=None),
     )
@@ -380,8 +397,25 @@ def _add_routes(app: falcon.asgi.App, s: Services, guards: auth.Guards) -> None:
         # The page and its files are public: they hold no data; the page asks for a key.
         ("/", WebPage(assets=s.web_assets), None),
         ("/web/{name}", WebAsset(assets=s.web_assets), None),
+        *_share_routes(s, key),
     ]
     for template, resource, rule in routes:
         app.add_route(template, resource)
         if rule is not None:
             guards.protect(template, rule)
+
+
+def _share_routes(s: Services, key: auth.Guard) -> list:
+    """Shares: their owners' ``/shares`` (a full key to change them), and what anyone with a
+    share's link opens without a key (a visitor: no user, no writes)."""
+    share = {"shares": s.shares, "songs": s.share_songs}
+    clip = {"shares": s.shares, "catalogue": s.catalogue, "serving": s.serving}
+    owner, visitor = auth.Rule(key, writes=CHANGES), auth.Rule(auth.share_visitor)
+    return [
+        ("/shares", ShareCollection(**share), owner),
+        ("/shares/{share_id}", ShareItem(shares=s.shares), owner),
+        ("/share/{share_id}", SharePage(assets=s.web_assets, shares=s.shares), visitor),
+        ("/share/{share_id}/songs", SharedSongs(**share), visitor),
+        ("/share/{share_id}/stream/{clip_id:uuid}", SharedStream(**clip), visitor),
+        ("/share/{share_id}/cover/{clip_id:uuid}", SharedCover(**clip), visitor),
+    ]

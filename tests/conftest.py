@@ -56,6 +56,8 @@ TABLES = (
     "user_play_event",
     "user_now_playing",
     "user_listen",
+    "share_link",
+    "share_entry",
 )
 # Rows every database has from its migrations, put back as they were.
 RESET = (
@@ -63,6 +65,7 @@ RESET = (
     "DELETE FROM mosic_user WHERE id != 1",
     "UPDATE music_folder SET clips = 0, songs = 0",
     "UPDATE library_scan SET scanning = FALSE, owner = NULL, lease_until = NULL",
+    "UPDATE mosic_lease SET owner = NULL, lease_until = NULL",
     # The artists were emptied behind the writers' backs: what a process kept is stale.
     "UPDATE library_version SET version = version + 1",
 )

@@ -444,3 +444,34 @@ def test_the_command_refuses_them_in_one_line(tmp_path):
 def test_folders_are_named_by_their_last_component_in_order():
     settings = Settings(library_dirs=(Path("/srv/b/Jazz"), Path("/srv/a/Rock/")))
     assert settings.music_folders == {"Jazz": Path("/srv/b/Jazz"), "Rock": Path("/srv/a/Rock")}
+
+
+# -- the processes that read files ----------------------------------------------------------
+
+
+READ_IN_A_POOL = """
+import asyncio, os
+from mosic.media.folders import ReaderPool
+
+async def main():
+    pool = ReaderPool(1)
+    try:
+        print(await pool.run(os.getpid) != os.getpid())
+    finally:
+        await pool.close()
+
+asyncio.run(main())
+"""
+
+
+def test_files_are_read_in_other_processes_even_under_a_deep_tmpdir(tmp_path):
+    """The fork server's socket lives under TMPDIR and a Unix socket's path has a limit of
+    107 bytes: under a deeper TMPDIR the readers are spawned instead, and a scan still reads
+    every file (it failed them all, as "AF_UNIX path too long")."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    run = subprocess.run([sys.executable, "-c", READ_IN_A_POOL], capture_output=True, text=True,
+                         timeout=60, env=clean_env(TMPDIR=str(deep)))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True"]
+    assert "spawning them instead" in run.stderr

@@ -11,6 +11,7 @@ its own, junk included.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import subprocess
@@ -27,9 +28,18 @@ from mosic.persistence.database import make_sync_database
 from mosic.settings import Settings
 from tests.support.audio import make_clip
 from tests.support.database import mosic_env
+from tests.support.server import wait_for
 from tests.support.subsonic import validate_xml
 from tests.support.tagging import tag_lyrics
-from tests.test_folders import pg, query, rescan, scanned, serve  # noqa: F401 - pg: a fixture
+from tests.test_folders import (  # noqa: F401 - pg: a fixture
+    SCAN_WAIT_S,
+    pg,
+    query,
+    rescan,
+    scan_status,
+    scanned,
+    serve,
+)
 from tests.test_subsonic import Sub
 from tests.test_subsonic_clients import JS_CLIENT, NODE
 
@@ -360,8 +370,18 @@ def assert_sidecar_is_read_when_asked(server, music, ids) -> None:
     changed = server.get(f"/play/{ids['Side']}/lyrics").json()
     assert changed == {"synced": False, "lang": None,
                        "lines": [{"start_ms": None, "text": "Now plain words"}]}  # fmt: skip
+    unlinked = dt.datetime.now(dt.UTC)
     sidecar.unlink()
     assert server.get(f"/play/{ids['Side']}/lyrics").status_code == 404
+    # The watcher scans the folder of a changed sidecar: let that scan end before the next
+    # step rewinds the clips' read version, or it would read them again ahead of its rescan.
+    wait_for("the watcher's scan", lambda: scanned_since(server, unlinked), SCAN_WAIT_S)
+
+
+def scanned_since(server, moment: dt.datetime) -> bool:
+    status = scan_status(server)
+    started = status["started_at"] and dt.datetime.fromisoformat(status["started_at"])
+    return bool(started and started > moment and status["finished_at"] and not status["scanning"])
 
 
 def execute(data_dir, postgres, statement: str) -> None:

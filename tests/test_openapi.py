@@ -52,6 +52,7 @@ BOUNDARY = "mosic-test-boundary"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 MAX_UPLOAD_MB = 1
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+UNKNOWN_SHARE = "NoShareHasThisId000000"
 
 
 # -- building requests -----------------------------------------------------------------------
@@ -163,6 +164,13 @@ class Live:
     seed: int = 100
     listener_key: str = ""  # the key of the listener "kid"
     key_id: str = ""  # a key of "kid" that a case revokes
+    share: str = ""  # a share of ``audio`` and ``covered``, by the admin
+    gone_share: str = ""  # a share the admin deleted
+
+    def new_share(self, clip_ids: list[str]) -> str:
+        made = self.client.simulate_post("/shares", json={"clip_ids": clip_ids}, headers=KEY)
+        assert made.status_code == 201, made.text
+        return made.json["id"]
 
     def fresh_wav(self) -> bytes:
         self.seed += 1
@@ -230,6 +238,9 @@ def live(tmp_path_factory) -> Live:
     app.etag = head.headers["ETag"]
     app.covered = app.upload(wav_with_cover(tmp_path_factory.mktemp("cover")))
     app.sung = app.upload(wav_with_lyrics(tmp_path_factory.mktemp("sung")))
+    app.share = app.new_share([app.audio["id"], app.covered["id"]])
+    app.gone_share = app.new_share([app.audio["id"]])
+    assert app.client.simulate_delete(f"/shares/{app.gone_share}", headers=KEY).status_code == 204
     cover = app.client.simulate_get(f"/play/{app.covered['id']}/cover", headers=KEY)
     assert cover.status_code == 200, cover.text
     app.cover_etag = cover.headers["ETag"]
@@ -410,6 +421,13 @@ class Case:
     rest: str = "ping"  # the Subsonic method put in /rest/{method}; "{clip_id}" in ``query``
     warm: bool = False  # sent once before, so a rendition it asks for is cached
     key_id: str = ""  # the {key_id} in the path; "" for the key the live app made to revoke
+    share: str = "open"  # the {share_id}: the live app's "open" or "gone" share, a "new" one
+
+    def share_id(self, ctx: Live) -> str:
+        shares = {"open": ctx.share, "gone": ctx.gone_share, "unknown": UNKNOWN_SHARE}
+        if self.share == "new":
+            return ctx.new_share([ctx.audio["id"]])
+        return shares.get(self.share, self.share)
 
     @property
     def method(self) -> str:
@@ -464,9 +482,10 @@ class Case:
             headers.update(KEY)
         path = self.path.replace("{clip_id}", clip_id).replace("{name}", self.file)
         path = path.replace("{method}", self.rest).replace("{key_id}", self.key_id or ctx.key_id)
+        path = path.replace("{share_id}", self.share_id(ctx))
         kwargs: dict = {"path": path, "query_string": query.replace("{clip_id}", clip_id)}
-        if self.json is not None:
-            kwargs["json"] = self.json
+        if self.json is not None:  # "{clip_id}" in it is the clip's id
+            kwargs["json"] = json.loads(json.dumps(self.json).replace("{clip_id}", clip_id))
         if self.body is not None:
             kwargs["body"] = self.body
         if self.form is not None:
@@ -745,6 +764,82 @@ def lyrics_cases() -> list[Case]:
     ]
 
 
+def share_cases() -> list[Case]:
+    shares, share = "/shares", "/shares/{share_id}"
+    page, songs = "GET /share/{share_id}", "GET /share/{share_id}/songs"
+    cover = "GET /share/{share_id}/cover/{clip_id}"
+    no_key, listener, down = {"key": False}, {"key": False, "headers": LISTENER}, {"app": "broken"}
+    big, text = {"headers": JSON, "body": " " * 65537}, {"headers": TEXT, "body": "x"}
+    songs_of = {"clip_ids": ["{clip_id}"], "description": "For you"}
+    expired = {**songs_of, "expires_at": "2001-01-01T00:00:00Z"}
+    changes = {"description": "x", "expires_at": None}
+    unknown = {"share": "unknown"}
+    return [
+        Case("shares", f"GET {shares}", 200),
+        Case("shares, no key", f"GET {shares}", 401, **no_key),
+        Case("shares, database down", f"GET {shares}", 503, **down),
+        Case("share songs", f"POST {shares}", 201, json=songs_of),
+        Case("share no songs", f"POST {shares}", 400, json={"clip_ids": []}),
+        Case("share, past expiry", f"POST {shares}", 400, json=expired),
+        Case("share, no key", f"POST {shares}", 401, json=songs_of, **no_key),
+        Case("share, read-only key", f"POST {shares}", 403, json=songs_of, key=False, headers=READ),
+        Case("share an unknown clip", f"POST {shares}", 404, json={"clip_ids": [UNKNOWN_ID]}),
+        Case("share a metadata-only clip", f"POST {shares}", 404, clip="external", json=songs_of),
+        Case("share, too large", f"POST {shares}", 413, **big),
+        Case("share as text", f"POST {shares}", 415, **text),
+        Case("share, database down", f"POST {shares}", 503, json=songs_of, **down),
+        Case("a share", f"GET {share}", 200),
+        Case("a share, no key", f"GET {share}", 401, **no_key),
+        Case("a share, another's", f"GET {share}", 403, **listener),
+        Case("a deleted share", f"GET {share}", 404, share="gone"),
+        Case("a share, database down", f"GET {share}", 503, **unknown, **down),
+        Case("change a share", f"PATCH {share}", 200, json=changes),
+        Case("change a share, bad expiry", f"PATCH {share}", 400, json={"expires_at": "soon"}),
+        Case("change a share, no key", f"PATCH {share}", 401, json={}, **no_key),
+        Case("change another's share", f"PATCH {share}", 403, json={}, **listener),
+        Case("change an unknown share", f"PATCH {share}", 404, json={}, **unknown),
+        Case("change a share, too large", f"PATCH {share}", 413, **big),
+        Case("change a share as text", f"PATCH {share}", 415, **text),
+        Case("change a share, database down", f"PATCH {share}", 503, json={}, **unknown, **down),
+        Case("delete a share", f"DELETE {share}", 204, share="new"),
+        Case("delete a share, no key", f"DELETE {share}", 401, **no_key),
+        Case("delete another's share", f"DELETE {share}", 403, **listener),
+        Case("delete a deleted share", f"DELETE {share}", 404, share="gone"),
+        Case("delete a share, database down", f"DELETE {share}", 503, **unknown, **down),
+        Case("share page", page, 200, key=False),
+        Case("share page, unknown", page, 404, key=False, **unknown),
+        Case("share page, gone", page, 410, key=False, share="gone"),
+        Case("share page, database down", page, 503, key=False, **unknown, **down),
+        Case("shared songs", songs, 200, key=False),
+        Case("shared songs, unknown", songs, 404, key=False, share="not a share id"),
+        Case("shared songs, gone", songs, 410, key=False, share="gone"),
+        Case("shared songs, database down", songs, 503, key=False, **unknown, **down),
+        Case("shared cover", cover, 200, key=False, clip="covered"),
+        Case("shared cover If-None-Match", cover, 304, key=False, clip="covered",
+             headers={"If-None-Match": "{cover_etag}"}),
+        Case("shared cover of a file without one", cover, 404, key=False),
+        Case("shared cover, gone", cover, 410, key=False, share="gone", clip="covered"),
+        Case("shared cover, database down", cover, 503, key=False, **unknown, **down),
+    ]  # fmt: skip
+
+
+def shared_stream_cases(method: str) -> list[Case]:
+    op = f"{method} /share/{{share_id}}/stream/{{clip_id}}"
+    public = {"key": False}
+    return [
+        Case(f"{method} shared song", op, 200, **public),
+        Case(f"{method} shared song, a range", op, 206, **public, headers={"Range": "bytes=10-"}),
+        Case(f"{method} shared song If-None-Match", op, 304, **public,
+             headers={"If-None-Match": "{etag}"}),
+        Case(f"{method} a song not in the share", op, 404, **public, clip="external"),
+        Case(f"{method} shared song, gone", op, 410, **public, share="gone"),
+        Case(f"{method} shared song, range past the end", op, 416, **public,
+             headers={"Range": "bytes={size}-"}),
+        Case(f"{method} shared song, database down", op, 503, **public, share="unknown",
+             app="broken"),
+    ]  # fmt: skip
+
+
 CASES: list[Case] = [
     Case("list", "GET /play", 200),
     Case("list a page", "GET /play", 200, query="limit=1&sort=title&q=a"),
@@ -854,6 +949,9 @@ CASES: list[Case] = [
     *cover_cases(),
     *waveform_cases(),
     *lyrics_cases(),
+    *share_cases(),
+    *shared_stream_cases("GET"),
+    *shared_stream_cases("HEAD"),
     Case("healthz", "GET /healthz", 200, key=False),
     Case("healthz, database down", "GET /healthz", 200, key=False, app="broken"),
     Case("readyz", "GET /readyz", 200, key=False),

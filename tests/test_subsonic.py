@@ -47,6 +47,8 @@ SPEC_METHODS = {
     # OpenSubsonic transcoding
     "getTranscodeDecision", "getTranscodeStream",
     "getLyricsBySongId", "getLyrics",
+    # OpenSubsonic, complete: shares
+    "getShares", "createShare", "updateShare", "deleteShare",
 }  # fmt: skip
 # Beyond the list: what apps ask when they log in.
 LOGIN_EXTRAS = {"getScanStatus"}
@@ -127,7 +129,7 @@ async def library(api, clip_file) -> dict:
 # -- the protocol ----------------------------------------------------------------------------
 
 
-def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
+def call_args(lib: dict, playlist_id: str, share_id: str = "no-such-share") -> dict[str, dict]:
     ann_first = "al-" + short_hash("Ann", "First")
     return {
         "getMusicDirectory": {"id": ann_first},
@@ -174,7 +176,15 @@ def call_args(lib: dict, playlist_id: str) -> dict[str, dict]:
         "changePassword": {"username": "kid", "password": "enc:" + b"another password".hex()},
         "getLyricsBySongId": {"id": lib["alpha"]},
         "getLyrics": {"artist": "ann", "title": "ALPHA"},
+        "createShare": {"id": [lib["alpha"], ann_first], "description": "Two", "expires": "0"},
+        "updateShare": {"id": share_id, "description": "changed"},
+        "deleteShare": {"id": "new share"},
     }
+
+
+async def new_share(sub, lib: dict) -> str:
+    made = await sub.ok("createShare", id=lib["alpha"])
+    return made["shares"]["share"][0]["id"]
 
 
 async def new_user(sub, *, made: bool) -> str:
@@ -187,13 +197,16 @@ async def new_user(sub, *, made: bool) -> str:
 async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, library):
     playlist = await sub.ok("createPlaylist", name="Kept", songId=[library["gamma"]])
     await sub.ok("createUser", username="kid", password="the kid's password")
-    args = call_args(library, playlist["playlist"]["id"])
+    share = (await sub.ok("createShare", id=library["beta"]))["shares"]["share"][0]
+    args = call_args(library, playlist["playlist"]["id"], share["id"])
     for method in sorted(SPEC_METHODS | LOGIN_EXTRAS):
         for name, post in ((method, False), (f"{method}.view", True)):
             params = dict(args.get(method, {}))
             if params.get("id") == "new":  # a playlist to delete, one per call
                 made = await sub.ok("createPlaylist", name="Gone")
                 params["id"] = made["playlist"]["id"]
+            if params.get("id") == "new share":  # a share to delete, one per call
+                params["id"] = await new_share(sub, library)
             if params.get("username") == "new":  # a user to make or remove, one per call
                 params["username"] = await new_user(sub, made=method != "createUser")
             if method in ("stream", "download", "getTranscodeStream"):
@@ -221,6 +234,8 @@ async def test_every_method_answers_at_its_name_and_view_by_get_and_post(sub, li
             assert body["serverVersion"]
             if method == "deletePlaylist":
                 params["id"] = (await sub.ok("createPlaylist", name="Gone"))["playlist"]["id"]
+            if method == "deleteShare":
+                params["id"] = await new_share(sub, library)
             if method in ("createUser", "deleteUser"):
                 params["username"] = await new_user(sub, made=method == "deleteUser")
             root = await sub.xml(name, post=not post, auth=auth, **params)
@@ -330,6 +345,7 @@ async def test_a_read_only_key_reads_and_scrobbles_but_changes_nothing(settings,
             "star", "unstar", "setRating", "createPlaylist", "updatePlaylist",
             "deletePlaylist", "savePlayQueue", "savePlayQueueByIndex", "startScan", "createUser",
             "updateUser", "deleteUser", "changePassword", "createBookmark", "deleteBookmark",
+            "createShare", "updateShare", "deleteShare",
         } == WRITES  # fmt: skip
         for method in sorted(WRITES):
             assert await read_only.error(method, **args.get(method, {})) == 50, method

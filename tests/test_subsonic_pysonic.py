@@ -6,11 +6,13 @@ py-sonic sends every call as a form POST (``formPost``) with a token and salt, s
 here is also a login by token over a form body. A listener reads a song's words by artist
 and title (``getLyrics``), starts a transcode half way (``stream`` with ``timeOffset``, read
 back by ffprobe), plays and is shown playing (``scrobble``, ``getNowPlaying``), finds an
-artist's most played songs (``getTopSongs``) and keeps a queue (``savePlayQueue``).
+artist's most played songs (``getTopSongs``), keeps a queue (``savePlayQueue``) and shares
+two songs (``createShare``, ``getShares``, ``updateShare``, ``deleteShare``).
 """
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -110,3 +112,20 @@ def test_the_play_queue_comes_back_as_saved(world):
         QUEUE_POSITION_MS,
         "Ann",
     )
+
+
+def test_a_share_is_made_listed_changed_opened_and_ended(world):
+    songs = [world.songs["Often"], world.songs["Long"]]
+    made = world.ann.createShare(songs, description="for you", expires=time.time() + 3600)
+    share = made["shares"]["share"][0]
+    assert [e["id"] for e in share["entry"]] == songs
+    assert (share["description"], share["username"], share["visitCount"]) == ("for you", "Ann", 0)
+    page = httpx.get(share["url"], timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert world.ann.updateShare(share["id"], description="still for you")["status"] == "ok"
+    listed = {s["id"]: s for s in world.ann.getShares()["shares"]["share"]}
+    assert listed[share["id"]]["description"] == "still for you"
+    assert listed[share["id"]]["visitCount"] == 1
+    assert world.ann.deleteShare(share["id"])["status"] == "ok"
+    assert share["id"] not in {s["id"] for s in world.ann.getShares()["shares"].get("share", [])}
+    assert httpx.get(share["url"], timeout=10).status_code == 410

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import falcon
 
-from mosic.core.keys import LINK, Grant
+from mosic.core.keys import LINK, VISITOR, Grant
 from mosic.core.signing import BadSignature, ExpiredSignature, Signer
 from mosic.core.users import Users
 from mosic.observability.metrics import AuthFailure, Metrics
@@ -91,6 +91,12 @@ def key_or_signature(
         return grant
 
     return require_key_or_signature
+
+
+async def share_visitor(req, params) -> Grant:
+    """A share's public routes: no key, for anyone who holds the share's link (the resource
+    opens the share itself, and answers 404 or 410 for a link that opens nothing)."""
+    return VISITOR
 
 
 def link_user(given: str | None) -> int | None:

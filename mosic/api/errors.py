@@ -8,10 +8,12 @@ import uuid
 import falcon
 import peewee
 
-from mosic.api.middleware import BodyStalled
+from mosic.api.middleware import BodyStalled, request_route
 from mosic.core.catalogue import ClipNotFound, InLibraryFolder, NotYours
 from mosic.core.covers import NoCover
 from mosic.core.lyrics import NoLyrics
+from mosic.core.share_songs import NotShareable
+from mosic.core.shares import BadShare, NotYourShare, ShareGone, ShareNotFound
 from mosic.core.users import BadUser, KeyNotFound, UserConflict, UserNotFound
 from mosic.core.waveform import NoWaveform
 from mosic.media.storage import StorageFull, StorageUnavailable
@@ -101,7 +103,8 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
 
     async def database_error(req, resp, ex, params):
         metrics.database_error(type(ex).__name__)
-        log.error("database error on %s %s: %s", req.method, req.path, ex)
+        # The route, not the path: a share's path is its link's secret.
+        log.error("database error on %s %s: %s", req.method, request_route(req), ex)
         raise falcon.HTTPServiceUnavailable(
             title="Database unavailable",
             description="the database did not answer; try again shortly",
@@ -133,6 +136,7 @@ def register_error_handlers(app: falcon.asgi.App, metrics: Metrics) -> None:
         )
 
     _register_refusals(app)
+    _register_share_answers(app)
     app.add_error_handler(ClipNotFound, clip_not_found)
     app.add_error_handler(BodyStalled, body_stalled)
     app.add_error_handler(StorageFull, storage_full)
@@ -177,3 +181,35 @@ def _register_refusals(app: falcon.asgi.App) -> None:
     app.add_error_handler(KeyNotFound, key_not_found)
     app.add_error_handler(UserConflict, user_conflict)
     app.add_error_handler(BadUser, bad_user)
+
+
+def _register_share_answers(app: falcon.asgi.App) -> None:
+    """Shares: to their owner (``/shares``) and to anyone with their link (``/share/...``)."""
+
+    async def share_not_found(req, resp, ex, params):
+        raise falcon.HTTPNotFound(title="Not found", description="no share has this id")
+
+    async def share_gone(req, resp, ex, params):
+        raise falcon.HTTPGone(
+            title="Share gone", description="this share has expired or was deleted"
+        )
+
+    async def not_your_share(req, resp, ex, params):
+        raise falcon.HTTPForbidden(
+            title="Not yours", description="only its owner or an admin may see or change a share"
+        )
+
+    async def bad_share(req, resp, ex, params):
+        raise bad_request(str(ex))
+
+    async def not_shareable(req, resp, ex, params):
+        raise falcon.HTTPNotFound(
+            title="Not found",
+            description=f"no song, album or playlist you see has the id {str(ex)[:80]!r}",
+        )
+
+    app.add_error_handler(ShareNotFound, share_not_found)
+    app.add_error_handler(ShareGone, share_gone)
+    app.add_error_handler(NotYourShare, not_your_share)
+    app.add_error_handler(BadShare, bad_share)
+    app.add_error_handler(NotShareable, not_shareable)

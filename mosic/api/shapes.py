@@ -39,6 +39,15 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.isoformat() + "Z"
 
 
+class ReplayGainJson(TypedDict):
+    """ReplayGain 2.0 figures (dB against -18 LUFS, linear peaks), each null until known."""
+
+    track_gain_db: float | None
+    track_peak: float | None
+    album_gain_db: float | None
+    album_peak: float | None
+
+
 class ClipJson(TypedDict):
     """The clip object of the REST API (its schema is ``Clip`` in openapi.json)."""
 
@@ -72,6 +81,7 @@ class ClipJson(TypedDict):
     my_last_played_at: dt.datetime | None
     starred: bool
     rating: int
+    replay_gain: ReplayGainJson
 
 
 class ClipStatsJson(ClipJson):
@@ -116,6 +126,12 @@ def clip_json(clip: ShownClip, signer: Links, marks: ClipMarks = UNMARKED) -> Cl
         "my_last_played_at": marks.my_last_played_at,
         "starred": marks.starred,
         "rating": marks.rating,
+        "replay_gain": {
+            "track_gain_db": clip.track_gain_db,
+            "track_peak": clip.track_peak,
+            "album_gain_db": clip.album_gain_db,
+            "album_peak": clip.album_peak,
+        },
     }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import peewee
 from peewee import SQL, Case, fn
 
-from mosic.core import grouping
+from mosic.core import grouping, replay_gain
 from mosic.persistence.models import (
     LIBRARY_VERSION_ROW,
     UPLOADS,
@@ -144,7 +144,40 @@ class Aggregates:
                 .on_conflict(conflict_target=[AlbumRow.id], preserve=_ALBUM_UPDATED)
                 .returning(AlbumRow.id)
             )
+        await self.refresh_gains(list(facts))
         return {key for (key,) in before}
+
+    async def refresh_gains(self, album_ids: list[str]) -> None:
+        """Combine each album's ReplayGain over its songs (``replay_gain.album_figures``)
+        and write it to those of its songs whose files hold no album gain of their own,
+        where it changed: one read of the albums' songs, a write an album that changed.
+        An album is null while one of its songs is still to be measured, and so is one
+        without a name (the unknown album is no album). Call it in the transaction of the
+        change (``refresh`` does, for the albums it recomputes)."""
+        if not album_ids:
+            return
+        query = (
+            Clip.select(Clip.album_id, Clip.id, Clip.album, Clip.duration, Clip.gated_seconds,
+                        Clip.track_gain_db, Clip.track_peak, Clip.gain_source,
+                        Clip.album_gain_tagged, Clip.album_gain_db, Clip.album_peak)
+            .where(songs() & Clip.album_id.in_(album_ids))
+            .namedtuples()
+        )  # fmt: skip
+        albums: dict[str, list] = {}
+        for song in await self._db.aio_execute(query):
+            albums.setdefault(song.album_id, []).append(song)
+        for album in albums.values():
+            gain, peak = _album_gain(album)
+            stale = [
+                song.id
+                for song in album
+                if not song.album_gain_tagged
+                and (song.album_gain_db, song.album_peak) != (gain, peak)
+            ]
+            if stale:
+                await self._db.aio_execute(
+                    Clip.update(album_gain_db=gain, album_peak=peak).where(Clip.id.in_(stale))
+                )
 
     async def _album_genres(self, ids: list[str]) -> dict[str, str]:
         """Each album's most common genre (the first a Subsonic app shows)."""
@@ -359,6 +392,15 @@ _ALBUM_UPDATED = [
     AlbumRow.genre_key,
     AlbumRow.cover_clip_id,
 ]
+
+
+def _album_gain(album: list) -> tuple[float | None, float | None]:
+    """(gain, peak) of an album's songs (rows of ``refresh_gains``' query)."""
+    if any(not song.album or song.gain_source is None for song in album):
+        return None, None
+    return replay_gain.album_figures(
+        (song.gated_seconds or song.duration, song.track_gain_db, song.track_peak) for song in album
+    )
 
 
 def _album_facts(ids: list[str]):

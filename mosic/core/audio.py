@@ -26,7 +26,8 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from mosic.core import lrc
+from mosic.core import lrc, replay_gain
+from mosic.core.replay_gain import ReplayGain
 
 # What we accept, with the Content-Type and file extension we serve it under. Browsers play
 # Ogg Vorbis and Ogg Opus from "audio/ogg", which is why mutagen's own MIME names are not used.
@@ -130,6 +131,7 @@ class AudioInfo:
     channels: int | None = None
     cover: Picture | None = None
     lyrics: tuple[lrc.Lyrics, ...] = ()  # synced ones first
+    replay_gain: ReplayGain = replay_gain.NO_TAGS
 
 
 def probe(fileobj: BinaryIO) -> AudioInfo:
@@ -154,6 +156,7 @@ def probe(fileobj: BinaryIO) -> AudioInfo:
         **_stream_info(audio, fileobj, float(length)),
         cover=_cover(audio),
         lyrics=_lyrics(audio),
+        replay_gain=replay_gain.from_tags(_gain_tags(audio), r128=isinstance(audio, OggOpus)),
     )
 
 
@@ -236,6 +239,30 @@ def _sylt(frame) -> lrc.Lyrics | None:
     words = [str(text) for text, _ in frame.text]
     karaoke = any(word.startswith(("\n", "\r")) for word in words)
     return lrc.parse(("" if karaoke else "\n").join(words), frame.lang)
+
+
+# MP4 keeps ReplayGain in freeform atoms of iTunes' namespace, named in any case.
+_MP4_FREEFORM = "----:com.apple.itunes:"
+
+
+def _gain_tags(audio) -> dict[str, str]:
+    """The file's ReplayGain and R128 tags (``replay_gain.TAG_NAMES``), by lower-case name:
+    ID3 ``TXXX`` descriptions, MP4 freeform atoms, Vorbis comments."""
+    tags = audio.tags
+    if not tags:
+        return {}
+    if isinstance(audio, MP4):
+        found = {}
+        for key, values in tags.items():
+            name = key.lower().removeprefix(_MP4_FREEFORM)
+            if name in replay_gain.TAG_NAMES and values:
+                found[name] = bytes(values[0]).decode("utf-8", "replace")
+        return found
+    if hasattr(tags, "getall"):  # ID3
+        frames = ((frame.desc.lower(), _first(frame)) for frame in tags.getall("TXXX"))
+        return {name: text for name, text in frames if name in replay_gain.TAG_NAMES and text}
+    found = {name: _first(tags.get(name)) for name in replay_gain.TAG_NAMES}
+    return {name: text for name, text in found.items() if text}
 
 
 def leading_number(text: str | None) -> int | None:

@@ -12,7 +12,7 @@ import uuid
 
 import peewee
 
-from mosic.core import audio, lyrics
+from mosic.core import audio, lyrics, replay_gain
 from mosic.core.aggregates import Aggregates, Touched, visible
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.clip_rows import (
@@ -132,6 +132,7 @@ class Catalogue:
             album=album,
             external_url=audio_url,
             media_version=MEDIA_VERSION,
+            gain_source=replay_gain.NONE,  # no audio: nothing to read or measure
             owner_id=owner_id,
         )
         await self._insert(row)
@@ -166,9 +167,15 @@ class Catalogue:
         published = False
         try:
             row.update(await self._covers.keep(info))
-            row.update(await self._waveforms.keep(incoming.sha256, incoming.inspect))
+            tags = info.replay_gain
+            drawn = await self._waveforms.keep(
+                incoming.sha256, incoming.inspect, measure=tags.needs_measure
+            )
+            row.update(replay_gain.settle(tags, drawn))
             async with self._db.aio_atomic():
                 await self._insert(row)
+                if not row.get("album_gain_tagged"):  # the album's, combined with it just now
+                    row.update(await self._album_gain(row["id"]))
                 await lyrics.replace(self._db, [], lyrics.rows_of(row["id"], info.lyrics))
                 await self._store.publish(
                     incoming, row["file_name"], content_type=row["content_type"]
@@ -182,6 +189,12 @@ class Catalogue:
                 await self._raise_duplicate_of_winner(incoming)
             raise
         return Clip(**row)
+
+    async def _album_gain(self, clip_id: uuid.UUID) -> dict:
+        found = await self._one(
+            Clip.select(Clip.album_gain_db, Clip.album_peak).where(Clip.id == clip_id)
+        )
+        return {"album_gain_db": found.album_gain_db, "album_peak": found.album_peak}
 
     async def _raise_duplicate_of_winner(self, incoming: Incoming) -> None:
         # An identical upload committed between our check and our insert.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from mosic.core import audio, grouping
+from mosic.core import audio, grouping, replay_gain
 from mosic.core.listing import filter_keys
 from mosic.core.text import (
     DESCRIPTION_MAX,
@@ -24,9 +24,12 @@ from mosic.persistence.models import TAG_MAX, TITLE_MAX, utcnow
 
 # The version of the rules that read tags from files. Clips whose ``media_version`` is older
 # (or null: added before the column existed) are read again. 1: tags, cover and peaks;
-# 2: their lyrics too (``clip_lyrics``), all a version-1 clip lacks.
-MEDIA_VERSION = 2
+# 2: their lyrics too (``clip_lyrics``), all a version-1 clip lacks; 3: their ReplayGain
+# tags, and their loudness measured when the tags have none (``replay_gain``), all a
+# version-2 clip lacks.
+MEDIA_VERSION = 3
 BEFORE_LYRICS = 1
+BEFORE_LOUDNESS = 2
 
 
 @dataclass
@@ -82,8 +85,10 @@ def upload_fields(info: audio.AudioInfo, form: UploadForm) -> dict:
 
 
 def tag_fields(info: audio.AudioInfo) -> dict:
-    """The full tags and stream facts, cleaned like every text read from a file."""
+    """The full tags and stream facts, cleaned like every text read from a file, and the
+    ReplayGain figures the tags hold (only those: a measured one is never overwritten)."""
     return {
+        **replay_gain.tag_columns(info.replay_gain),
         "genre": printable(info.genre, TAG_MAX),
         "album_artist": printable(info.album_artist, TAG_MAX),
         "track": info.track,

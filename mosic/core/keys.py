@@ -62,8 +62,9 @@ class User:
 @dataclass(frozen=True)
 class Grant:
     """What an accepted key allows: a ``full`` key writes, a ``read`` key does not. ``user``
-    is its owner (for a signed link, the user it was made for); None only for a link made
-    before links named their user, which opens one resource of one clip."""
+    is its owner (for a signed link, the user it was made for); None for a link made before
+    links named their user, which opens one resource of one clip, and for a share's visitor
+    (``VISITOR``), who opens that share's songs alone."""
 
     writes: bool
     user: User | None = None
@@ -76,6 +77,8 @@ class Grant:
 
 
 LINK = Grant(writes=False)
+# Whoever opens a share's link: no key, no user (its plays are nobody's own), no writes.
+VISITOR = Grant(writes=False)
 
 
 class KeyRing:

@@ -1,14 +1,18 @@
-"""Re-reading: the tags, cover, peaks and lyrics of uploads added under older file-reading
-rules (``clip_rows.MEDIA_VERSION``), read again from their stored files after a migration.
-A clip read under version 1 lacks only its lyrics: only those are read (no peaks drawn)."""
+"""Re-reading: the tags, cover, peaks, lyrics and loudness of uploads added under older
+file-reading rules (``clip_rows.MEDIA_VERSION``), read again from their stored files after a
+migration (``mosic migrate``). A clip read under version 1 lacks only its lyrics and
+ReplayGain tags: only its tags are read (no audio decoded); its loudness, when its tags have
+none, is measured in the background (``backfill``), as is that of every version-2 clip, so
+that a migration never waits on decoding every upload."""
 
 from __future__ import annotations
 
 import functools
 import logging
 
-from mosic.core import audio, lyrics
-from mosic.core.clip_rows import BEFORE_LYRICS, MEDIA_VERSION, tag_fields
+from mosic.core import audio, lyrics, replay_gain
+from mosic.core.aggregates import Aggregates
+from mosic.core.clip_rows import BEFORE_LOUDNESS, BEFORE_LYRICS, MEDIA_VERSION, tag_fields
 from mosic.core.covers import Covers
 from mosic.core.listing import filter_keys
 from mosic.core.waveform import Waveforms
@@ -31,8 +35,9 @@ class Rereader:
         migration added their columns); returns how many clips were read. Idempotent: each
         clip is marked as read, and a file that cannot be read leaves its tags null."""
         done = 0
-        # Uploads: library files are read again by the next scan (``Scan``).
-        older = Clip.media_version.is_null() | (Clip.media_version < MEDIA_VERSION)
+        # Uploads: library files are read again by the next scan (``Scan``). Version 2 lacks
+        # only the loudness: the background's (``backfill``).
+        older = Clip.media_version.is_null() | (Clip.media_version < BEFORE_LOUDNESS)
         pending = older & (Clip.source == UPLOAD)
         after = None
         while True:
@@ -53,12 +58,16 @@ class Rereader:
         info = None if clip.is_external else await self._probe(clip)
         if info is not None and clip.media_version != BEFORE_LYRICS:
             changes.update(await self._reread(clip, info))
+        elif info is not None:  # its tags alone: the backfill measures what they lack
+            changes.update(replay_gain.tag_columns(info.replay_gain))
         found = info.lyrics if info is not None else ()
         async with self._db.aio_atomic():
             await self._db.aio_execute(
                 Clip.update(**changes, media_version=MEDIA_VERSION).where(Clip.id == clip.id)
             )
             await lyrics.replace(self._db, [clip.id], lyrics.rows_of(clip.id, found))
+            if clip.album_id is not None:
+                await Aggregates(db=self._db).refresh_gains([clip.album_id])
 
     async def _probe(self, clip: Clip) -> audio.AudioInfo | None:
         try:
@@ -70,5 +79,7 @@ class Rereader:
     async def _reread(self, clip: Clip, info: audio.AudioInfo) -> dict:
         fields = {**tag_fields(info), **await self._covers.keep(info)}
         reader = functools.partial(self._store.inspect, clip.file_name)
-        fields.update(await self._waveforms.keep(clip.sha256, reader))
+        tags = info.replay_gain
+        drawn = await self._waveforms.keep(clip.sha256, reader, measure=tags.needs_measure)
+        fields = replay_gain.settle(tags, {**fields, **drawn})
         return {**fields, **filter_keys({**fields, "artist": clip.artist, "album": clip.album})}

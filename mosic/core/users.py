@@ -41,6 +41,8 @@ from mosic.persistence.models import (
     PlayQueue,
     PlayQueueEntry,
     Rating,
+    ShareEntry,
+    ShareRow,
     Star,
     UserPlay,
     UserRow,
@@ -123,10 +125,11 @@ def valid_scope(scope: object) -> str:
 
 
 def _user(row) -> User:
-    return _as_user(row.id, row.name, row.role, row.music_folders)
+    return as_user(row.id, row.name, row.role, row.music_folders)
 
 
-def _as_user(user_id: int, name: str, role: str, folders: str | None) -> User:
+def as_user(user_id: int, name: str, role: str, folders: str | None) -> User:
+    """A user from its row's columns (``folders``: the stored JSON list, or null for all)."""
     seen = tuple(json.loads(folders)) if folders is not None else None
     return User(id=user_id, name=name, role=role, music_folders=seen)
 
@@ -158,7 +161,7 @@ class Users:
         row = await self._by_fingerprint.get(self._sealer.fingerprint(key))
         if row is None:
             return None
-        user = _as_user(row.id, row.name, row.role, row.music_folders)
+        user = as_user(row.id, row.name, row.role, row.music_folders)
         return Grant(writes=row.scope == FULL_SCOPE, user=user)
 
     async def grant_for_password(self, name: str, password: str) -> Grant | None:
@@ -261,8 +264,9 @@ class Users:
 
     async def remove(self, name: str, heir: int) -> None:
         """Remove a user, its keys and everything it keeps (stars, ratings, playlists, queue,
-        bookmarks, its own counts and history); its uploads pass to the user ``heir`` (the
-        admin who removed it). Its plays stay in the global counts."""
+        bookmarks, its own counts and history); its shares are deleted (their links answer
+        "gone"); its uploads pass to the user ``heir`` (the admin who removed it). Its plays
+        stay in the global counts."""
         info = await self.get(name)
         if info.user.id == ADMIN_ID:
             raise UserConflict("the configured keys' user cannot be removed")
@@ -381,4 +385,17 @@ def _state_of(user_id: int) -> list:
         Star, Rating, PlayQueue, PlayQueueEntry, Bookmark, UserPlay, PlayEvent, NowPlaying,
         Listen,
     )  # fmt: skip
-    return statements + [model.delete().where(model.user_id == user_id) for model in kept]
+    statements += [model.delete().where(model.user_id == user_id) for model in kept]
+    return statements + _shares_ended(user_id)
+
+
+def _shares_ended(user_id: int) -> list:
+    """The user's shares deleted as ``DELETE /shares/{id}`` deletes one: each keeps its row,
+    marked, so its link answers "gone" (mosic.core.shares), and loses its songs."""
+    shares = ShareRow.select(ShareRow.id).where(ShareRow.owner_id == user_id)
+    return [
+        ShareEntry.delete().where(ShareEntry.share_id.in_(shares)),
+        ShareRow.update(deleted_at=utcnow()).where(
+            (ShareRow.owner_id == user_id) & ShareRow.deleted_at.is_null()
+        ),
+    ]

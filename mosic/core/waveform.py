@@ -17,6 +17,10 @@ scaled by the same factor), so ``index * samples_per_pixel / sample_rate`` is st
 each point and ``length * samples_per_pixel / sample_rate`` the duration, as players compute
 them. Each point is the min and max of the stored blocks its span of samples starts in.
 
+The same pass measures the clip's loudness (``mosic.core.loudness``) when asked: every
+decoded frame, all its channels, goes through FFmpeg's EBU R128 meter on its way to the mono
+mix, so the audio is decoded once for both (``decode``).
+
 Decoding holds the GIL for its Python-side frame handling, so at most
 ``DECODE_CONCURRENCY`` run at once, each in a worker thread, never on the event loop.
 
@@ -27,6 +31,7 @@ identical audio shares them; ``Waveforms`` draws, keeps and reads them back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import struct
@@ -37,6 +42,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from mosic.core import replay_gain
+from mosic.core.loudness import Loudness, LoudnessMeter
 from mosic.media.storage import MediaMissing, MediaStore
 from mosic.persistence.models import WholeClip
 
@@ -153,9 +160,19 @@ def base_samples_per_pixel(samples: int) -> int:
     return max(spp, math.ceil(samples / MAX_BASE_PIXELS))
 
 
-def compute_peaks(fileobj: BinaryIO) -> Peaks:
-    """Decode ``fileobj`` to mono and reduce it to stored peaks; raises ``Undecodable``.
-    Blocking: run it in a thread (as ``Waveforms.keep`` does)."""
+@dataclass(frozen=True)
+class Decoded:
+    """What one decoding pass gives: the peaks, and the loudness when it was measured
+    (None when not asked for, or when FFmpeg's meter could not take the audio)."""
+
+    peaks: Peaks
+    loudness: Loudness | None = None
+
+
+def decode(fileobj: BinaryIO, *, measure: bool = True) -> Decoded:
+    """Decode ``fileobj`` once: its stored peaks, and its loudness when ``measure``; raises
+    ``Undecodable``. Blocking: run it in a thread (as ``Waveforms.keep`` does)."""
+    meter = LoudnessMeter() if measure else None
     try:
         with av.open(fileobj, mode="r") as container:
             stream = container.streams.audio[0]
@@ -164,14 +181,23 @@ def compute_peaks(fileobj: BinaryIO) -> Peaks:
             rate = stream.codec_context.sample_rate
             spp = base_samples_per_pixel(_expected_samples(container, stream, rate))
             reducer = _BlockReducer(spp)
-            for batch in _batches(_one_or_two_channels(container.decode(stream), rate)):
+            frames = container.decode(stream)
+            if meter is not None:
+                frames = meter.tap(frames)
+            for batch in _batches(_one_or_two_channels(frames, rate)):
                 reducer.add(_mono(batch))
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise Undecodable(f"the audio could not be decoded: {exc}") from None
     mins, maxs = reducer.finish()
     if not len(mins):
         raise Undecodable("the audio decoded to no samples")
-    return Peaks(rate, spp, mins, maxs)
+    return Decoded(Peaks(rate, spp, mins, maxs), meter.result() if meter is not None else None)
+
+
+def compute_peaks(fileobj: BinaryIO) -> Peaks:
+    """Decode ``fileobj`` to mono and reduce it to stored peaks (no loudness); raises
+    ``Undecodable``. Blocking."""
+    return decode(fileobj, measure=False).peaks
 
 
 def _expected_samples(container, stream, rate: int) -> int:
@@ -281,8 +307,8 @@ def blob_name(sha256: str) -> str:
 
 
 class Waveforms:
-    """Draws clips' peaks off the event loop, at most ``concurrency`` at once, keeps them in
-    the media store and reads them back."""
+    """Draws clips' peaks (and measures their loudness) off the event loop, at most
+    ``concurrency`` at once, keeps the peaks in the media store and reads them back."""
 
     def __init__(self, *, store: MediaStore, concurrency: int = DECODE_CONCURRENCY) -> None:
         self._store = store
@@ -297,24 +323,30 @@ class Waveforms:
         except MediaMissing:
             raise NoWaveform(clip.id) from None
 
-    async def keep(self, sha256: str, inspect) -> dict:
-        """Compute and store the peaks of the audio ``inspect`` reads; the column that names
-        them, or nothing when the audio cannot be decoded."""
-        peaks = await self._compute(inspect)
-        if peaks is None:
-            return {}
+    async def keep(self, sha256: str, inspect, *, measure: bool = False) -> dict:
+        """Compute and store the peaks of the audio ``inspect`` reads, and measure its
+        loudness in the same pass when ``measure``; the columns that name the peaks and
+        hold the measured figures (``replay_gain.measured_columns``), or only the figures'
+        "none" when the audio cannot be decoded."""
+        decoded = await self.draw(inspect, measure=measure)
+        columns = replay_gain.measured_columns(decoded and decoded.loudness) if measure else {}
+        if decoded is None:
+            return columns
         name = blob_name(sha256)
-        await self._store.put(name, peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
-        return {"waveform_name": name}
+        await self._store.put(name, decoded.peaks.to_dat(), content_type=WAVEFORM_CONTENT_TYPE)
+        return {**columns, "waveform_name": name}
 
-    async def _compute(
-        self, inspect: Callable[[Callable[[BinaryIO], Peaks]], Awaitable[Peaks]]
-    ) -> Peaks | None:
-        """Peaks of the audio that ``inspect`` (``Incoming.inspect`` or a stored file's)
-        hands to a reader in a thread; None when it cannot be decoded."""
+    async def draw(
+        self,
+        inspect: Callable[[Callable[[BinaryIO], Decoded]], Awaitable[Decoded]],
+        *,
+        measure: bool,
+    ) -> Decoded | None:
+        """One decoding pass over the audio that ``inspect`` (``Incoming.inspect`` or a
+        stored file's) hands to a reader in a thread; None when it cannot be decoded."""
         async with self._slots:
             try:
-                return await inspect(compute_peaks)
+                return await inspect(functools.partial(decode, measure=measure))
             except Undecodable as exc:
                 log.warning("no waveform: %s", exc)
                 return None

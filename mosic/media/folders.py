@@ -223,11 +223,21 @@ class ReaderPool:
         if self._executor is None:
             # forkserver: a fork of the server (threads, an event loop, sockets) is unsafe.
             methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context(
-                "forkserver" if "forkserver" in methods else "spawn"
-            )
-            self._executor = ProcessPoolExecutor(self._workers, mp_context=context)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            self._start("forkserver" if "forkserver" in methods else "spawn")
+        try:
+            submitted = self._executor.submit(function, *args)
+        except OSError as exc:
+            # The fork server listens on a Unix socket under TMPDIR, whose path may not exceed
+            # 107 bytes: with a deep TMPDIR it cannot start, and every file would fail.
+            log.warning("file readers: no fork server (%s); spawning them instead", exc)
+            self._executor.shutdown(wait=False)
+            self._start("spawn")
+            submitted = self._executor.submit(function, *args)
+        return await asyncio.wrap_future(submitted)
+
+    def _start(self, method: str) -> None:
+        context = multiprocessing.get_context(method)
+        self._executor = ProcessPoolExecutor(self._workers, mp_context=context)
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None

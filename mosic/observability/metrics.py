@@ -138,6 +138,10 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        # Visits of shares' public pages, all shares together (a share's id is its secret).
+        self.share_visits = Counter(
+            "mosic_share_visits", "Visits of shares' public pages.", registry=r
+        )
 
     def _add_library_metrics(self, r: CollectorRegistry) -> None:
         self.library_files = Gauge(
@@ -207,6 +211,9 @@ class Metrics:
 
     def play(self) -> None:
         self.plays.inc()
+
+    def share_visit(self) -> None:
+        self.share_visits.inc()
 
     def stream_started(self) -> None:
         self.active_streams.inc()

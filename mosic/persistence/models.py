@@ -94,6 +94,16 @@ class Clip(AioModel):
     lyrics_path = peewee.TextField(null=True)
     # Who uploaded it (a user id); null for library files and clips from before users.
     owner_id = peewee.IntegerField(null=True)
+    # ReplayGain 2.0 figures (migration 0011, ``mosic.core.replay_gain``): from the file's
+    # tags, else measured; the album's combined over its tracks unless the file's own tags
+    # hold them (``album_gain_tagged``). ``gain_source`` is null while they are to be read.
+    track_gain_db = peewee.DoubleField(null=True)
+    track_peak = peewee.DoubleField(null=True)
+    album_gain_db = peewee.DoubleField(null=True)
+    album_peak = peewee.DoubleField(null=True)
+    gated_seconds = peewee.DoubleField(null=True)  # what the track weighs in its album's
+    album_gain_tagged = peewee.BooleanField(null=True)
+    gain_source = peewee.CharField(max_length=8, null=True)
 
     class Meta:
         table_name = "clip"
@@ -319,12 +329,44 @@ class Listen(AioModel):
         primary_key = peewee.CompositeKey("user_id", "player")
 
 
+# -- shares ---------------------------------------------------------------------------------
+SHARE_ID_MAX = 64
+
+
+class ShareRow(AioModel):
+    """A share: a public link to a fixed list of songs (migration 0012). A deleted one keeps
+    its row, with ``deleted_at``, so its link answers "gone" rather than "not found"."""
+
+    id = peewee.CharField(max_length=SHARE_ID_MAX, primary_key=True)
+    owner_id = peewee.IntegerField(index=True)
+    description = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField(null=True)
+    last_visited_at = peewee.DateTimeField(null=True)
+    visit_count = peewee.BigIntegerField(default=0)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "share_link"
+
+
+class ShareEntry(AioModel):
+    share_id = peewee.CharField(max_length=SHARE_ID_MAX)
+    position = peewee.IntegerField()
+    clip_id = peewee.UUIDField()
+
+    class Meta:
+        table_name = "share_entry"
+        primary_key = peewee.CompositeKey("share_id", "position")
+
+
 # What a listing shows of each clip: hashes, file names, search text, filter keys and the
 # like are a third of a row's values and never leave the server in a list.
 _UNLISTED = frozenset(
     {"sha256", "file_name", "search_text", "last_played_at", "updated_at", "genre_key"}
     | {"artist_key", "album_key", "cover_type", "media_version", "mtime_ns", "missing_since"}
     | {"album_id", "artist_id", "directory_id", "lyrics_path", "owner_id"}
+    | {"gated_seconds", "album_gain_tagged", "gain_source"}
 )
 LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
 # Rows of a list end with the number of clips that match (``matches``).
@@ -414,6 +456,18 @@ class DirectoryRow(AioModel):
 
     class Meta:
         table_name = "library_directory"
+
+
+class LeaseRow(AioModel):
+    """Who runs a background job that one process at a time may run (migration 0011):
+    ``mosic.core.leases``. One row a job, made by the migration that brought the job."""
+
+    name = peewee.CharField(max_length=64, primary_key=True)
+    owner = peewee.CharField(max_length=200, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mosic_lease"
 
 
 class LibraryVersion(AioModel):

@@ -173,6 +173,42 @@ def make_tones(
     return path
 
 
+# Signals whose loudness is measured (lavfi sources at 48 kHz): a tone, white and pink noise,
+# and something music-like: stereo chords under a swelling envelope, a near-silent bar
+# (which the relative gate must leave out), and a little noise.
+_CHORD = "({a}*sin(2*PI*{f1}*t)+{b}*sin(2*PI*{f2}*t)+0.08*sin(2*PI*{f3}*t))"
+_SWELL = r"(0.55+0.45*sin(2*PI*0.8*t))*(1-0.99*between(t\,3\,4))"  # commas escaped for lavfi
+SIGNALS = {
+    "tone": "aevalsrc=0.5*sin(2*PI*997*t):s=48000",
+    "white": "anoisesrc=color=white:amplitude=0.25:sample_rate=48000:seed=7",
+    "pink": "anoisesrc=color=pink:amplitude=0.5:sample_rate=48000:seed=11",
+    "music": (
+        "aevalsrc="
+        + _CHORD.format(a=0.35, b=0.2, f1=220, f2=330, f3=1760) + "*" + _SWELL
+        + "+0.03*(random(0)-0.5)|"
+        + _CHORD.format(a=0.3, b=0.25, f1=277, f2=415, f3=2500) + "*" + _SWELL
+        + "+0.03*(random(1)-0.5):s=48000"
+    ),
+}  # fmt: skip
+
+
+def make_signal(
+    path: Path, fmt: str, kind: str, *, seconds: float = 6.0, volume_db: float = 0.0
+) -> Path:
+    """``seconds`` of the signal ``kind`` (``SIGNALS``), ``volume_db`` louder, as ``fmt`` at
+    its fixture encoding, with no tags. Returns ``path``."""
+    muxer, encoding = _ENCODINGS[fmt]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"{SIGNALS[kind]}:d={seconds}", "-af", f"volume={volume_db}dB",
+        "-map_metadata", "-1", *encoding,
+        "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        "-f", muxer, str(path),
+    )  # fmt: skip
+    return path
+
+
 def make_wav_of_size(path: Path, size_bytes: int) -> Path:
     """Write a valid 16-bit mono 44.1 kHz PCM WAV of about ``size_bytes`` bytes.
 

@@ -10,7 +10,9 @@ schema is loaded with two changes and no others:
 1. every complex type also allows attributes it does not declare (``xs:anyAttribute``,
    ``processContents="skip"``): declared attributes are still checked for presence and
    type, so a missing required attribute or a wrong type still fails;
-2. ``PlayQueue/@current`` is a string, as in OpenSubsonic.
+2. ``PlayQueue/@current`` is a string, as in OpenSubsonic;
+3. a song (``Child``) may hold OpenSubsonic's ``replayGain`` element, whose figures are
+   numbers (``REPLAY_GAIN``).
 
 Elements OpenSubsonic added (``openSubsonicExtensions``, ``tokenInfo``,
 ``playQueueByIndex``) are not in the schema at all; those answers are checked field by field
@@ -51,7 +53,31 @@ def schema() -> etree.XMLSchema:
             for attribute in complex_type.iter(f"{XS}attribute"):
                 if attribute.get("name") == "current":
                     attribute.set("type", "xs:string")
+        if complex_type.get("name") == "Child":
+            sequence = etree.SubElement(complex_type, f"{XS}sequence")
+            etree.SubElement(sequence, f"{XS}element", name="replayGain",
+                             type="sub:ReplayGain", minOccurs="0")  # fmt: skip
+            complex_type.insert(0, sequence)  # before the attributes, as XSD orders them
+    holder = etree.fromstring(REPLAY_GAIN)
+    tree.getroot().extend(list(holder))
     return etree.XMLSchema(tree)
+
+
+# OpenSubsonic's ReplayGain: every figure optional, peaks never negative.
+REPLAY_GAIN = """<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
+                            xmlns:sub="http://subsonic.org/restapi">
+  <xs:simpleType name="Peak">
+    <xs:restriction base="xs:double"><xs:minInclusive value="0"/></xs:restriction>
+  </xs:simpleType>
+  <xs:complexType name="ReplayGain">
+    <xs:attribute name="trackGain" type="xs:double"/>
+    <xs:attribute name="albumGain" type="xs:double"/>
+    <xs:attribute name="trackPeak" type="sub:Peak"/>
+    <xs:attribute name="albumPeak" type="sub:Peak"/>
+    <xs:attribute name="baseGain" type="xs:double"/>
+    <xs:attribute name="fallbackGain" type="xs:double"/>
+  </xs:complexType>
+</xs:schema>"""
 
 
 def validate_xml(body: bytes) -> etree._Element:

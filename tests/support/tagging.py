@@ -25,9 +25,9 @@ from pathlib import Path
 
 import mutagen
 from mutagen.flac import FLAC, Picture
-from mutagen.id3 import APIC, SYLT, TCON, TPE2, TPOS, TRCK, TYER, USLT
+from mutagen.id3 import APIC, SYLT, TCON, TPE2, TPOS, TRCK, TXXX, TYER, USLT
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4, MP4Cover
+from mutagen.mp4 import MP4, MP4Cover, MP4FreeForm
 from mutagen.wave import WAVE
 
 FRONT_COVER = 3  # the picture type of a front cover in ID3 and FLAC
@@ -160,4 +160,31 @@ def tag_lyrics(
         audio.add_tags()
     audio.tags["\xa9lyr" if fmt == "m4a" else key] = [text]
     audio.save()
+    return path
+
+
+def tag_replay_gain(path: Path, fmt: str, tags: dict[str, str]) -> Path:
+    """Write ReplayGain (or Opus R128) tags, names as given (``REPLAYGAIN_TRACK_GAIN``,
+    ``replaygain_album_peak``, ``R128_TRACK_GAIN``...): ID3 ``TXXX`` frames, Vorbis
+    comments, or MP4 freeform atoms of iTunes' namespace, as taggers write them. Returns
+    ``path``."""
+    if fmt in ("mp3", "wav"):
+        audio = MP3(path) if fmt == "mp3" else WAVE(path)
+        if audio.tags is None:
+            audio.add_tags()
+        for name, text in tags.items():
+            audio.tags.add(TXXX(encoding=3, desc=name, text=[text]))
+        audio.save(v2_version=3)
+    elif fmt == "m4a":
+        audio = MP4(path)
+        for name, text in tags.items():
+            audio[f"----:com.apple.iTunes:{name}"] = [MP4FreeForm(text.encode())]
+        audio.save()
+    else:  # Vorbis comments: ogg, opus, flac
+        audio = mutagen.File(path)
+        if audio.tags is None:
+            audio.add_tags()
+        for name, text in tags.items():
+            audio.tags[name] = [text]
+        audio.save()
     return path

@@ -6,7 +6,7 @@ same domain layer: the library view (``mosic.core.library``), what the listener 
 - ``response``: the response model and its XML/JSON/JSONP renderings, error codes;
 - ``request``: parameters (query and POST form); ``auth``: the three credential forms;
 - ``shapes``: clips, albums, artists and playlists as Subsonic sees them;
-- ``browse``, ``media``, ``keep``, ``lyrics``: the methods.
+- ``browse``, ``media``, ``keep``, ``lyrics``, ``sharing``: the methods.
 """
 
 from mosic.api.subsonic.endpoint import WRITES, SubsonicApi

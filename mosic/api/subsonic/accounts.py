@@ -107,7 +107,7 @@ class Accounts:
             "podcastRole": False,
             "streamRole": True,
             "jukeboxRole": False,
-            "shareRole": False,
+            "shareRole": True,
             "videoConversionRole": False,
         }
         return {"username": user.name, **roles, "folder": seen}

@@ -35,6 +35,7 @@ from mosic.api.subsonic.response import (
 )
 from mosic.api.subsonic.scanning import Scanning
 from mosic.api.subsonic.shapes import MarksLoader
+from mosic.api.subsonic.sharing import ShareMethods
 from mosic.api.subsonic.transcoding import TranscodeMethods
 from mosic.core.collection import Collection
 from mosic.core.library import Library
@@ -44,6 +45,8 @@ from mosic.core.playlists import Playlists
 from mosic.core.plays import PlayRecorder
 from mosic.core.reports import PlaybackReports
 from mosic.core.scanning.service import LibraryScans
+from mosic.core.share_songs import ShareSongs
+from mosic.core.shares import Shares
 from mosic.core.users import Users
 from mosic.observability.metrics import AuthFailure, Metrics
 
@@ -69,6 +72,9 @@ WRITES = frozenset(
         "updateUser",
         "deleteUser",
         "changePassword",
+        "createShare",
+        "updateShare",
+        "deleteShare",
     }
 )
 # Only an admin may call these (error 50); getUser and changePassword are also a user's own
@@ -94,6 +100,8 @@ class SubsonicApi:
         serving: ByteServer,
         scans: LibraryScans,
         kept: Kept,
+        shares: Shares,
+        share_songs: ShareSongs,
     ) -> None:
         self._users = users
         self._metrics = metrics
@@ -109,6 +117,7 @@ class SubsonicApi:
             **Scanning(scans=scans, library=library).methods(),
             **LyricsMethods(library=library, lyrics=lyrics).methods(),
             **Accounts(users=users, library=library).methods(),
+            **ShareMethods(shares=shares, songs=share_songs, marks=marks).methods(),
         }
 
     @property

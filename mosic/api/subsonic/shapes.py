@@ -16,6 +16,7 @@ from mosic.core.library import Album, Artist, Directory, Genre
 from mosic.core.listening import NEVER_PLAYED, Listening, Playing
 from mosic.core.playlists import PlaylistInfo
 from mosic.core.reports import estimated_position_ms
+from mosic.core.shares import ShareInfo
 from mosic.persistence.models import Clip
 
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -94,6 +95,13 @@ def song(clip: Clip, marks: Marks) -> dict:
         "type": "music",
         "isVideo": False,
         "played": mine.last_played_at,
+        # OpenSubsonic: always there, each figure left out until known.
+        "replayGain": {
+            "trackGain": clip.track_gain_db,
+            "trackPeak": clip.track_peak,
+            "albumGain": clip.album_gain_db,
+            "albumPeak": clip.album_peak,
+        },
         **marks.of(song_id),
     }
 
@@ -199,6 +207,21 @@ def playlist(info: PlaylistInfo, songs: list[Clip]) -> dict:
         "duration": sum(seconds(clip.duration) for clip in songs),
         "created": info.created_at,
         "changed": info.changed_at,
+    }
+
+
+def share(info: ShareInfo, url: str, entries: list[dict]) -> dict:
+    """A share (its ``entry``: the songs its visitors get now, as ``song`` shapes them)."""
+    return {
+        "id": info.id,
+        "url": url,
+        "description": info.description,
+        "username": info.owner.name,
+        "created": info.created_at,
+        "expires": info.expires_at,
+        "lastVisited": info.last_visited_at,
+        "visitCount": info.visit_count,
+        "entry": entries,
     }
 
 

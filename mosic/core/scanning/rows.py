@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from mosic.core import audio, covers, grouping
+from mosic.core import audio, covers, grouping, replay_gain
 from mosic.core.clip_rows import UploadForm, new_clip_row, upload_fields
 from mosic.core.listing import filter_keys
 from mosic.core.text import search_text_for
@@ -106,8 +106,9 @@ def file_columns(folder: str, path: str, read: FileRead, lyrics_path: str | None
 
 def new_row(fields: dict) -> dict:
     """A new clip's row: id, counters, times, search text and its album, artist and
-    directory."""
-    return new_clip_row(**fields)
+    directory; every loudness column (a scan inserts many rows at once, which must name
+    the same columns: the tags give some files' figures, not others')."""
+    return new_clip_row(**{**replay_gain.UNREAD, **fields})
 
 
 def changed_row(fields: dict) -> dict:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mosic.core import audio, grouping
+from mosic.core import audio, grouping, replay_gain
 from mosic.core.aggregates import Aggregates, Touched
 from mosic.core.clip_rows import MEDIA_VERSION
 from mosic.core.imports import AUDIO_EXTENSIONS
@@ -333,6 +333,7 @@ class Scan:
         row = rows.changed_row({**fields, "missing_since": None})
         if clip["sha256"] != row["sha256"]:
             row["waveform_name"] = None  # drawn again, in the background
+            row = {**replay_gain.PENDING, **row}  # and measured again, unless its tags say
             batch.drop.append((Clip.waveform_name, clip["waveform_name"]))
         if clip["cover_name"] != row.get("cover_name"):
             batch.drop.append((Clip.cover_name, clip["cover_name"]))
