@@ -42,7 +42,7 @@ from mosic.api.uploads import Uploads
 from mosic.api.users import Me, MyHistory, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
-from mosic.core.backfill import LoudnessBackfill
+from mosic.core.analysis import UploadAnalysis
 from mosic.core.backup import ScheduledBackups
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
@@ -90,6 +90,7 @@ class Services:
     catalogue: Catalogue
     covers: Covers
     waveforms: Waveforms
+    analysis: UploadAnalysis
     probes: Probes
     listing: Listing
     library: Library
@@ -122,7 +123,8 @@ class Services:
         store = make_store(settings, read_ahead)
         covers, waveforms = Covers(store=store), Waveforms(store=store)
         folders = FolderFiles(settings.music_folders, read_ahead)
-        catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
+        catalogue = make_catalogue(db, store, folders, covers=covers)
+        analysis = UploadAnalysis(db=db, store=store, waveforms=waveforms)
         metrics = Metrics()
         renditions = RenditionCache(
             settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
@@ -141,6 +143,7 @@ class Services:
             catalogue=catalogue,
             covers=covers,
             waveforms=waveforms,
+            analysis=analysis,
             probes=Probes(db=db, store=store),
             listing=Listing(db=db),
             library=library,
@@ -162,7 +165,10 @@ class Services:
                 offload_prefix=settings.accel_redirect,
             ),
             uploads=Uploads(
-                catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
+                catalogue=catalogue,
+                analysis=analysis,
+                max_bytes=settings.max_upload_bytes,
+                metrics=metrics,
             ),
             users=make_users(settings, db, credentials),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
@@ -214,7 +220,6 @@ def make_catalogue(
     folders: FolderFiles | None = None,
     *,
     covers: Covers | None = None,
-    waveforms: Waveforms | None = None,
 ) -> Catalogue:
     """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
     the music folders' files (``folders``) for streaming library clips."""
@@ -222,7 +227,6 @@ def make_catalogue(
         db=db,
         store=store,
         covers=covers or Covers(store=store),
-        waveforms=waveforms or Waveforms(store=store),
         blobs=UnusedBlobs(db=db, store=store),
         folders=folders,
     )
@@ -296,10 +300,8 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         ),
         guards,
     ]
-    # Uploads from before loudness get theirs in the background, one process at a time.
-    middleware.append(
-        LoudnessBackfill(db=services.db, store=services.store, waveforms=services.waveforms)
-    )
+    # Uploads' peaks and loudness, after their 201 and in a sweep, one process at a time.
+    middleware.append(services.analysis)
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))
