@@ -86,9 +86,12 @@ async def test_metadata_only_clip_round_trip(api):
         "my_last_played_at",
         "starred",
         "rating",
+        "replay_gain",
         *TAG_FIELDS,
     }
     assert (clip["my_play_count"], clip["my_last_played_at"]) == (0, None)
+    # No audio here: nothing to read a gain from, ever.
+    assert set(clip["replay_gain"].values()) == {None}
     assert (clip["starred"], clip["rating"]) == (False, 0)
     # A clip a client registers is one of the Uploads: only music folders hold paths.
     assert (clip["source"], clip["music_folder"], clip["path"]) == ("upload", "Uploads", None)
