@@ -123,7 +123,7 @@ class Services:
         store = make_store(settings, read_ahead)
         covers, waveforms = Covers(store=store), Waveforms(store=store)
         folders = FolderFiles(settings.music_folders, read_ahead)
-        catalogue = make_catalogue(db, store, folders, covers=covers)
+        catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
         analysis = UploadAnalysis(db=db, store=store, waveforms=waveforms)
         metrics = Metrics()
         renditions = RenditionCache(
@@ -220,6 +220,7 @@ def make_catalogue(
     folders: FolderFiles | None = None,
     *,
     covers: Covers | None = None,
+    waveforms: Waveforms | None = None,
 ) -> Catalogue:
     """The catalogue over ``db`` and ``store`` (the app and the command line share it), and
     the music folders' files (``folders``) for streaming library clips."""
@@ -227,6 +228,7 @@ def make_catalogue(
         db=db,
         store=store,
         covers=covers or Covers(store=store),
+        waveforms=waveforms or Waveforms(store=store),
         blobs=UnusedBlobs(db=db, store=store),
         folders=folders,
     )
@@ -300,7 +302,7 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         ),
         guards,
     ]
-    # Uploads' peaks and loudness, after their 201 and in a sweep, one process at a time.
+    # Uploads' loudness, after their 201 and in a sweep, one process at a time.
     middleware.append(services.analysis)
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.

@@ -35,7 +35,7 @@ from mosic.core.leases import Lease
 from mosic.core.loudness import Loudness
 from mosic.core.waveform import Waveforms, decode
 from mosic.persistence.database import make_database, make_sync_database
-from tests.support.analysis import analysed, analysed_on
+from tests.support.analysis import measured_on, once_measured
 from tests.support.audio import make_signal, make_tones
 from tests.support.database import mosic_env
 from tests.support.server import wait_for
@@ -165,11 +165,10 @@ TAGGED = {
 
 
 async def upload(api, path: Path, **form) -> dict:
-    """The clip once analysed: the 201 comes before its peaks and its measure."""
+    """The clip once measured: the 201 comes before the measure of what its tags lack."""
     answer = await api.upload(path.read_bytes(), path.name, content_type="audio/flac", **form)
     assert answer.status_code == 201, answer.text
-    assert answer.json["waveform_url"] is None
-    return await analysed(api, answer.json["id"])
+    return await once_measured(api, answer.json["id"])
 
 
 async def subsonic_gain(api, clip_id: str) -> dict:
@@ -410,7 +409,7 @@ def assert_an_older_release_is_read_again(tmp_path, record, postgres, before: di
     server reads them again, in the background, while it serves."""
     upload = make_signal(tmp_path / "upload.wav", "wav", "white")
     with serve(tmp_path, record, postgres) as server:
-        uploaded = analysed_on(server, server.upload(upload, "audio/wav")["id"])
+        uploaded = measured_on(server, server.upload(upload, "audio/wav")["id"])
     execute(tmp_path / "data", postgres, FORGET)
     with serve(tmp_path, record, postgres) as server:
         assert httpx.get(server.base + "/healthz", timeout=10).status_code == 200

@@ -54,7 +54,7 @@ class Uploads:
         try:
             clip = await self._receive(req)
             outcome = UploadOutcome.CREATED
-            self._analysis.soon(clip.id)  # peaks and loudness after the 201, not before
+            self._analysis.soon(clip.id)  # its loudness after the 201, not before
             return clip
         except falcon.HTTPError as exc:
             outcome = OUTCOME_BY_STATUS.get(exc.status_code, UploadOutcome.FAILED)

@@ -90,7 +90,7 @@ def import_paths(settings: Settings, paths: list[Path], jobs: int) -> int:
                 limit=settings.max_upload_bytes,
                 done=lambda outcome: report.done(outcome, sizes[outcome.path]),
             )
-            # Their peaks and loudness now, as a server would after each 201 (unless a
+            # Their loudness now, as a server would after each 201 (unless a
             # server's sweep holds the lease: then that server draws them).
             await UploadAnalysis(db=db, store=store, waveforms=Waveforms(store=store)).run()
             return outcomes

@@ -1,10 +1,11 @@
-"""An upload's analysis: its waveform peaks and its loudness (ReplayGain from its tags, and
-what they lack measured, EBU R128), drawn in one decoding pass after its 201, never on the
-way to it: a clip is answered with ``waveform_url`` null and its measured figures null, and
-has them a moment later (``soon``). Uploads whose figures are still to be read — from a
-process that stopped before it drew them, from before migration 0011, or read by ``mosic
-migrate`` for their tags only — are found by a sweep in the background of every serving
-process, a little after it starts and every few minutes.
+"""An upload's loudness: ReplayGain from its tags, and what they lack measured (EBU R128, in
+a decoding pass that also draws its peaks if it has none), after its 201, never on the way
+to it: the measure costs several times the upload itself. A clip is answered with the
+figures its tags hold and the others null, and has them a moment later (``soon``). Uploads
+whose figures are still to be read — from a process that stopped before it measured them,
+from before migration 0011, or read by ``mosic migrate`` for their tags only — are found by
+a sweep in the background of every serving process, a little after it starts and every few
+minutes.
 
 Never in the way of serving: the sweep runs one process at a time across workers and
 replicas (the ``loudness`` lease), a clip at a time; every decode runs in a worker thread
@@ -76,7 +77,7 @@ class UploadAnalysis:
         await self._rounds.stop()
 
     def soon(self, clip_id: uuid.UUID) -> None:
-        """Analyse a clip just added, in the background of this process."""
+        """Measure a clip just added, in the background of this process."""
         task = asyncio.create_task(self._analyse(clip_id), name=f"analysis of {clip_id}")
         self._soon.add(task)
         task.add_done_callback(self._soon.discard)
@@ -86,8 +87,11 @@ class UploadAnalysis:
             found = await self._db.aio_execute(_unread().where(Clip.id == clip_id))
             for clip in found:
                 await self._one(clip)
-        except Exception:  # noqa: BLE001 - the sweep tries again; the upload itself is kept
-            log.exception("clip %s: analysis failed; the next sweep tries again", clip_id)
+        except Exception as exc:  # noqa: BLE001 - the store or database gone, say: the sweep
+            # tries again, and the upload itself is kept. One line, no traceback, as for a
+            # request that meets the same outage.
+            log.warning("clip %s: not measured now (%s); the next sweep tries again",
+                        clip_id, exc or type(exc).__name__)  # fmt: skip
 
     async def run(self) -> int:
         """Analyse every upload still without its figures; how many were (0 when another

@@ -2,8 +2,8 @@
 clip), edited, deleted, played, and its audio opened.
 
 Resources call these methods and shape the answers; nothing here knows about HTTP. Covers,
-peaks and loudness, re-reading and the listing are their own modules' (``covers``,
-``analysis``, ``rereading``, ``listing``).
+peaks, loudness, re-reading and the listing are their own modules' (``covers``,
+``waveform``, ``analysis``, ``rereading``, ``listing``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mosic.core.clip_rows import (
 from mosic.core.covers import Covers
 from mosic.core.keys import Folders, User
 from mosic.core.text import search_text_for
+from mosic.core.waveform import Waveforms
 from mosic.media.storage import Incoming, MediaMissing, MediaStore, StoredMedia
 from mosic.persistence.compiled import BatchedLookup
 from mosic.persistence.models import (
@@ -70,6 +71,7 @@ class Catalogue:
         db,
         store: MediaStore,
         covers: Covers,
+        waveforms: Waveforms,
         blobs: UnusedBlobs,
         folders=None,
     ) -> None:
@@ -77,6 +79,7 @@ class Catalogue:
         self._store = store
         self._folders = folders  # library clips' files (mosic.media.folders.FolderFiles)
         self._covers = covers
+        self._waveforms = waveforms
         self._blobs = blobs
         self._aggregates = Aggregates(db=db)
         # A library clip whose file is missing is not found, everywhere.
@@ -164,9 +167,10 @@ class Catalogue:
         published = False
         try:
             row.update(await self._covers.keep(info))
-            # The tags' figures at once; peaks and the measure after the 201 (``analysis``):
-            # until then the clip is unread (no ``gain_source``).
-            row.update(replay_gain.tag_columns(info.replay_gain), gain_source=None)
+            row.update(await self._waveforms.keep(incoming.sha256, incoming.inspect))
+            # The tags' figures at once; what they lack is measured after the 201
+            # (``analysis``), and until then the clip is unread (no ``gain_source``).
+            row.update(replay_gain.tag_columns(info.replay_gain))
             async with self._db.aio_atomic():
                 await self._insert(row)
                 if not row.get("album_gain_tagged"):  # the album's, combined with it just now

@@ -1,6 +1,6 @@
-"""Waiting for an upload's analysis: its peaks and measured loudness come a moment after its
-201 (``mosic.core.analysis``), as a client sees them: ``waveform_url`` turns from null to
-the clip's waveform."""
+"""Waiting for an upload's loudness: what its tags lack is measured a moment after its 201
+(``mosic.core.analysis``), as a client sees it: ``replay_gain.track_peak`` turns from null
+to a figure (every audible signal the tests make has a peak)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,26 @@ from tests.support.server import wait_for
 ANALYSIS_WAIT_S = 60
 
 
-async def analysed(api, clip_id: str) -> dict:
-    """The clip, once its peaks are drawn (an in-process ``api``)."""
+def _measured(clip: dict) -> bool:
+    return clip["replay_gain"]["track_peak"] is not None
+
+
+async def once_measured(api, clip_id: str) -> dict:
+    """The clip, once its loudness is known (an in-process ``api``)."""
     deadline = time.monotonic() + ANALYSIS_WAIT_S
     while True:
         clip = (await api.get(f"/play/{clip_id}")).json
-        if clip["waveform_url"] is not None:
+        if _measured(clip):
             return clip
-        assert time.monotonic() < deadline, f"clip {clip_id} was not analysed: {clip}"
+        assert time.monotonic() < deadline, f"clip {clip_id} was not measured: {clip}"
         await asyncio.sleep(0.02)
 
 
-def analysed_on(server, clip_id: str) -> dict:
-    """The clip, once its peaks are drawn (a real server)."""
+def measured_on(server, clip_id: str) -> dict:
+    """The clip, once its loudness is known (a real server)."""
 
-    def drawn() -> dict | None:
+    def known() -> dict | None:
         clip = server.get(f"/play/{clip_id}").json()
-        return clip if clip["waveform_url"] is not None else None
+        return clip if _measured(clip) else None
 
-    return wait_for(f"the analysis of clip {clip_id}", drawn, ANALYSIS_WAIT_S, server.log)
+    return wait_for(f"the loudness of clip {clip_id}", known, ANALYSIS_WAIT_S, server.log)
