@@ -15,7 +15,12 @@ FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-RUN python -m venv /opt/venv
+# binutils for strip (below); only this stage has it.
+# hadolint ignore=DL3008
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/* \
+    && python -m venv /opt/venv
 
 # .dockerignore lets only the package sources, pyproject.toml, the README and the lock through.
 # Dependencies come from requirements.lock, every file checked against its hash (.ci/lock
@@ -23,6 +28,28 @@ RUN python -m venv /opt/venv
 COPY . /src
 RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /src/requirements.lock \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps /src \
+    && /opt/venv/bin/mosic --version
+
+# Out of the venv, what nothing in it imports (about a quarter of it): pip and setuptools (the
+# image never installs again), the packages' own test suites, type stubs, Cython and C sources
+# and headers; botocore's models of every AWS service but S3 and the STS and SSO ones its
+# credential providers call (a web-identity role in Kubernetes); and the debug symbols that
+# some wheels leave in their extension modules (PyAV's 32 MB are 6 without). The libraries
+# that auditwheel vendored (*.libs) are left as shipped. Then everything is imported once.
+ARG IMPORT_ALL="import importlib, pkgutil, mosic.app; \
+[importlib.import_module(m.name) for m in pkgutil.walk_packages(mosic.__path__, 'mosic.') \
+ if m.name != 'mosic.__main__']; \
+import av, numpy, PIL.Image, uvloop, httptools, uvicorn, uvicorn_worker, gunicorn.app.base, \
+tqdm, watchfiles, playhouse.migrate, prometheus_client.multiprocess, aiobotocore.session"
+RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+    && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools \
+    && find "$site" -depth -type d -name tests -exec rm -rf {} + \
+    && find "$site" -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' \
+         -o -name '*.c' -o -name '*.h' \) -delete \
+    && find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d \
+         ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+    && find "$site" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
+    && /opt/venv/bin/python -c "$IMPORT_ALL" \
     && /opt/venv/bin/mosic --version
 
 # --- final stage: the same slim Python, the venv, a non-root user --------------------------

@@ -161,11 +161,11 @@ def pin_server(pid: int) -> None:
 def pin_postgres(url: str) -> None:
     """PostgreSQL beside the client (CPU 1): its postmaster and so every backend forked later.
     Only the throwaway cluster: a database given in MOSIC_TEST_DATABASE_URL is left alone."""
-    import psycopg2
+    import psycopg
 
     if os.environ.get("MOSIC_TEST_DATABASE_URL"):
         return
-    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+    with contextlib.closing(psycopg.connect(url)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         ppid = _parent(cur.fetchone()[0])
     if ppid is None:

@@ -19,6 +19,7 @@ import orjson
 from mosic.api import auth
 from mosic.api.clips import ClipCollection, ClipItem, ClipStats, ClipUpload
 from mosic.api.covers import ClipCover
+from mosic.api.decisions import NginxDecisions
 from mosic.api.errors import register_error_handlers
 from mosic.api.library import LibraryScan
 from mosic.api.lyrics import ClipLyrics
@@ -163,6 +164,7 @@ class Services:
                 metrics=metrics,
                 link_ttl=settings.signed_url_ttl,
                 offload_prefix=settings.accel_redirect,
+                decides=settings.nginx_auth_request,
             ),
             uploads=Uploads(
                 catalogue=catalogue,
@@ -300,6 +302,10 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
             pool_usage=lambda: pool_usage(services.db),
             access_log=services.access_log,
         ),
+        # nginx's questions before streams get a 204 unless they name a file; always there,
+        # so a question to a Mosic without MOSIC_NGINX_AUTH_REQUEST is passed back, not
+        # answered with bytes. After the observer: it shapes an answer before it is logged.
+        NginxDecisions(),
         guards,
     ]
     # Uploads' loudness, after their 201 and in a sweep, one process at a time.

@@ -117,6 +117,8 @@ class Settings:
     transcode_cache_mb: int = DEFAULT_TRANSCODE_CACHE_MB
     # With nginx in front: the internal location's prefix, e.g. "/internal-media/".
     accel_redirect: str | None = None
+    # With nginx in front asking first (auth_request): stream decisions, nginx sends the file.
+    nginx_auth_request: bool = False
     read_api_keys: tuple[str, ...] = ()
     max_json_kb: int = 64
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
@@ -139,9 +141,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.storage == "s3" and self.s3 is None:
             raise SettingsError(f"{PREFIX}S3_BUCKET is required when {PREFIX}STORAGE=s3")
+        # nginx sends files from its own disk: the local media root.
         if self.accel_redirect and self.storage != "local":
-            # nginx sends files from its own disk: the local media root.
             raise SettingsError(f"{PREFIX}ACCEL_REDIRECT needs {PREFIX}STORAGE=local")
+        if self.nginx_auth_request and self.storage != "local":
+            raise SettingsError(f"{PREFIX}NGINX_AUTH_REQUEST needs {PREFIX}STORAGE=local")
         # Paths are resolved once so a later chdir (gunicorn does one) cannot move the data.
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         media = self.media_root if self.media_root is not None else self.data_dir / "media"
@@ -476,6 +480,7 @@ def _read(env: Env) -> Settings:
             "TRANSCODE_CACHE_MB", env.int("TRANSCODE_CACHE_MB", DEFAULT_TRANSCODE_CACHE_MB)
         ),
         accel_redirect=_accel_prefix(env.str("ACCEL_REDIRECT", None)),
+        nginx_auth_request=env.bool("NGINX_AUTH_REQUEST", False),
         **_access_and_limits(env),
         **_library(env),
     )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import falcon.testing
-import psycopg2
+import psycopg
 import pytest
 
 from mosic.app import create_app
@@ -117,8 +117,7 @@ def reset_database(settings: Settings) -> None:
 def postgres_database(postgres_url: str) -> Iterator[PostgresConfig]:
     """A new, empty PostgreSQL database on the test cluster, dropped afterwards."""
     name = f"mosic_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(postgres_url)
-    admin.autocommit = True
+    admin = psycopg.connect(postgres_url, autocommit=True)
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     config = parse_database_url(postgres_url)

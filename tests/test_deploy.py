@@ -555,8 +555,10 @@ GATEWAY_AND_ALERTS = {
         }
     ],
 }
+NGINX_SIDECAR = {"nginx": {"enabled": True}, "networkPolicy": {"httpFrom": [{"podSelector": {}}]}}
 RENDER_CASES = {
     "default": {},
+    "nginx-sidecar": NGINX_SIDECAR,
     "gateway-alerts-name-override": GATEWAY_AND_ALERTS,
     "production": production_values(),
     "cnpg-everything-on": EVERYTHING_ON,
@@ -872,6 +874,80 @@ def test_prometheus_finds_the_pods_and_grafana_the_dashboard(chart):
 
 def test_the_chart_ships_the_same_dashboard_file():
     assert (CHART / "dashboards/mosic.json").read_bytes() == DASHBOARD.read_bytes()
+
+
+NGINX_SITE = REPO / "deploy/nginx/mosic-auth-request.conf"
+
+
+def test_the_chart_ships_the_same_nginx_site():
+    assert (CHART / "files/mosic-auth-request.conf").read_bytes() == NGINX_SITE.read_bytes()
+
+
+def test_the_auth_request_site_keeps_sendfile_for_the_question_too():
+    """nginx lets a subrequest's location decide sendfile for the whole connection: set only
+    where the file is sent, the question (a location without it) turned it off, and nginx
+    read and copied every file. So it is set for the server, and no location unsets it."""
+    lines = [line.split("#")[0].strip() for line in NGINX_SITE.read_text().splitlines()]
+    depth, server_level = 0, []
+    for line in lines:
+        if depth == 1:
+            server_level.append(line)
+        depth += line.count("{") - line.count("}")
+    assert "sendfile on;" in server_level
+    assert "sendfile off;" not in lines
+
+
+def test_the_nginx_sidecar_sends_the_files_and_the_service_points_at_it(chart):
+    docs = render(chart, NGINX_SIDECAR)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    sidecar = containers(one(docs, "Deployment"))["nginx"]
+    assert env_of(containers(one(docs, "Deployment"))["mosic"])["MOSIC_NGINX_AUTH_REQUEST"] == {
+        "name": "MOSIC_NGINX_AUTH_REQUEST",
+        "value": "true",
+    }
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    assert mounts["data"] == {"name": "data", "mountPath": "/data", "readOnly": True}
+    assert sidecar["ports"] == [{"name": "nginx", "containerPort": 8080, "protocol": "TCP"}]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # reads what Mosic wrote
+    assert mosic_service(docs)["spec"]["ports"][0]["targetPort"] == "nginx"
+    (config,) = [d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("-nginx")]
+    site = config["data"]["default.conf"]
+    # The shipped site, only its three marked values set for the pod.
+    assert (
+        site.strip()
+        == NGINX_SITE.read_text()
+        .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{CONTAINER_PORT};")
+        .replace("listen 80;", "listen 8080;")
+        .replace("root /var/lib/mosic/media;", "root /data/media;")
+        .strip()
+    )
+    policy = next(p for p in kinds(docs, "NetworkPolicy") if p["metadata"]["name"] == RELEASE)
+    assert {"port": "nginx", "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
+    # Without it: no sidecar, the Service on Mosic's own port.
+    plain = render(chart, {})
+    assert "nginx" not in containers(one(plain, "Deployment"))
+    assert mosic_service(plain)["spec"]["ports"][0]["targetPort"] == "http"
+    with pytest.raises(helm.HelmRenderError, match="storage.type=local"):
+        render(chart, {**S3_VALUES, "nginx": {"enabled": True}})
+
+
+def test_compose_offers_nginx_asking_mosic_before_streams():
+    services = compose()["services"]
+    nginx = services["nginx"]
+    assert nginx["profiles"] == ["nginx"]  # off unless asked for
+    site = NGINX_SITE.read_text()
+    assert "server 127.0.0.1:8000;" in site and "root /var/lib/mosic/media;" in site
+    # The shipped file, Mosic's address set to the service's; the media volume where the
+    # file's root says, read-only.
+    assert "s/server 127.0.0.1:8000;/server mosic:8000;/" in " ".join(nginx["command"])
+    assert (
+        "./deploy/nginx/mosic-auth-request.conf:/etc/mosic/mosic-auth-request.conf:ro"
+        in (nginx["volumes"])
+    )
+    assert "mosic-data:/var/lib/mosic:ro" in nginx["volumes"]
+    env = service_env(services["mosic"])
+    assert env["MOSIC_NGINX_AUTH_REQUEST"] == "${MOSIC_NGINX_AUTH_REQUEST:-false}"
 
 
 def test_production_values_run_three_replicas_on_shared_storage_and_external_postgres(chart):

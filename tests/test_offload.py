@@ -1,8 +1,12 @@
 """Listening through nginx with the offload on: Mosic authorises and counts, nginx sends.
 
-A real Debian nginx, configured with the shipped deploy/nginx/mosic.conf, in front of a real
-``mosic serve`` started with ``MOSIC_ACCEL_REDIRECT=/internal-media/``. Every answer is
-checked against the streaming contract, and the play count after each kind of request.
+A real Debian nginx in front of a real ``mosic serve``, in each of the two shipped ways, on
+SQLite and on PostgreSQL: deploy/nginx/mosic.conf with ``MOSIC_ACCEL_REDIRECT=/internal-media/``
+(Mosic answers, nginx swaps in the file), and deploy/nginx/mosic-auth-request.conf with
+``MOSIC_NGINX_AUTH_REQUEST=true`` (nginx asks Mosic first, then sends the file from its own
+location, or passes the request on). Every answer is checked against the streaming contract,
+and the play count after each kind of request. Local storage: with S3 Mosic redirects players
+to the bucket, and no nginx sends bytes.
 """
 
 from __future__ import annotations
@@ -12,27 +16,47 @@ import contextlib
 import httpx
 import pytest
 
+from tests.conftest import postgres_database
 from tests.support.audio import make_clip
-from tests.support.nginx import OFFLOAD_PREFIX, nginx_in_front
+from tests.support.measure import metric
+from tests.support.nginx import OFFLOAD_PREFIX, SHIPPED, SHIPPED_AUTH_REQUEST, nginx_in_front
 from tests.support.server import mosic_serve
 
+MODES = {
+    "accel": (SHIPPED, {"MOSIC_ACCEL_REDIRECT": OFFLOAD_PREFIX}),
+    "auth_request": (SHIPPED_AUTH_REQUEST, {"MOSIC_NGINX_AUTH_REQUEST": "true"}),
+}
 
-@pytest.fixture(scope="module")
-def front(tmp_path_factory):
-    """(nginx's base URL, the Mosic server behind it)."""
+
+def db_env(pg) -> dict[str, str]:
+    if pg is None:
+        return {}
+    return {"MOSIC_DB_HOST": pg.host, "MOSIC_DB_PORT": str(pg.port), "MOSIC_DB_USER": pg.user,
+            "MOSIC_DB_NAME": pg.name}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=[(m, db) for m in MODES for db in ("sqlite", "postgresql")],
+                ids=lambda p: f"{p[0]}-{p[1]}")  # fmt: skip
+def front(request, tmp_path_factory):
+    """(nginx's base URL, the Mosic server behind it, the mode)."""
+    mode, database = request.param
+    site, settings = MODES[mode]
     tmp = tmp_path_factory.mktemp("offload")
     with contextlib.ExitStack() as stack:
-        mosic = stack.enter_context(mosic_serve(tmp / "data", MOSIC_ACCEL_REDIRECT=OFFLOAD_PREFIX))
+        pg = None
+        if database == "postgresql":
+            pg = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url")))
+        mosic = stack.enter_context(mosic_serve(tmp / "data", **settings, **db_env(pg)))
         base, _ = stack.enter_context(
-            nginx_in_front(mosic.base, mosic.data_dir / "media", tmp / "nginx")
+            nginx_in_front(mosic.base, mosic.data_dir / "media", tmp / "nginx", site)
         )
-        yield base, mosic
+        yield base, mosic, mode
 
 
 @pytest.fixture(scope="module")
 def song(front, tmp_path_factory):
     """(the clip, its bytes, Mosic's own validators for it, asked directly)."""
-    base, mosic = front
+    base, mosic, _ = front
     path = make_clip(tmp_path_factory.mktemp("song") / "song.mp3", "mp3", seconds=3.0)
     clip = mosic.upload(path, "audio/mpeg")
     direct = httpx.head(mosic.base + clip["audio_url"], headers=mosic.headers, timeout=10)
@@ -40,7 +64,7 @@ def song(front, tmp_path_factory):
 
 
 def get(front, path: str, method: str = "GET", **headers: str) -> httpx.Response:
-    base, mosic = front
+    base, mosic, _ = front
     return httpx.request(method, base + path, headers={**mosic.headers, **headers}, timeout=10)
 
 
@@ -59,9 +83,14 @@ def check_validators(resp: httpx.Response, direct) -> None:
     assert "x-accel-redirect" not in resp.headers
 
 
+def sent_by_mosic(front) -> float:
+    """Audio bytes Mosic itself has sent (offloaded ones are not among them)."""
+    return metric(front[1].metrics(), "mosic_stream_bytes_total")
+
+
 def test_a_plain_get_is_sent_by_nginx_and_counted_once(front, song):
     clip, data, direct = song
-    before = plays(front, clip)
+    before, mosic_sent = plays(front, clip), sent_by_mosic(front)
     resp = get(front, clip["audio_url"])
     assert resp.status_code == 200
     assert resp.content == data
@@ -69,10 +98,11 @@ def test_a_plain_get_is_sent_by_nginx_and_counted_once(front, song):
     check_validators(resp, direct)
     assert plays(front, clip) == before + 1
     # The signed link works through nginx too, and counts as well.
-    base, _ = front
+    base = front[0]
     signed = httpx.get(base + clip["stream_url"], timeout=10)
     assert signed.status_code == 200 and signed.content == data
     assert plays(front, clip) == before + 2
+    assert sent_by_mosic(front) == mosic_sent  # nginx sent every byte
 
 
 @pytest.mark.parametrize(
@@ -123,6 +153,89 @@ def test_conditions_and_head_through_nginx(front, song):
 
 
 def test_the_internal_location_is_not_reachable_from_outside(front, song):
-    name = next(p.name for p in (front[1].data_dir / "media").rglob("*.mp3"))
-    assert get(front, OFFLOAD_PREFIX + name).status_code == 404
+    stored = next((front[1].data_dir / "media").rglob("*.mp3"))
+    assert get(front, OFFLOAD_PREFIX + stored.name).status_code == 404
+    assert get(front, f"/{stored.parent.name}/{stored.name}").status_code == 404
+    assert get(front, "/_mosic/decide").status_code == 404
     assert get(front, "/play").status_code == 200
+
+
+def test_refusals_are_mosics_own_answers(front, song):
+    """A request Mosic refuses gets Mosic's answer, body and all, through nginx, and is not
+    counted; nor is a clip that does not exist."""
+    clip, _, _ = song
+    before = plays(front, clip)
+    base = front[0]
+    anonymous = httpx.get(base + clip["audio_url"], timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/json"
+    assert "API key" in anonymous.json()["description"]
+    forged = httpx.get(base + clip["stream_url"].replace("sig=", "sig=0"), timeout=10)
+    assert forged.status_code in (401, 403)
+    assert get(front, "/play/00000000-0000-4000-8000-000000000000/stream").status_code == 404
+    assert plays(front, clip) == before
+
+
+def test_a_client_cannot_ask_nginxs_question(front, song):
+    """The question's header from a client is dropped by nginx: the client gets the bytes
+    (or Mosic's answer), never a decision naming the stored file."""
+    clip, data, _ = song
+    before = plays(front, clip)
+    resp = get(front, clip["audio_url"], **{"X-Mosic-Decide": "1"})
+    assert resp.status_code == 200 and resp.content == data
+    assert "x-mosic-file" not in resp.headers
+    assert plays(front, clip) == before + 1
+
+
+def test_subsonic_stream_through_nginx(front, song):
+    """Subsonic's stream through nginx: the bytes and ranges; it counts no play (Subsonic
+    apps scrobble)."""
+    clip, data, _ = song
+    base, mosic, _ = front
+    before = plays(front, clip)
+    query = {"id": clip["id"], "apiKey": mosic.api_key, "v": "1.16.1", "c": "test"}
+    resp = httpx.get(base + "/rest/stream", params=query, timeout=10)
+    assert resp.status_code == 200 and resp.content == data
+    assert resp.headers["content-type"] == "audio/mpeg"
+    seek = httpx.get(base + "/rest/stream.view", params=query, headers={"Range": "bytes=10-19"})
+    assert seek.status_code == 206 and seek.content == data[10:20]
+    assert plays(front, clip) == before
+
+
+def test_a_transcode_is_mosics_and_counted_once(front, song):
+    clip, _, _ = song
+    before = plays(front, clip)
+    resp = get(front, clip["audio_url"] + "?format=opus&bitrate=32")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("audio/ogg")
+    assert resp.content[:4] == b"OggS"
+    assert plays(front, clip) == before + 1
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_nginx_asking_a_mosic_that_does_not_decide_still_streams(request, tmp_path, database):
+    """The auth_request site in front of a Mosic without MOSIC_NGINX_AUTH_REQUEST: every
+    question is passed back (204), Mosic sends the bytes itself, and counts each play once."""
+    with contextlib.ExitStack() as stack:
+        pg = None
+        if database == "postgresql":
+            pg = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url")))
+        mosic = stack.enter_context(mosic_serve(tmp_path / "data", **db_env(pg)))
+        base, _ = stack.enter_context(
+            nginx_in_front(mosic.base, mosic.data_dir / "media", tmp_path / "nginx",
+                           SHIPPED_AUTH_REQUEST)
+        )  # fmt: skip
+        path = make_clip(tmp_path / "song.mp3", "mp3", seconds=2.0)
+        clip = mosic.upload(path, "audio/mpeg")
+        before = metric(mosic.metrics(), "mosic_stream_bytes_total")
+        resp = httpx.get(base + clip["audio_url"], headers=mosic.headers, timeout=10)
+        assert resp.status_code == 200 and resp.content == path.read_bytes()
+        sent = metric(mosic.metrics(), "mosic_stream_bytes_total") - before
+        assert sent == len(resp.content)  # Mosic sent them, not nginx
+        stats = httpx.get(f"{mosic.base}/play/{clip['id']}/stats", headers=mosic.headers)
+        assert stats.json()["play_count"] == 1
+        asked = httpx.get(mosic.base + clip["audio_url"], headers={**mosic.headers,
+                          "X-Mosic-Decide": "1"})  # fmt: skip
+        assert asked.status_code == 204 and not asked.content
+        assert "x-mosic-file" not in asked.headers
+        assert "MOSIC_NGINX_AUTH_REQUEST is off" in mosic.log_tail()

@@ -118,6 +118,12 @@ def test_a_generated_key_is_announced_once_and_then_reused(tmp_path):
         ({"MOSIC_TRANSCODE_MAX": "0"}, "MOSIC_TRANSCODE_MAX"),
         ({"MOSIC_TRANSCODE_CACHE_MB": "lots"}, "MOSIC_TRANSCODE_CACHE_MB"),
         ({"MOSIC_ACCEL_REDIRECT": "internal-media"}, "MOSIC_ACCEL_REDIRECT"),
+        ({"MOSIC_NGINX_AUTH_REQUEST": "maybe"}, "MOSIC_NGINX_AUTH_REQUEST"),
+        # nginx sends from its own disk: not with the media in a bucket.
+        (
+            {"MOSIC_NGINX_AUTH_REQUEST": "true", "MOSIC_STORAGE": "s3", "MOSIC_S3_BUCKET": "b"},
+            "MOSIC_NGINX_AUTH_REQUEST",
+        ),
         ({"MOSIC_MAX_JSON_KB": "0"}, "MOSIC_MAX_JSON_KB"),
         ({"MOSIC_BODY_TIMEOUT_S": "0"}, "MOSIC_BODY_TIMEOUT_S"),
         ({"MOSIC_BODY_TIMEOUT_S": "soon"}, "MOSIC_BODY_TIMEOUT_S"),

@@ -1,9 +1,10 @@
-"""The web player at ``/``: its headers without a browser, then a person's visit in Debian's
-headless Chromium (driven by selenium through Debian's chromedriver) against a real
-``mosic serve``: sign in, list, search, page, upload through the file input, play, seek by
-clicking the seek bar and by keyboard, and exactly one play counted, with no console error
-and no Content-Security-Policy violation on the way; a file dropped on the page, drawn as a
-waveform on the seek bar; a refused key asked for again, and an expired link renewed."""
+"""The web app at ``/``: its headers and its size without a browser, then a person's visit in
+Debian's headless Chromium (driven by selenium through Debian's chromedriver) against a real
+``mosic serve`` on SQLite and on PostgreSQL: sign in, open Songs, list, search, page, upload
+through the file input, play, seek by clicking the seek bar and by keyboard, and exactly one
+play counted, with no console error and no Content-Security-Policy violation on the way; a
+file dropped on the page, drawn as a waveform on the seek bar; a refused key asked for again,
+and an expired link renewed. The library's screens and the player: tests/test_web_app.py."""
 
 from __future__ import annotations
 
@@ -20,52 +21,44 @@ from pathlib import Path
 import falcon.testing
 import httpx
 import pytest
-from axe_selenium_python import Axe
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.wait import WebDriverWait
 
 from mosic.app import create_app
 from mosic.settings import Settings
+from tests.conftest import LOCAL_BACKENDS, new_postgres_db
 from tests.support.audio import make_clip, make_wav_of_size
+from tests.support.browser import (
+    accessibility_problems,
+    appears,
+    assert_clean,
+    chromium,
+    click,
+    console,
+    database_env,
+    named,
+    names,
+    wait,
+)
 from tests.support.server import mosic_serve
 
-# Debian's packages (as .ci/run installs them), or a Chrome and chromedriver found on PATH.
-CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
-CHROMEDRIVER = shutil.which("chromedriver")
-assert CHROMIUM and CHROMEDRIVER, "install Debian's chromium and chromium-driver packages"
-# As root, in a container, with no network but loopback: nothing that phones home.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,860",
-)
-WAIT_S = 30
-PAGE_SIZE = 20  # player.js
+PAGE_SIZE = 20  # clips.js
 UPLOAD_BYTES = 12_000_000
-# Set to a path to keep the screenshot (docs/web-player.png in the repository is one).
+# Set to a path to keep the screenshot (docs/web-songs.png in the repository is one).
 SCREENSHOT_ENV = "MOSIC_WEB_SCREENSHOT"
-# Recorded from before the page's own script runs (DevTools injects it; CSP does not apply).
-WATCH = """
-window.__violations = [];
-window.__errors = [];
-document.addEventListener("securitypolicyviolation",
-  (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
-window.addEventListener("unhandledrejection", (e) => window.__errors.push(String(e.reason)));
-"""
+STATIC = Path(__file__).resolve().parents[1] / "mosic" / "web" / "static"
+# What the library's page loads: its style sheets and every module of its script (preloaded
+# together rather than found one import after another); admin.js when an admin opens Users.
+APP_FILES = (
+    "icon.svg", "player.css", "app.css", "app.js", "api.js", "browse.js",
+    "clips.js", "dom.js", "gain.js", "lyrics.js", "mine.js", "player.js", "queue.js",
+    "seekbar.js", "session.js", "songs.js", "upload.js",
+)  # fmt: skip
+# The issue's budget for the page's JavaScript and CSS, uncompressed.
+SCRIPT_AND_STYLE_MAX = 100 * 1024
 
 
 # -- without a browser: the headers ----------------------------------------------------------
@@ -110,7 +103,7 @@ def test_the_page_and_its_files_carry_a_strict_policy_and_validators(client):
     html = Page()
     html.feed(page.text)
     assert html.inline == [], "inline script or style would need 'unsafe-inline'"
-    assert sorted(set(html.loads)) == ["/web/icon.svg", "/web/player.css", "/web/player.js"]
+    assert sorted(set(html.loads)) == sorted(f"/web/{name}" for name in APP_FILES)
 
     expected = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     for path in ["/", *sorted(set(html.loads))]:
@@ -134,6 +127,37 @@ def test_the_page_and_its_files_carry_a_strict_policy_and_validators(client):
         assert other.status_code == 200 and other.content == result.content
 
 
+IMPORT = r'^(?:import|export)\b[^;]*?from "\./([\w-]+\.js)";'
+PLAYER_MODULES = {"dom.js", "gain.js", "lyrics.js", "queue.js", "seekbar.js", "session.js"}
+
+
+def imports(module: str) -> set[str]:
+    """The modules ``module`` imports, and theirs, and so on (static imports)."""
+    found, todo = set(), [module]
+    while todo:
+        text = (STATIC / todo.pop()).read_text(encoding="utf-8")
+        for name in re.findall(IMPORT, text, re.M | re.S):
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def test_the_page_preloads_every_module_and_stays_under_its_size_budget(client):
+    html = Page()
+    html.feed(client.simulate_get("/").text)
+    scripts = {Path(url).name for url in html.loads if url.endswith(".js")}
+    # Every module the script imports is asked for at once: no round trip per import level.
+    assert scripts == {"app.js"} | imports("app.js")
+    # The player stands alone (a share page loads it without the library's screens).
+    assert imports("player.js") == PLAYER_MODULES
+    assert 'import("./admin.js")' in (STATIC / "app.js").read_text(encoding="utf-8")
+    # The budget holds for everything the app may load, the admin's screens too.
+    styled = [url for url in html.loads if url.endswith((".js", ".css"))] + ["/web/admin.js"]
+    size = sum(len(client.simulate_get(url).content) for url in set(styled))
+    assert 20 * 1024 < size < SCRIPT_AND_STYLE_MAX, size
+
+
 def test_an_unknown_player_file_is_a_json_404(client):
     for path in ("/web/nope.js", "/web/..%2Fpages.py", "/web/index.htm"):
         result = client.simulate_get(path)
@@ -146,59 +170,30 @@ def test_an_unknown_player_file_is_a_json_404(client):
 
 @pytest.fixture
 def browser(tmp_path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
-        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
-def wait(driver, what: str, check, timeout: float = WAIT_S):
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: check())
-    except TimeoutException:
-        raise AssertionError(f"timed out waiting for {what}; console: {console(driver)}") from None
-
-
-def console(driver) -> list[dict]:
-    """Console messages since the last call (Chromium's log is read once)."""
-    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
-
-
-def named(driver, css: str, name: str) -> WebElement:
-    """The visible element matching ``css`` whose accessible name (as a screen reader gets
-    it, computed by Chromium) is ``name``."""
-    found = [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.accessible_name == name]
-    assert len(found) == 1, f"{len(found)} {css} named {name!r}"
-    return found[0]
-
-
-def click(driver, element: WebElement) -> None:
-    """Click as a person would: scrolled to the middle first, clear of the fixed player bar
-    (WebDriver scrolls only until the element is somewhere in the window)."""
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    element.click()
+@pytest.fixture(params=LOCAL_BACKENDS)
+def database(request) -> Iterator[dict[str, str]]:
+    """``mosic serve``'s database settings: SQLite in its data dir, or a fresh PostgreSQL."""
+    with new_postgres_db(request) as postgres:
+        yield database_env(postgres)
 
 
 def play_buttons(driver) -> list[str] | None:
-    """The titles on the Play buttons, as a screen reader reads them (None mid-render)."""
-    try:
-        names = [e.accessible_name for e in driver.find_elements(By.CSS_SELECTOR, "#clips button")]
-    except StaleElementReferenceException:
+    """The titles on the list's Play buttons, as a screen reader reads them (None mid-render).
+    Each row also has "Add TITLE to queue" and "Star TITLE"."""
+    found = names(driver, "#clips button")
+    if found is None:
         return None
-    return [n.removeprefix("Play ") for n in names]
+    return [n.removeprefix("Play ") for n in found if n.startswith("Play ")]
 
 
 def audio_time(driver) -> float:
-    return driver.execute_script("return document.querySelector('audio').currentTime")
+    """Where the playing song is (the player has a second <audio>, "audio-next", that loads
+    the next song of the queue before its turn)."""
+    return driver.execute_script("return document.getElementById('audio').currentTime")
 
 
 def stream_requests(server, status: str = "20[06]") -> int:
@@ -235,33 +230,31 @@ def sign_in(driver, server) -> None:
     key.send_keys(server.api_key, Keys.ENTER)
 
 
-def accessibility_problems(driver) -> list[str]:
-    """What axe-core (the accessibility engine, bundled by axe-selenium-python) finds wrong
-    with the page as it is now: names, roles, ARIA, contrast, landmarks, and so on."""
-    axe = Axe(driver)
-    axe.inject()
-    violations = axe.run()["violations"]
-    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations]
+def to_songs(driver) -> None:
+    """Open Songs: the app opens on the album grid; the clips' list is under Songs."""
+    click(driver, wait(driver, "the navigation", lambda: appears(driver, "nav a", "Songs")))
+    wait(driver, "Songs", lambda: driver.find_elements(By.ID, "summary"))
 
 
-def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp_path):
-    with mosic_serve(tmp_path / "data") as server:
+def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, database, tmp_path):
+    with mosic_serve(tmp_path / "data", **database) as server:
         seed(server, tmp_path)
         sign_in(browser, server)
+        who = browser.find_element(By.ID, "who")  # whose key this screen uses
+        wait(browser, "who is signed in", lambda: who.text == "Signed in as mosic (admin)")
+        search = named(browser, "input", "Search")
+        assert search.get_attribute("type") == "search"
+        assert search == browser.switch_to.active_element  # the focus moved on from the key
+        to_songs(browser)
         wait(browser, "the list", lambda: len(play_buttons(browser) or ()) == 4)
         assert play_buttons(browser) == [
             "Radio Elsewhere", "Slow Piano Study", "Harbour at Night", "Morning Birds",
         ]  # fmt: skip
         assert browser.find_element(By.ID, "summary").text == "1–4 of 4 clips"
-        who = browser.find_element(By.ID, "who")  # whose key this screen uses
-        wait(browser, "who is signed in", lambda: who.text == "Signed in as mosic (admin)")
         # Not playable here (the policy allows media from Mosic only), and says so.
         assert not named(browser, "button", "Play Radio Elsewhere").is_enabled()
         assert "Hosted elsewhere" in browser.find_element(By.CSS_SELECTOR, "#clips li").text
 
-        search = named(browser, "input", "Search")
-        assert search.get_attribute("type") == "search"
-        assert search == browser.switch_to.active_element  # the focus moved on from the key
         search.send_keys("field")
         wait(browser, "the search", lambda: len(play_buttons(browser) or ()) == 2)
         assert play_buttons(browser) == ["Harbour at Night", "Morning Birds"]
@@ -286,22 +279,11 @@ def test_a_visit_lists_searches_uploads_plays_seeks_and_counts_once(browser, tmp
         assert accessibility_problems(browser) == []  # the list, the player and its seek bar
         keep_screenshot(browser, tmp_path)
         page_through(browser, server)
-        browser.refresh()  # the key is remembered: straight to the list
+        browser.refresh()  # the key is remembered: straight back to Songs
         wait(browser, "the list again", lambda: len(play_buttons(browser) or ()) == PAGE_SIZE)
         assert not browser.find_element(By.ID, "sign-in").is_displayed()
 
         assert_clean(browser)
-
-
-def assert_clean(browser) -> None:
-    """No console error or warning, no policy violation, no uncaught error; and proof that
-    each of those watches sees what it is there for."""
-    assert console(browser) == []
-    assert browser.execute_script("return window.__violations") == []
-    assert browser.execute_script("return window.__errors") == []
-    browser.execute_script("console.error('seen'); document.body.setAttribute('style', 'x')")
-    wait(browser, "a violation", lambda: browser.execute_script("return window.__violations"))
-    assert any("seen" in entry["message"] for entry in console(browser))
 
 
 def listen_and_seek(browser, server, clip: dict, plays: WebElement) -> None:
@@ -419,10 +401,11 @@ def drawn_peaks(browser) -> tuple[int, list[int]] | None:
     return (height, columns) if max(columns[-TAIL_COLUMNS:]) > height / 2 else None
 
 
-def test_a_dropped_file_uploads_and_its_seek_bar_shows_its_waveform(browser, tmp_path):
+def test_a_dropped_file_uploads_and_its_seek_bar_shows_its_waveform(browser, database, tmp_path):
     song = silent_then_loud(tmp_path / "half-silent.wav", 10.0)
-    with mosic_serve(tmp_path / "data") as server:
+    with mosic_serve(tmp_path / "data", **database) as server:
         sign_in(browser, server)
+        to_songs(browser)
         summary = browser.find_element(By.ID, "summary")
         wait(browser, "the empty list", lambda: summary.text == "No clips.")
         browser.execute_script(DROP, base64.b64encode(song.read_bytes()).decode(), song.name)
@@ -449,10 +432,10 @@ def expires(clip: dict) -> int:
     return int(re.search(r"[?&]expires=(\d+)", clip["stream_url"]).group(1))
 
 
-def test_a_refused_key_asks_again_and_an_expired_link_is_renewed(browser, tmp_path):
+def test_a_refused_key_asks_again_and_an_expired_link_is_renewed(browser, database, tmp_path):
     song = make_clip(tmp_path / "a.mp3", "mp3", seconds=3.0, title="Short Song")
     # Links live 2 s: the one in the list has expired by the time Play is pressed.
-    with mosic_serve(tmp_path / "data", MOSIC_SIGNED_URL_TTL="2") as server:
+    with mosic_serve(tmp_path / "data", MOSIC_SIGNED_URL_TTL="2", **database) as server:
         clip = server.upload(song, "audio/mpeg")
         browser.get(server.base + "/")
         key = wait(browser, "the key prompt", lambda: named(browser, "input", "API key"))
@@ -467,6 +450,9 @@ def test_a_refused_key_asks_again_and_an_expired_link_is_renewed(browser, tmp_pa
         ]
 
         named(browser, "input", "API key").send_keys(server.api_key, Keys.ENTER)
+        heading = wait(browser, "the app", lambda: browser.find_elements(By.ID, "view-heading"))
+        assert heading[0].text == "Albums"  # where the app opens
+        to_songs(browser)
         wait(browser, "the list", lambda: play_buttons(browser) == ["Short Song"])
         listed_until = expires(server.get("/play").json()[0])
         wait(browser, "the listed link to expire", lambda: time.time() > listed_until + 1, 10)

@@ -12,13 +12,13 @@ import falcon
 
 from mosic.api import params
 from mosic.api.errors import bad_request
-from mosic.api.shapes import clip_json, next_link, stats_json
+from mosic.api.shapes import AnswerLinks, clip_json, next_link, stats_json
 from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
 from mosic.core.listing import Listing
 from mosic.core.marks import UNMARKED, ClipMarks, Marks
-from mosic.core.signing import Links, Signer
+from mosic.core.signing import Signer
 from mosic.core.text import DESCRIPTION_MAX
 from mosic.persistence.models import TAG_MAX, TITLE_MAX, UPLOADS, Clip
 
@@ -44,10 +44,10 @@ def may_upload(req) -> None:
         )
 
 
-def links(req, signer: Signer) -> Links:
+def links(req, signer: Signer) -> AnswerLinks:
     """The answer's signed links, made for the caller: they open what it may see."""
     user = req.context.grant.user
-    return signer.for_user(user.id if user is not None else None)
+    return AnswerLinks(signer.for_user(user.id if user is not None else None))
 
 
 class ClipCollection:
@@ -76,7 +76,10 @@ class ClipCollection:
             raise bad_request(f"'cursor': {exc}") from None
         marks = await self._marks.of(req.context.grant.user.id, [c.id for c in page.clips])
         signed = links(req, self._signer)
-        resp.media = [clip_json(c, signed, marks.get(c.id, UNMARKED)) for c in page.clips]
+        if marks:
+            resp.media = [clip_json(c, signed, marks.get(c.id, UNMARKED)) for c in page.clips]
+        else:  # most pages: no UUID hashed per row to find no marks
+            resp.media = [clip_json(c, signed) for c in page.clips]
         resp.set_header("X-Total-Count", str(page.total))
         link = next_link(req.path, query, page)
         if link:

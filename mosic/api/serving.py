@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import falcon
 
+from mosic.api.decisions import DECIDE_HEADER, FILE_HEADER, asks_decision
 from mosic.api.middleware import DISCONNECT_EVENT
 from mosic.core.catalogue import Catalogue
 from mosic.core.covers import Covers
@@ -32,6 +35,8 @@ from mosic.media.storage import StoredMedia
 from mosic.media.transcode import Rendition, Transcoder
 from mosic.observability.metrics import Metrics
 from mosic.persistence.models import UPLOAD, WholeClip
+
+log = logging.getLogger(__name__)
 
 # Signed links are per listener; shared caches must not keep what they open.
 CACHE_CONTROL = ["private", "max-age=0", "must-revalidate"]
@@ -99,7 +104,8 @@ class ByteServer:
 
     ``link_ttl``: how long an object store's presigned URL lives when the caller names no
     lifetime. ``offload_prefix`` (MOSIC_ACCEL_REDIRECT): nginx may be asked to send stored
-    files, as ``<prefix><file name>``."""
+    files, as ``<prefix><file name>``. ``decides`` (MOSIC_NGINX_AUTH_REQUEST): nginx asks
+    before each stream whether to send the file itself (``mosic.api.decisions``)."""
 
     catalogue: Catalogue
     covers: Covers
@@ -108,6 +114,7 @@ class ByteServer:
     metrics: Metrics
     link_ttl: int
     offload_prefix: str | None = None
+    decides: bool = False
 
     async def clip(
         self,
@@ -129,6 +136,12 @@ class ByteServer:
             raise ValueError("only a transcode starts later in the song")
         lifetime = self.link_ttl if link_lifetime is None else link_lifetime
         on_sent = self._listen_counter(req, clip, start_s) if counts_plays else None
+        if asks_decision(req):
+            if not self.decides:
+                _warn_undecided()
+            elif rendition is None and not clip.is_external and clip.source == UPLOAD:
+                await self._decide(req, resp, clip, on_sent)
+            return  # anything else: a 204, and nginx passes the request on
         if rendition is not None:
             await self._rendition(req, resp, clip, rendition, start_s, lifetime, on_sent)
         elif clip.is_external:
@@ -160,6 +173,29 @@ class ByteServer:
         offload = self.offload_prefix + clip.file_name if offloads else None
         validators = Validators.of(clip, clip.sha256, clip.content_type)
         await self._media(req, resp, media, validators, link_lifetime, on_sent, offload)
+
+    async def _decide(self, req, resp, clip: WholeClip, on_sent: OnSent | None) -> None:
+        """nginx's question about a stored upload: name the file when nginx, sending it,
+        sends exactly what Mosic would, and count the play as if Mosic had sent it; else
+        leave the answer a 204 (a 304, 416 or HEAD is Mosic's to answer)."""
+        media = await self.catalogue.open_media(clip)  # a vanished file: Mosic's 404
+        try:
+            validators = Validators.of(clip, clip.sha256, clip.content_type)
+            if req.method != "GET" or revalidate(req, resp, validators):
+                return
+            try:
+                byte_range = _asked_range(req, media.size, validators)
+            except falcon.HTTPRangeNotSatisfiable:
+                return
+            if not _nginx_agrees(req, byte_range):
+                return
+            resp.status = falcon.HTTP_200
+            resp.content_length = 0
+            resp.set_header(FILE_HEADER, clip.file_name)
+            if on_sent is not None:
+                await on_sent(byte_range, media.size)
+        finally:
+            await media.close()
 
     async def _rendition(
         self,
@@ -234,6 +270,15 @@ class ByteServer:
         finally:
             if resp.stream is None:
                 await media.close()
+
+
+@functools.cache
+def _warn_undecided() -> None:
+    log.warning(
+        "nginx asks before streams (%s), but MOSIC_NGINX_AUTH_REQUEST is off: every stream is"
+        " passed back to Mosic, which sends the bytes itself",
+        DECIDE_HEADER,
+    )
 
 
 async def _elsewhere(req, resp, url: str, on_sent: OnSent | None) -> None:

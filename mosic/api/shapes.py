@@ -91,13 +91,55 @@ class ClipStatsJson(ClipJson):
     last_played_at: dt.datetime | None
 
 
-def clip_json(clip: ShownClip, signer: Links, marks: ClipMarks = UNMARKED) -> ClipJson:
+class ClipLinks:
+    """One clip's id as text and its links, as a clip object shows them."""
+
+    __slots__ = ("id", "stream_path", "stream_url", "waveform_url", "cover_url")
+
+    def __init__(self, clip_id: str, stream_query: str) -> None:
+        self.id = clip_id
+        self.stream_path = f"/play/{clip_id}/stream"
+        self.stream_url = f"{self.stream_path}?{stream_query}"
+        self.waveform_url = f"/play/{clip_id}/waveform"
+        self.cover_url: str | None = None  # signed when a clip with a cover first asks
+
+
+class AnswerLinks:
+    """The links of one answer's clip objects, for the user ``links`` names, all expiring
+    as links made now do. Each clip's texts (its id formatted, its paths, its signed links)
+    are made once and kept by the signer for the answers of the same minute and user, so a
+    500-row page formats and signs only what it has not shown in that minute (those were a
+    third of shaping a row)."""
+
+    __slots__ = ("_links", "_expires", "_kept")
+
+    def __init__(self, links: Links, now: float | None = None) -> None:
+        self._links = links
+        self._expires = links.signer.expiry(now)
+        self._kept = links.signer.kept(self._expires, links.user_id)
+
+    def of(self, clip: ShownClip) -> ClipLinks:
+        # Kept by the id's integer: hashing a UUID runs Python code, an int's does not.
+        key = clip.id.int
+        found = self._kept.get(key)
+        if found is None:
+            clip_id = str(clip.id)
+            found = self._kept[key] = ClipLinks(clip_id, self._query(clip_id, signing.STREAM))
+        if found.cover_url is None and clip.cover_name is not None:
+            query = self._query(found.id, signing.COVER)
+            found.cover_url = f"/play/{found.id}/cover?{query}"
+        return found
+
+    def _query(self, clip_id: str, resource: str) -> str:
+        signer, user_id = self._links.signer, self._links.user_id
+        return signer.signed_query(resource, clip_id, self._expires, user_id)
+
+
+def clip_json(clip: ShownClip, links: AnswerLinks, marks: ClipMarks = UNMARKED) -> ClipJson:
     """The clip object; ``marks`` are the caller's (none for a clip it just made)."""
-    # The id's text once: formatting a UUID is the dearest part of a row (500 a list page).
-    clip_id = str(clip.id)
-    stream_path = f"/play/{clip_id}/stream"
+    urls = links.of(clip)
     return {
-        "id": clip_id,
+        "id": urls.id,
         "title": clip.title,
         "description": clip.description,
         "duration": clip.duration,
@@ -105,10 +147,10 @@ def clip_json(clip: ShownClip, signer: Links, marks: ClipMarks = UNMARKED) -> Cl
         "album": clip.album,
         "content_type": clip.content_type,
         "size": clip.size,
-        "audio_url": clip.external_url or stream_path,
-        "stream_url": f"{stream_path}?{signer.query(clip_id)}",
-        "cover_url": cover_url(clip, signer, clip_id),
-        "waveform_url": f"/play/{clip_id}/waveform" if clip.waveform_name else None,
+        "audio_url": clip.external_url or urls.stream_path,
+        "stream_url": urls.stream_url,
+        "cover_url": urls.cover_url if clip.cover_name is not None else None,
+        "waveform_url": urls.waveform_url if clip.waveform_name else None,
         "play_count": clip.play_count,
         "created_at": clip.created_at,
         "track": clip.track,
@@ -135,19 +177,12 @@ def clip_json(clip: ShownClip, signer: Links, marks: ClipMarks = UNMARKED) -> Cl
     }
 
 
-def cover_url(clip: ShownClip, signer: Links, clip_id: str | None = None) -> str | None:
-    if clip.cover_name is None:
-        return None
-    clip_id = clip_id or str(clip.id)
-    return f"/play/{clip_id}/cover?{signer.query(clip_id, resource=signing.COVER)}"
-
-
-def stats_json(clip: WholeClip, signer: Links, marks: ClipMarks) -> ClipStatsJson:
+def stats_json(clip: WholeClip, links: AnswerLinks, marks: ClipMarks) -> ClipStatsJson:
     return {
         "song_id": str(clip.id),
         "play_count": clip.play_count,
         "last_played_at": clip.last_played_at,
-        **clip_json(clip, signer, marks),
+        **clip_json(clip, links, marks),
     }
 
 

@@ -27,6 +27,8 @@ COVER = "cover"
 EXPIRY_STEP_S = 60
 # Signatures kept for reuse; the memo starts afresh when full (a minute's worth of links).
 MEMO_SIZE = 8192
+# Users whose link texts are kept at once (``Signer.kept``); past that they start afresh.
+KEPT_USERS = 64
 
 
 class BadSignature(Exception):
@@ -46,6 +48,7 @@ class Signer:
     _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
 
     _memo: dict = field(init=False, repr=False, compare=False, default_factory=dict)
+    _kept: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keyed", hmac.new(self.secret.encode(), None, hashlib.sha256))
@@ -83,6 +86,29 @@ class Signer:
         user_id: int | None = None,
     ) -> str:
         expires = self._expiry(now if now is not None else time.time())
+        return self._signed(resource, clip_id, expires, user_id)[1]
+
+    def expiry(self, now: float | None = None) -> int:
+        """When a link made at ``now`` (default: this moment) expires."""
+        return self._expiry(now if now is not None else time.time())
+
+    def kept(self, expires: int, user_id: int | None) -> dict:
+        """A dict for what callers make from the links that expire at ``expires`` for
+        ``user_id`` (texts holding them), kept while such links are made: the dicts of other
+        expiries are dropped when a new one starts (or when ``KEPT_USERS`` users have one),
+        and one is emptied when it holds ``MEMO_SIZE`` entries."""
+        key = (expires, user_id)
+        kept = self._kept.get(key)
+        if kept is None:
+            if len(self._kept) >= KEPT_USERS or any(held != expires for held, _ in self._kept):
+                self._kept.clear()
+            kept = self._kept[key] = {}
+        elif len(kept) >= MEMO_SIZE:
+            kept.clear()
+        return kept
+
+    def signed_query(self, resource: str, clip_id: str, expires: int, user_id: int | None) -> str:
+        """The query text of the link to ``clip_id``'s ``resource`` expiring at ``expires``."""
         return self._signed(resource, clip_id, expires, user_id)[1]
 
     def for_user(self, user_id: int | None) -> Links:

@@ -1,4 +1,5 @@
-"""Database connections: an async pool for the service, a plain connection for migrations.
+"""Database connections: an async pool for the service, a plain connection for migrations,
+both through psycopg 3 on PostgreSQL.
 
 PostgreSQL goes through peewee-async's psycopg 3 backend with a bounded pool whose every wait
 is bounded too, so an outage answers 503 at once instead of hanging (see ``PostgresPoolBackend``
@@ -326,11 +327,21 @@ def make_database(settings: Settings) -> peewee_async.AioDatabase:
 
 
 def make_sync_database(settings: Settings) -> peewee.Database:
-    """A plain blocking connection for migrations and the command line."""
+    """A plain blocking connection for migrations and the command line.
+
+    On PostgreSQL through psycopg 3 as well, so the image carries one driver. Its cursors
+    bind on the client, as psycopg2's did: a migration's DDL may carry parameters and run
+    several statements at once, which server-side binding refuses."""
     pg = settings.postgres
     if pg is not None:
         return peewee.PostgresqlDatabase(
-            pg.name, host=pg.host, port=pg.port, user=pg.user, password=pg.password
+            pg.name,
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            prefer_psycopg3=True,
+            cursor_factory=psycopg.ClientCursor,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return peewee.SqliteDatabase(

@@ -14,6 +14,8 @@ from tests.support.server import free_port, running, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "deploy/nginx/mosic.conf"
+# The auth_request variant: nginx asks Mosic first, then sends the file from its own location.
+SHIPPED_AUTH_REQUEST = REPO / "deploy/nginx/mosic-auth-request.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 OFFLOAD_PREFIX = "/internal-media/"
 
@@ -37,16 +39,21 @@ http {{
 """
 
 
-def site_config(mosic_port: int, port: int | str, media: Path) -> str:
-    """The shipped file with its three marked values filled in."""
-    text = SHIPPED.read_text()
-    for shipped, ours in (
+def site_config(mosic_port: int, port: int | str, media: Path, shipped: Path = SHIPPED) -> str:
+    """A shipped site file with its three marked values filled in."""
+    text = shipped.read_text()
+    media_line = (
+        ("alias /var/lib/mosic/media/", f"alias {media}/")
+        if shipped == SHIPPED
+        else ("root /var/lib/mosic/media;", f"root {media};")
+    )
+    for value, ours in (
         ("server 127.0.0.1:8000;", f"server 127.0.0.1:{mosic_port};"),
         ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("alias /var/lib/mosic/media/", f"alias {media}/"),
+        media_line,
     ):
-        assert shipped in text, f"deploy/nginx/mosic.conf no longer has {shipped!r}"
-        text = text.replace(shipped, ours)
+        assert value in text, f"{shipped.name} no longer has {value!r}"
+        text = text.replace(value, ours)
     return text
 
 
@@ -68,9 +75,12 @@ def _nginx(root: Path, site_text: str, probe: str) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def nginx_in_front(mosic_base: str, media: Path, root: Path) -> Iterator[tuple[str, int]]:
-    """nginx proxying to ``mosic_base``; yields (its base URL, its master's pid)."""
-    site = site_config(int(mosic_base.rsplit(":", 1)[1]), "{port}", media)
+def nginx_in_front(
+    mosic_base: str, media: Path, root: Path, shipped: Path = SHIPPED
+) -> Iterator[tuple[str, int]]:
+    """nginx proxying to ``mosic_base`` with the ``shipped`` site file; yields (its base URL,
+    its master's pid)."""
+    site = site_config(int(mosic_base.rsplit(":", 1)[1]), "{port}", media, shipped)
     with _nginx(root, site, "/healthz") as started:
         yield started
 

@@ -256,13 +256,13 @@ def controllable_cluster() -> Iterator[Cluster]:
 
 
 def _main() -> None:
-    import psycopg2  # only the self-check needs a driver
+    import psycopg  # only the self-check needs a driver
 
     began = time.monotonic()
     with throwaway_cluster() as url:
         ready = time.monotonic()
         print(url)
-        with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        with closing(psycopg.connect(url)) as conn, conn.cursor() as cur:
             cur.execute("SELECT version(), current_setting('max_connections')")
             version, max_connections = cur.fetchone()
         print(version)

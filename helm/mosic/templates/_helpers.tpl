@@ -189,6 +189,9 @@ Arguments: (list given existingData key).
 {{- if and (eq $storage "s3") (not .Values.storage.s3.existingSecret) }}
 {{- fail "storage.type=s3: set storage.s3.existingSecret, a Secret with the keys access-key-id and secret-access-key (or the keys named in storage.s3.existingSecretKeys)" }}
 {{- end }}
+{{- if and .Values.nginx.enabled (ne $storage "local") }}
+{{- fail "nginx.enabled: nginx sends files from the data volume, so it needs storage.type=local (with s3, Mosic sends or redirects players to the bucket)" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (eq $storage "local") }}
 {{- if not .Values.persistence.enabled }}
 {{- fail (printf "replicaCount=%d needs media storage every replica shares, but persistence.enabled=false gives each pod its own emptyDir: enable persistence with persistence.accessMode=ReadWriteMany" (int .Values.replicaCount)) }}
@@ -265,6 +268,10 @@ Arguments: (list given existingData key).
   value: {{ .Values.backups.intervalHours | quote }}
 - name: MOSIC_BACKUP_KEEP
   value: {{ .Values.backups.keep | quote }}
+{{- end }}
+{{- if .Values.nginx.enabled }}
+- name: MOSIC_NGINX_AUTH_REQUEST
+  value: "true"
 {{- end }}
 {{- if .Values.metrics.port }}
 - name: MOSIC_METRICS_PORT
