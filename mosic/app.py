@@ -127,13 +127,7 @@ class Services:
         catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
         analysis = UploadAnalysis(db=db, store=store, waveforms=waveforms)
         metrics = Metrics()
-        renditions = RenditionCache(
-            settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
-        )
-        renditions.prepare()
-        transcoder = Transcoder(
-            cache=renditions, max_running=settings.transcode_max, metrics=metrics
-        )
+        transcoder = make_transcoder(settings, read_ahead, metrics)
         plays = PlayRecorder(counts=PlayCounts(db), metrics=metrics)
         listening = Listening(db=db)
         library, playlists = Library(db=db), Playlists(db=db)
@@ -182,6 +176,15 @@ class Services:
             shares=Shares(db=db, metrics=metrics),
             share_songs=ShareSongs(library=library, playlists=playlists),
         )
+
+
+def make_transcoder(settings: Settings, read_ahead: ReadAhead, metrics: Metrics) -> Transcoder:
+    """The transcoder over its rendition cache (made ready on disk here)."""
+    renditions = RenditionCache(
+        settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
+    )
+    renditions.prepare()
+    return Transcoder(cache=renditions, max_running=settings.transcode_max, metrics=metrics)
 
 
 def make_users(settings: Settings, db, credentials: Credentials) -> Users:
