@@ -43,7 +43,7 @@ from mosic.api.uploads import Uploads
 from mosic.api.users import Me, MyHistory, UserCollection, UserItem, UserKey, UserKeys
 from mosic.api.waveforms import ClipWaveform
 from mosic.core import signing
-from mosic.core.backfill import LoudnessBackfill
+from mosic.core.analysis import UploadAnalysis
 from mosic.core.backup import ScheduledBackups
 from mosic.core.blobs import UnusedBlobs
 from mosic.core.catalogue import Catalogue
@@ -91,6 +91,7 @@ class Services:
     catalogue: Catalogue
     covers: Covers
     waveforms: Waveforms
+    analysis: UploadAnalysis
     probes: Probes
     listing: Listing
     library: Library
@@ -124,14 +125,9 @@ class Services:
         covers, waveforms = Covers(store=store), Waveforms(store=store)
         folders = FolderFiles(settings.music_folders, read_ahead)
         catalogue = make_catalogue(db, store, folders, covers=covers, waveforms=waveforms)
+        analysis = UploadAnalysis(db=db, store=store, waveforms=waveforms)
         metrics = Metrics()
-        renditions = RenditionCache(
-            settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
-        )
-        renditions.prepare()
-        transcoder = Transcoder(
-            cache=renditions, max_running=settings.transcode_max, metrics=metrics
-        )
+        transcoder = make_transcoder(settings, read_ahead, metrics)
         plays = PlayRecorder(counts=PlayCounts(db), metrics=metrics)
         listening = Listening(db=db)
         library, playlists = Library(db=db), Playlists(db=db)
@@ -142,6 +138,7 @@ class Services:
             catalogue=catalogue,
             covers=covers,
             waveforms=waveforms,
+            analysis=analysis,
             probes=Probes(db=db, store=store),
             listing=Listing(db=db),
             library=library,
@@ -164,7 +161,10 @@ class Services:
                 decides=settings.nginx_auth_request,
             ),
             uploads=Uploads(
-                catalogue=catalogue, max_bytes=settings.max_upload_bytes, metrics=metrics
+                catalogue=catalogue,
+                analysis=analysis,
+                max_bytes=settings.max_upload_bytes,
+                metrics=metrics,
             ),
             users=make_users(settings, db, credentials),
             signer=Signer(credentials.signing_secret, settings.signed_url_ttl),
@@ -176,6 +176,15 @@ class Services:
             shares=Shares(db=db, metrics=metrics),
             share_songs=ShareSongs(library=library, playlists=playlists),
         )
+
+
+def make_transcoder(settings: Settings, read_ahead: ReadAhead, metrics: Metrics) -> Transcoder:
+    """The transcoder over its rendition cache (made ready on disk here)."""
+    renditions = RenditionCache(
+        settings.transcode_cache_dir, settings.transcode_cache_bytes, read_ahead
+    )
+    renditions.prepare()
+    return Transcoder(cache=renditions, max_running=settings.transcode_max, metrics=metrics)
 
 
 def make_users(settings: Settings, db, credentials: Credentials) -> Users:
@@ -302,10 +311,8 @@ def _middleware(services: Services, guards: auth.Guards) -> list:
         NginxDecisions(),
         guards,
     ]
-    # Uploads from before loudness get theirs in the background, one process at a time.
-    middleware.append(
-        LoudnessBackfill(db=services.db, store=services.store, waveforms=services.waveforms)
-    )
+    # Uploads' loudness, after their 201 and in a sweep, one process at a time.
+    middleware.append(services.analysis)
     if not services.settings.uses_s3:
         # The S3 store sweeps what dead instances left from its own heartbeat.
         middleware.append(IncomingSweep(services.store.sweep, SWEEP_INTERVAL_S))

@@ -30,11 +30,12 @@ from libopensonic import AsyncConnection
 
 from mosic.app import make_store
 from mosic.core import replay_gain
-from mosic.core.backfill import LOUDNESS_JOB, LoudnessBackfill
+from mosic.core.analysis import LOUDNESS_JOB, UploadAnalysis
 from mosic.core.leases import Lease
 from mosic.core.loudness import Loudness
 from mosic.core.waveform import Waveforms, decode
 from mosic.persistence.database import make_database, make_sync_database
+from tests.support.analysis import measured_on, once_measured
 from tests.support.audio import make_signal, make_tones
 from tests.support.database import mosic_env
 from tests.support.server import wait_for
@@ -164,9 +165,10 @@ TAGGED = {
 
 
 async def upload(api, path: Path, **form) -> dict:
+    """The clip once measured: the 201 comes before the measure of what its tags lack."""
     answer = await api.upload(path.read_bytes(), path.name, content_type="audio/flac", **form)
     assert answer.status_code == 201, answer.text
-    return answer.json
+    return await once_measured(api, answer.json["id"])
 
 
 async def subsonic_gain(api, clip_id: str) -> dict:
@@ -291,7 +293,7 @@ async def test_uploads_of_an_older_release_are_measured_in_the_background(api, t
     db, store = make_database(api.settings), make_store(api.settings)
     await store.start()
     try:
-        backfill = LoudnessBackfill(db=db, store=store, waveforms=Waveforms(store=store))
+        backfill = UploadAnalysis(db=db, store=store, waveforms=Waveforms(store=store))
         held = Lease(db=db, name=LOUDNESS_JOB)
         assert await held.take()  # another worker is at it: this one leaves it be
         assert await backfill.run() == 0
@@ -407,7 +409,7 @@ def assert_an_older_release_is_read_again(tmp_path, record, postgres, before: di
     server reads them again, in the background, while it serves."""
     upload = make_signal(tmp_path / "upload.wav", "wav", "white")
     with serve(tmp_path, record, postgres) as server:
-        uploaded = server.upload(upload, "audio/wav")
+        uploaded = measured_on(server, server.upload(upload, "audio/wav")["id"])
     execute(tmp_path / "data", postgres, FORGET)
     with serve(tmp_path, record, postgres) as server:
         assert httpx.get(server.base + "/healthz", timeout=10).status_code == 200

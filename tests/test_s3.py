@@ -12,6 +12,7 @@ has. The whole API suite also runs on it, in proxy mode (the ``s3`` backend of c
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import socket
@@ -465,6 +466,8 @@ async def test_bodies_are_sent_without_waiting_for_100_continue(s3_server):
             for _ in range(3):  # more than a part: a multipart upload
                 await incoming.write(b"\x03" * (6 * 2**20))
             await incoming.finish()
+            # Parts are hashed while the next arrives: the hash is still of the bytes in order.
+            assert incoming.sha256 == hashlib.sha256(b"\x03" * (18 * 2**20)).hexdigest()
             await store.publish(incoming, "efgh.bin", content_type="audio/mpeg")
         finally:
             await store.close()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import falcon
 
 from mosic.api.errors import DuplicateUpload, bad_request, too_large
+from mosic.core.analysis import UploadAnalysis
 from mosic.core.audio import NotAudio
 from mosic.core.catalogue import Catalogue, DuplicateClip
 from mosic.core.clip_rows import UploadForm
@@ -40,8 +41,11 @@ class BadUpload(ValueError):
 class Uploads:
     """Turns an upload request into a clip, counted in the metrics by its outcome."""
 
-    def __init__(self, *, catalogue: Catalogue, max_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, *, catalogue: Catalogue, analysis: UploadAnalysis, max_bytes: int, metrics: Metrics
+    ) -> None:
         self._catalogue = catalogue
+        self._analysis = analysis
         self._max_bytes = max_bytes
         self._metrics = metrics
 
@@ -50,6 +54,7 @@ class Uploads:
         try:
             clip = await self._receive(req)
             outcome = UploadOutcome.CREATED
+            self._analysis.soon(clip.id)  # its loudness after the 201, not before
             return clip
         except falcon.HTTPError as exc:
             outcome = OUTCOME_BY_STATUS.get(exc.status_code, UploadOutcome.FAILED)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from mosic.app import make_catalogue, make_rereader, make_store
 from mosic.cli import migrate
+from mosic.core.analysis import UploadAnalysis
 from mosic.core.imports import Outcome, Status, find_audio, import_files
+from mosic.core.waveform import Waveforms
 from mosic.media.storage import MediaStore
 from mosic.persistence.database import make_database
 from mosic.settings import Settings
@@ -81,13 +83,17 @@ def import_paths(settings: Settings, paths: list[Path], jobs: int) -> int:
     async def run() -> list[Outcome]:
         log_tasks_on_sigusr1()
         async with open_storage(settings) as (db, store):
-            return await import_files(
+            outcomes = await import_files(
                 make_catalogue(db, store),
                 files,
                 jobs=jobs,
                 limit=settings.max_upload_bytes,
                 done=lambda outcome: report.done(outcome, sizes[outcome.path]),
             )
+            # Their loudness now, as a server would after each 201 (unless a
+            # server's sweep holds the lease: then that server draws them).
+            await UploadAnalysis(db=db, store=store, waveforms=Waveforms(store=store)).run()
+            return outcomes
 
     try:
         outcomes = [*missing, *asyncio.run(run())]

@@ -2,8 +2,8 @@
 clip), edited, deleted, played, and its audio opened.
 
 Resources call these methods and shape the answers; nothing here knows about HTTP. Covers,
-peaks, re-reading and the listing are their own modules' (``covers``, ``waveform``,
-``rereading``, ``listing``).
+peaks, loudness, re-reading and the listing are their own modules' (``covers``,
+``waveform``, ``analysis``, ``rereading``, ``listing``).
 """
 
 from __future__ import annotations
@@ -167,11 +167,10 @@ class Catalogue:
         published = False
         try:
             row.update(await self._covers.keep(info))
-            tags = info.replay_gain
-            drawn = await self._waveforms.keep(
-                incoming.sha256, incoming.inspect, measure=tags.needs_measure
-            )
-            row.update(replay_gain.settle(tags, drawn))
+            row.update(await self._waveforms.keep(incoming.sha256, incoming.inspect))
+            # The tags' figures at once; what they lack is measured after the 201
+            # (``analysis``), and until then the clip is unread (no ``gain_source``).
+            row.update(replay_gain.tag_columns(info.replay_gain))
             async with self._db.aio_atomic():
                 await self._insert(row)
                 if not row.get("album_gain_tagged"):  # the album's, combined with it just now

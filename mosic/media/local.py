@@ -124,12 +124,12 @@ class LocalIncoming:
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._writing: asyncio.Task | None = None
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
             raise UploadTooLarge(self.limit)
-        self._hash.update(chunk)
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= WRITE_BATCH_BYTES:
@@ -138,10 +138,24 @@ class LocalIncoming:
     async def _flush(self) -> None:
         if self._pending:
             data, self._pending, self._pending_size = b"".join(self._pending), [], 0
-            await in_thread(self._fh.write, data)
+            await self._written()
+            # Hashed and written in a thread while the next batch is received: the loop does
+            # neither, and one batch at most waits in memory beside the one being received.
+            self._writing = asyncio.create_task(in_thread(self._hash_and_write, data))
+
+    async def _written(self) -> None:
+        """Wait for the batch being written; its error (a full disk) is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    def _hash_and_write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._fh.write(data)
 
     async def finish(self) -> None:
         await self._flush()
+        await self._written()
         # Flushed, not closed: closing would drop the lock while the file still waits in
         # .incoming for its row; ``discard`` closes it.
         await in_thread(self._fh.flush)
@@ -158,6 +172,9 @@ class LocalIncoming:
         return await in_thread(run)
 
     async def discard(self) -> None:
+        with contextlib.suppress(StorageFull, StorageUnavailable):  # the file goes anyway
+            await self._written()
+
         def drop() -> None:
             # Closing flushes what is buffered, which fails again on a full disk; the file is
             # closed regardless, and removing it is what gives the space back.

@@ -34,7 +34,8 @@ from mosic.settings import S3Config
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# S3's smallest multipart part (except the last) is 5 MiB; one part is held in memory.
+# S3's smallest multipart part (except the last) is 5 MiB. Two parts are held in memory: the
+# one on its way to the bucket and the one being received.
 PART_BYTES = 5 * 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
 # Tags and duration are read from the temporary object with ranged GETs of this size.
@@ -311,6 +312,7 @@ class S3Incoming:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict] = []
+        self._sending: asyncio.Task | None = None
         self._stored = False
 
     @property
@@ -321,12 +323,22 @@ class S3Incoming:
         self.size += len(chunk)
         if self.size > self.limit:
             raise UploadTooLarge(self.limit)
-        self._hash.update(chunk)
         self._buffer += chunk
         if len(self._buffer) >= PART_BYTES:
-            await self._send_part()
+            await self._sent()
+            part, self._buffer = bytes(self._buffer), bytearray()
+            # Hashed and sent while the next part is received: an upload to a bucket costs
+            # the slower of the two, not their sum.
+            self._sending = asyncio.create_task(self._send_part(part))
 
-    async def _send_part(self) -> None:
+    async def _sent(self) -> None:
+        """Wait for the part on its way; its error (the store gone) is raised here."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
+
+    async def _send_part(self, part: bytes) -> None:
+        await asyncio.to_thread(self._hash.update, part)
         client, bucket = self._store.client, self._store.bucket
         async with self._store.translated("an upload part"):
             if self._upload_id is None:
@@ -338,19 +350,21 @@ class S3Incoming:
                 Key=self.key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=bytes(self._buffer),
+                Body=part,
             )
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
-        self._buffer.clear()
 
     async def finish(self) -> None:
         client, bucket = self._store.client, self._store.bucket
+        await self._sent()
+        last, self._buffer = bytes(self._buffer), bytearray()
         if self._upload_id is None:  # small enough for one request
+            await asyncio.to_thread(self._hash.update, last)
             async with self._store.translated("an upload"):
-                await client.put_object(Bucket=bucket, Key=self.key, Body=bytes(self._buffer))
+                await client.put_object(Bucket=bucket, Key=self.key, Body=last)
         else:
-            if self._buffer:
-                await self._send_part()
+            if last:
+                await self._send_part(last)
             async with self._store.translated("completing an upload"):
                 await client.complete_multipart_upload(
                     Bucket=bucket,
@@ -359,7 +373,6 @@ class S3Incoming:
                     MultipartUpload={"Parts": self._parts},
                 )
             self._upload_id = None
-        self._buffer = bytearray()
         self._stored = True
 
     async def inspect(self, reader: Callable[[io.BufferedReader], T]) -> T:
@@ -367,6 +380,8 @@ class S3Incoming:
 
     async def discard(self) -> None:
         client, bucket = self._store.client, self._store.bucket
+        with contextlib.suppress(StorageUnavailable, MediaMissing):
+            await self._sent()  # a part still on its way would outlive the abort
         with contextlib.suppress(StorageUnavailable, MediaMissing):
             if self._upload_id is not None:
                 async with self._store.translated("aborting an upload"):
