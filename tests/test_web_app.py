@@ -42,8 +42,8 @@ from tests.support.browser import (
     sign_in,
     wait,
 )
-from tests.support.server import Mosic, mosic_serve
-from tests.support.tagging import Image, tag_fully
+from tests.support.server import Mosic, mosic_serve, wait_for
+from tests.support.tagging import Image, tag_fully, tag_replay_gain
 
 SCREENSHOTS_ENV = "MOSIC_WEB_SCREENSHOTS"
 SCAN_TIMEOUT_S = 60
@@ -95,6 +95,9 @@ document.addEventListener("ended", (e) => {
 }, true);
 """
 
+# -6.02 dB halves the volume; its peak allows it.
+STUDY_GAIN = {"REPLAYGAIN_TRACK_GAIN": "-6.02 dB", "REPLAYGAIN_TRACK_PEAK": "0.5"}
+
 
 def cover(path: Path, seed: int) -> Image:
     """A real 400x400 JPEG of soft gradients (ffmpeg's ``gradients`` source)."""
@@ -127,6 +130,8 @@ def make_library(root: Path) -> Path:
             title=title, artist="A. Pianist", album="Études",
         )  # fmt: skip
         tag_fully(path, "mp3", track=str(track), picture=picture)
+        if title == "Study in C":  # a song with ReplayGain: its volume is halved
+            tag_replay_gain(path, "mp3", STUDY_GAIN)
     lines = "".join(f"[00:{start:02}.00]{text}\n" for start, text in LYRICS)
     (etudes / "study.lrc").write_text(lines, encoding="utf-8")
     shelve(root)
@@ -160,6 +165,13 @@ def subsonic(server: Mosic, method: str, **params) -> dict:
     return answer["subsonic-response"]
 
 
+def gains_read(server: Mosic) -> dict[str, dict] | None:
+    """The songs by title, once the tagged song's figures are read (after its scan)."""
+    songs = subsonic(server, "search3", query="", songCount=50)["searchResult3"]["song"]
+    by_title = {song["title"]: song for song in songs}
+    return by_title if "trackGain" in by_title["Study in C"].get("replayGain", {}) else None
+
+
 @pytest.fixture(scope="module", params=LOCAL_BACKENDS)
 def library(request, tmp_path_factory) -> Iterator[Mosic]:
     """One server per database for this module, indexing the music folder ``music``."""
@@ -172,8 +184,8 @@ def library(request, tmp_path_factory) -> Iterator[Mosic]:
             while not scanned(server, FILES):
                 assert time.monotonic() < deadline, server.get("/library/scan").json()
                 time.sleep(0.2)
-            songs = subsonic(server, "search3", query="", songCount=50)["searchResult3"]["song"]
-            server.songs = {song["title"]: song for song in songs}
+            server.songs = wait_for("Study in C's ReplayGain", lambda: gains_read(server),
+                                    SCAN_TIMEOUT_S, server.log)  # fmt: skip
             ids = [server.songs[t]["id"] for t in ("Robin", "Study in C")]
             subsonic(server, "createPlaylist", name="Morning mix", songId=ids)
             yield server
@@ -635,16 +647,16 @@ def test_keyboard_shortcuts_are_listed_and_work_and_replaygain_is_a_setting(brow
     wait(browser, "playback", lambda: audio(browser, "currentTime") > 0.3)
     # ReplayGain, on by default: the song's track gain on the volume, when Mosic has one.
     figures = subsonic(library, "getSong", id=library.songs["Study in C"]["id"])["song"]
-    assert audio(browser, "volume") == pytest.approx(
-        track_gain(figures.get("replayGain")), abs=0.01
-    )
+    assert figures["replayGain"]["trackGain"] == pytest.approx(-6.02)
+    assert audio(browser, "volume") == pytest.approx(0.5, abs=0.01)
+    assert track_gain(figures["replayGain"]) == pytest.approx(0.5, abs=0.01)
     browser.execute_script("document.activeElement.blur()")
     press(browser, " ")
     wait(browser, "space to pause", lambda: audio(browser, "paused"))
     press(browser, Keys.ARROW_RIGHT)
     assert audio(browser, "currentTime") >= 5
     press(browser, Keys.ARROW_DOWN)
-    assert audio(browser, "volume") == pytest.approx(0.95)
+    assert audio(browser, "volume") == pytest.approx(0.95 * 0.5, abs=0.001)  # times the gain
     press(browser, "n")
     wait(browser, "n for next", lambda: now_playing(browser) == "Prelude")
     press(browser, "p")
