@@ -22,6 +22,8 @@ import psycopg
 import pytest
 
 from mosic.app import create_app
+from mosic.persistence.database import make_sync_database
+from mosic.persistence.models import Clip
 from mosic.settings import PostgresConfig, Settings, parse_database_url
 from tests.support.asgi import StaysConnected
 from tests.support.audio import make_clip
@@ -69,6 +71,8 @@ RESET = (
     # The artists were emptied behind the writers' backs: what a process kept is stale.
     "UPDATE library_version SET version = version + 1",
 )
+# How long an upload's loudness may take to be read, after its 201.
+LOUDNESS_WAIT_S = 60
 # Covers (by image type) and waveform peaks (audiowaveform .dat) in the media store.
 DERIVED_SUFFIXES = {".jpg", ".png", ".gif", ".webp", ".bmp", ".img", ".dat"}
 
@@ -185,6 +189,7 @@ class Api:
         self.settings = settings
         self.media_dir = media_dir
         self.s3_server = s3_server
+        self._sync_db = None  # for reads the API does not answer (made on first use)
 
     def _headers(self, headers, key):
         merged = {"X-API-Key": key} if key else {}
@@ -221,10 +226,33 @@ class Api:
         path="/play/upload",
         content_type: str = "audio/mpeg",
         key: str | None = API_KEY,
+        measured: bool = True,
         **fields,
     ) -> falcon.testing.Result:
+        """POST the file as a form; with ``measured``, return once the clip's loudness, which
+        Mosic reads after the 201, is read: what a test compares later stays as it was."""
         body, ctype = multipart(fields, {"file": (filename, data, content_type)})
-        return await self.post(path, body=body, headers={"Content-Type": ctype}, key=key)
+        result = await self.post(path, body=body, headers={"Content-Type": ctype}, key=key)
+        if measured and result.status_code == 201:
+            await self._loudness_read(result.json["id"])
+        return result
+
+    async def _loudness_read(self, clip_id: str) -> None:
+        deadline = asyncio.get_running_loop().time() + LOUDNESS_WAIT_S
+        while not await asyncio.to_thread(self._gain_read, uuid.UUID(clip_id)):
+            assert asyncio.get_running_loop().time() < deadline, f"clip {clip_id} unmeasured"
+            await asyncio.sleep(0.01)
+
+    def _gain_read(self, clip_id: uuid.UUID) -> bool:
+        if self._sync_db is None:
+            self._sync_db = make_sync_database(self.settings)
+        with self._sync_db.bind_ctx([Clip]):
+            query = Clip.select(Clip.gain_source).where(Clip.id == clip_id)
+            return query.scalar() is not None
+
+    def close(self) -> None:
+        if self._sync_db is not None:
+            self._sync_db.close()
 
     async def add_external(
         self, title="Remote", duration=12.5, audio_url="https://example.com/a.mp3", **extra
@@ -267,7 +295,11 @@ class Api:
 async def api(settings, request):
     async with falcon.testing.ASGIConductor(StaysConnected(create_app(settings))) as conductor:
         s3 = request.getfixturevalue("s3_server") if settings.uses_s3 else None
-        yield Api(conductor, settings, media_dir(settings, request), s3)
+        client = Api(conductor, settings, media_dir(settings, request), s3)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")

@@ -379,7 +379,8 @@ def player_buttons(driver) -> None:
     pause = named(driver, "button", "Pause")
     click(driver, pause)
     wait(driver, "a pause", lambda: audio(driver, "paused"))
-    assert pause.accessible_name == "Play"  # the same button, now saying what it will do
+    # The same button, now saying what it will do (once the element's pause event is out).
+    wait(driver, "the button to say Play", lambda: pause.accessible_name == "Play")
     click(driver, pause)
     wait(driver, "playing again", lambda: not audio(driver, "paused"))
     click(driver, named(driver, "button", "Pause"))
