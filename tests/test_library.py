@@ -68,7 +68,10 @@ async def test_every_format_gives_its_full_tags_and_stream_facts(api, clip_file,
     # Read back the same, but for the signed links, which are made anew per answer (their
     # expiry moves on with the clock).
     again = (await api.get(f"/play/{clip['id']}")).json
-    assert unsigned(again) == unsigned(clip)
+    assert unsigned(again) == {**unsigned(clip), "replay_gain": again["replay_gain"]}
+    # Its loudness was measured after the 201 (api.upload waited for it).
+    assert clip["replay_gain"]["track_peak"] is None
+    assert again["replay_gain"]["track_peak"] is not None
     assert again["stream_url"].split("?")[0] == clip["stream_url"].split("?")[0]
 
 
