@@ -44,6 +44,7 @@ MAX_UPLOAD_MB = 300
 RUNS = 5
 CHUNK_BYTES = MiB
 UPLOAD_TIMEOUT_S = 60
+MEASURE_TIMEOUT_S = 120
 
 
 def reference_write(source: Path, target: Path) -> float:
@@ -59,11 +60,22 @@ def reference_write(source: Path, target: Path) -> float:
     return elapsed
 
 
+def wait_measured(server, clip_id: str) -> float:
+    """Seconds until the clip's loudness, measured after its 201, is known."""
+    began = time.perf_counter()
+    while server.get(f"/play/{clip_id}").json()["replay_gain"]["track_peak"] is None:
+        if time.perf_counter() - began > MEASURE_TIMEOUT_S:
+            raise RuntimeError(f"clip {clip_id}: no loudness after {MEASURE_TIMEOUT_S} s")
+        time.sleep(0.05)
+    return time.perf_counter() - began
+
+
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     from tests.support.audio import make_clip, make_wav_of_size
 
     ref_speeds, speeds, server_cpu, baselines, peaks, problems = [], [], [], [], [], []
+    measured_after: list[float] = []
     with temp_dir("mosic-bench-upload-") as root:
         log(f"writing a {SIZE_BYTES // MiB} MiB WAV")
         wav = make_wav_of_size(root / "big.wav", SIZE_BYTES)
@@ -97,6 +109,9 @@ def main() -> None:
                     if leftovers:
                         problems.append(f"run {run}: {len(leftovers)} file(s) left in .incoming")
                     speeds.append(mb_per_s(size, elapsed))
+                    # The loudness is measured after the 201: wait for it, so the next round
+                    # (and its reference) does not share the machine with this one's measure.
+                    measured_after.append(wait_measured(server, clip["id"]) + elapsed)
                     log(
                         f"run {run}: reference {ref_speeds[-1]:,.0f} MB/s, upload "
                         f"{speeds[-1]:,.0f} MB/s (server CPU {server_cpu[-1]:.2f} s), "
@@ -124,13 +139,15 @@ def main() -> None:
             ),
             check=(
                 f"RSS {baseline:.0f} -> peak {peak:.0f} MiB (+{peak - baseline:.1f}); "
-                f"server CPU {statistics.median(server_cpu):.2f} s per upload; "
+                f"server CPU {statistics.median(server_cpu):.2f} s per upload; loudness known "
+                f"{statistics.median(measured_after):.1f} s after the request began; "
                 + ("201, size ok, nothing left" if not problems else "; ".join(problems))
             ),
             data={
                 "reference_mb_s": ref_speeds,
                 "mb_s": speeds,
                 "server_cpu_s": server_cpu,
+                "measured_after_s": measured_after,
                 "rss_baseline_mib": baselines,
                 "rss_peak_mib": peaks,
                 "problems": problems,
