@@ -63,6 +63,10 @@ DEFAULT_POINTS = 1000
 # many more: measured, the arrays of 65,536-sample stereo batches kept coming from malloc as
 # fresh pages, whose faults cost more than the fewer calls saved.
 BATCH_SAMPLES = 16_384
+# PCM demuxers (WAV, W64) cut 4,096-sample packets by default, so a long WAV made tens of
+# thousands of frames, each with its Python around it; 64 KiB packets make eight times fewer
+# (larger ones cost more in fresh pages than they saved). Other formats ignore the option.
+DEMUXER_OPTIONS = {"max_size": "65536"}
 # What FFmpeg's resampler weighs each channel with when it mixes one or two to mono, and so
 # what the peaks always were: stereo at -3 dB a channel (its matrix is not normalised for
 # float output), so a loud stereo file peaks above full scale and clips.
@@ -184,8 +188,8 @@ def decode(fileobj: BinaryIO, *, measure: bool = True) -> Decoded:
             frames = container.decode(stream)
             if meter is not None:
                 frames = meter.tap(frames)
-            for batch in _batches(_one_or_two_channels(frames, rate)):
-                reducer.add(_mono(batch))
+            for batch, kind in _batches(_one_or_two_channels(frames, rate)):
+                reducer.add(*_mono(batch, kind))
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise Undecodable(f"the audio could not be decoded: {exc}") from None
     mins, maxs = reducer.finish()
@@ -208,60 +212,102 @@ def _expected_samples(container, stream, rate: int) -> int:
     return 0
 
 
-def _one_or_two_channels(frames: Iterable[av.AudioFrame], rate: int) -> Iterator[av.AudioFrame]:
-    """The frames, those of more than two channels mixed to mono by FFmpeg's resampler: it
-    weighs surround channels by their position (centre, sides, no LFE), which is not worth
-    copying for the few such uploads."""
+def _one_or_two_channels(frames: Iterable[av.AudioFrame], rate: int) -> Iterator[Kinded]:
+    """The frames with their kind, those of more than two channels mixed to mono by FFmpeg's
+    resampler: it weighs surround channels by their position (centre, sides, no LFE), which
+    is not worth copying for the few such uploads."""
     resampler = None
     for frame in frames:
-        if frame.layout.nb_channels in _MONO_WEIGHT:
-            yield frame
+        # Read once a frame: PyAV makes a new object for each ``format`` and ``layout``.
+        kind = frame.format.name, frame.layout.nb_channels
+        if kind[1] in _MONO_WEIGHT:
+            yield frame, kind
             continue
         resampler = resampler or av.AudioResampler(format="flt", layout="mono", rate=rate)
-        yield from resampler.resample(frame)
+        for mixed in resampler.resample(frame):
+            yield mixed, _RESAMPLED
     if resampler is not None:
-        yield from resampler.resample(None)
+        for mixed in resampler.resample(None):
+            yield mixed, _RESAMPLED
 
 
-def _batches(frames: Iterable[av.AudioFrame]) -> Iterator[list[av.AudioFrame]]:
+Kind = tuple[str, int]  # sample format, channels
+Kinded = tuple[av.AudioFrame, Kind]
+_RESAMPLED = ("flt", 1)
+
+
+def _batches(frames: Iterable[Kinded]) -> Iterator[tuple[list[av.AudioFrame], Kind]]:
     """The frames in runs of at least ``BATCH_SAMPLES`` samples (fewer at the end), each of
     one sample format and channel count, so that a run is mixed and reduced in one go."""
     batch: list[av.AudioFrame] = []
-    samples = 0
-    for frame in frames:
-        if batch and _kind(frame) != _kind(batch[0]):
-            yield batch
+    samples, current = 0, _RESAMPLED
+    for frame, kind in frames:
+        if batch and kind != current:
+            yield batch, current
             batch, samples = [], 0
+        current = kind
         batch.append(frame)
         samples += frame.samples
         if samples >= BATCH_SAMPLES:
-            yield batch
+            yield batch, current
             batch, samples = [], 0
     if batch:
-        yield batch
+        yield batch, current
 
 
-def _kind(frame: av.AudioFrame) -> tuple[str, int]:
-    return frame.format.name, frame.layout.nb_channels
+def _samples(frames: list[av.AudioFrame], kind: Kind) -> np.ndarray:
+    """The frames' samples as one array, a row per plane (as ``AudioFrame.to_ndarray``,
+    without its cost a frame): each plane's buffer seen as numbers, then joined."""
+    name, channels = kind
+    planar = name.endswith("p")
+    dtype = _DTYPES[name.removesuffix("p")]
+    rows = [
+        [np.frombuffer(plane, dtype, count=frame.samples * (1 if planar else channels))
+         for plane in frame.planes]
+        for frame in frames
+    ]  # fmt: skip
+    return np.vstack([np.concatenate(row) for row in zip(*rows, strict=True)])
 
 
-def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
-    """Frames of one sample format and one or two channels, mixed to mono: float32, full
-    scale -1 to 1, as FFmpeg's resampler mixes them (the same roundings, to the last bit but
-    where it rounds a stereo sum differently)."""
-    channels = frames[0].layout.nb_channels
-    samples = np.concatenate([frame.to_ndarray() for frame in frames], axis=1)
+_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
+           "flt": np.float32, "dbl": np.float64}  # fmt: skip
+
+
+def _mono(frames: list[av.AudioFrame], kind: Kind) -> tuple[np.ndarray, Scale]:
+    """Frames of one sample format and one or two channels, mixed to mono as FFmpeg's
+    resampler mixes them (the same roundings, to the last bit but where it rounds a stereo
+    sum differently): the sum of the channels, and the scaling that makes it float32 from
+    -1 to 1. Every step of that scaling is monotonic, so the reducer takes the extremes of
+    the sum first and scales only those: for 8- and 16-bit audio the sum stays in integers
+    (exact, as the float32 sum would be), the cheap common case of a WAV upload."""
+    name, channels = kind
+    samples = _samples(frames, kind)
     kind, bits = samples.dtype.kind, 8 * samples.dtype.itemsize
-    # To float32 before mixing, as the resampler converts before it mixes.
-    values = samples.astype(np.float32, copy=False)
-    if not frames[0].format.is_planar:
+    if not name.endswith("p"):
         # Packed formats come as one row of interleaved samples.
-        values = values.reshape(-1, channels).T
-    mixed = values[0] if channels == 1 else values[0] + values[1]
-    if kind == "u":  # unsigned (u8): silence is 128
-        mixed -= 2.0 ** (bits - 1) * channels
-    mixed *= _MONO_WEIGHT[channels] * (1.0 if kind == "f" else 2.0 ** (1 - bits))
-    return mixed
+        samples = samples.reshape(-1, channels).T
+    if channels == 1:
+        mixed = samples[0]
+    elif kind in "iu" and bits <= 16:
+        mixed = samples[0].astype(np.int32) + samples[1]
+    else:
+        # To float32 before mixing, as the resampler converts before it mixes.
+        values = samples.astype(np.float32, copy=False)
+        mixed = values[0] + values[1]
+    offset = 2.0 ** (bits - 1) * channels if kind == "u" else 0.0  # unsigned: silence is 128
+    factor = _MONO_WEIGHT[channels] * (1.0 if kind == "f" else 2.0 ** (1 - bits))
+    return mixed, functools.partial(_full_scale, offset=offset, factor=factor)
+
+
+Scale = Callable[[np.ndarray], np.ndarray]
+
+
+def _full_scale(mixed: np.ndarray, *, offset: float, factor: float) -> np.ndarray:
+    values = mixed.astype(np.float32)
+    if offset:
+        values -= offset
+    values *= factor
+    return values
 
 
 class _BlockReducer:
@@ -269,26 +315,34 @@ class _BlockReducer:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._carry = np.empty(0, dtype=np.float32)
+        self._carry = np.empty(0, dtype=np.float32)  # full scale, fewer than ``size``
         # Bytes, not a list of small arrays: a long file makes tens of thousands of them,
         # and their headers outweighed the peaks (+27 MiB of RSS for a 1 GiB upload).
         self._mins = bytearray()
         self._maxs = bytearray()
 
-    def add(self, samples: np.ndarray) -> None:
-        joined = np.concatenate((self._carry, samples)) if len(self._carry) else samples
-        whole = len(joined) // self._size * self._size
+    def add(self, mixed: np.ndarray, scale: Scale) -> None:
+        if len(self._carry):
+            # The block begun in the previous batch, finished at full scale.
+            head = scale(mixed[: self._size - len(self._carry)])
+            self._carry = np.concatenate((self._carry, head))
+            mixed = mixed[len(head) :]
+            if len(self._carry) < self._size:
+                return
+            self._keep(self._carry[None].min(axis=1), self._carry[None].max(axis=1))
+        whole = len(mixed) // self._size * self._size
         if whole:
-            self._reduce(joined[:whole].reshape(-1, self._size))
-        self._carry = joined[whole:]
+            blocks = mixed[:whole].reshape(-1, self._size)
+            self._keep(scale(blocks.min(axis=1)), scale(blocks.max(axis=1)))
+        self._carry = scale(mixed[whole:])
 
-    def _reduce(self, blocks: np.ndarray) -> None:
-        self._mins += _to_int8(blocks.min(axis=1)).tobytes()
-        self._maxs += _to_int8(blocks.max(axis=1)).tobytes()
+    def _keep(self, mins: np.ndarray, maxs: np.ndarray) -> None:
+        self._mins += _to_int8(mins).tobytes()
+        self._maxs += _to_int8(maxs).tobytes()
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._carry):
-            self._reduce(self._carry.reshape(1, -1))
+            self._keep(self._carry[None].min(axis=1), self._carry[None].max(axis=1))
             self._carry = self._carry[:0]
         return (
             np.frombuffer(self._mins, dtype=np.int8),
@@ -298,7 +352,8 @@ class _BlockReducer:
 
 def _to_int8(values: np.ndarray) -> np.ndarray:
     # Full scale (-1.0 .. 1.0) onto the 8-bit range, as audiowaveform maps 16-bit samples.
-    return np.clip(np.round(values * 128), -128, 127).astype(np.int8)
+    scaled = np.round(values * 128)
+    return np.minimum(np.maximum(scaled, -128, out=scaled), 127, out=scaled).astype(np.int8)
 
 
 def blob_name(sha256: str) -> str:
