@@ -21,9 +21,12 @@ import httpx
 import mutagen
 import pytest
 
+from mosic.media.local import BACKGROUND_NICE, LocalStore
+from mosic.media.storage import MediaMissing
 from mosic.persistence.database import make_sync_database
 from mosic.settings import PostgresConfig, Settings, SettingsError, load_settings
 from tests.conftest import LOCAL_BACKENDS
+from tests.support.analysis import who_reads
 from tests.support.audio import make_clip
 from tests.support.database import migrate
 from tests.support.server import clean_env, mosic_serve, wait_for
@@ -451,7 +454,7 @@ def test_folders_are_named_by_their_last_component_in_order():
 
 READ_IN_A_POOL = """
 import asyncio, os
-from mosic.media.folders import ReaderPool
+from mosic.media.readers import ReaderPool
 
 async def main():
     pool = ReaderPool(1)
@@ -475,3 +478,21 @@ def test_files_are_read_in_other_processes_even_under_a_deep_tmpdir(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True"]
     assert "spawning them instead" in run.stderr
+
+
+async def test_stored_media_is_read_by_a_process_below_the_servers_priority(tmp_path):
+    """An upload's loudness is measured from its stored file after its 201: in a worker
+    process niced below the server, so that decoding never takes the server's GIL, and the
+    requests sharing its core go first."""
+    store = LocalStore(tmp_path / "media")
+    store.prepare()
+    name = f"{'ab' * 32}.bin"
+    await store.put(name, b"RIFF and more", content_type="application/octet-stream")
+    try:
+        pid, nice, head = await store.inspect(name, who_reads)
+        with pytest.raises(MediaMissing):
+            await store.inspect(f"{'cd' * 32}.bin", who_reads)
+    finally:
+        await store.close()
+    assert head == b"RIFF" and pid != os.getpid()
+    assert nice == min(19, os.nice(0) + BACKGROUND_NICE) > os.nice(0)

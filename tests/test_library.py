@@ -13,7 +13,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from mosic.core.catalogue import INLINE_PEAKS_MAX_BYTES
 from mosic.core.waveform import base_samples_per_pixel, compute_peaks
+from tests.support.analysis import once_measured
 from tests.support.audio import (
     FORMATS,
     make_half_silent_clip,
@@ -410,6 +412,23 @@ def test_peaks_of_a_long_clip_are_computed_in_little_memory(tmp_path):
     assert peaks.length == math.ceil(samples / peaks.samples_per_pixel)
     # Every block but the short last one spans whole periods of the tone, 8000 of 32768: 31.
     assert set(peaks.maxs[:-1].tolist()) == {31} and set(peaks.mins[:-1].tolist()) == {-31}
+
+
+async def test_a_long_upload_gets_its_peaks_after_its_201_with_its_loudness(api, tmp_path):
+    """Over 16 MiB, the 201 waits for the bytes alone: the peaks follow, drawn in the pass
+    that measures the loudness, and are the file's peaks; meanwhile the clip has none."""
+    path = make_wav_of_size(tmp_path / "long.wav", INLINE_PEAKS_MAX_BYTES + 1024 * 1024)
+    created = await api.upload(path.read_bytes(), "long.wav", content_type="audio/wav",
+                               measured=False)  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert created.json["waveform_url"] is None
+    assert created.json["replay_gain"]["track_peak"] is None
+    clip = await once_measured(api, created.json["id"])
+    assert clip["waveform_url"] == f"/play/{clip['id']}/waveform"
+    body = (await waveform(api, clip["id"], points="700")).json
+    assert body == computed_peaks(path).resample(700).to_json()
+    # make_wav_of_size's tone peaks at 8000 of 32768; measured, not read from a tag.
+    assert clip["replay_gain"]["track_peak"] == pytest.approx(8000 / 32768, abs=0.01)
 
 
 @pytest.mark.parametrize("points", [1, 7, 333, 1000, 4321, 10000])

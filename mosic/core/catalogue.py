@@ -39,6 +39,11 @@ from mosic.persistence.models import (
     utcnow,
 )
 
+# Uploads up to this size get their waveform peaks before their 201 (a 16 MiB WAV decodes in
+# about 20 ms); larger ones after it, with their loudness in the same decoding pass, so a
+# long recording's 201 waits for its bytes alone.
+INLINE_PEAKS_MAX_BYTES = 16 * 1024 * 1024
+
 
 class ClipNotFound(Exception):
     pass
@@ -167,10 +172,7 @@ class Catalogue:
         published = False
         try:
             row.update(await self._covers.keep(info))
-            row.update(await self._waveforms.keep(incoming.sha256, incoming.inspect))
-            # The tags' figures at once; what they lack is measured after the 201
-            # (``analysis``), and until then the clip is unread (no ``gain_source``).
-            row.update(replay_gain.tag_columns(info.replay_gain))
+            row.update(await self._peaks_and_gains(incoming, info))
             async with self._db.aio_atomic():
                 await self._insert(row)
                 if not row.get("album_gain_tagged"):  # the album's, combined with it just now
@@ -188,6 +190,17 @@ class Catalogue:
                 await self._raise_duplicate_of_winner(incoming)
             raise
         return Clip(**row)
+
+    async def _peaks_and_gains(self, incoming: Incoming, info: audio.AudioInfo) -> dict:
+        """The tags' loudness figures at once; what they lack is measured after the 201
+        (``analysis``), and until then the clip is unread (no ``gain_source``). The peaks
+        now, unless the file is long: then they too are drawn after the 201, in the same
+        pass (``waveform_url`` is null meanwhile), and the clip stays unread until then."""
+        columns = replay_gain.tag_columns(info.replay_gain)
+        if incoming.size > INLINE_PEAKS_MAX_BYTES:
+            columns.pop("gain_source", None)
+            return columns
+        return {**await self._waveforms.keep(incoming.sha256, incoming.inspect), **columns}
 
     async def _album_gain(self, clip_id: uuid.UUID) -> dict:
         found = await self._one(

@@ -6,8 +6,8 @@ the folder: a path is resolved (symbolic links followed) and refused unless it s
 the folder's own resolved root, so a link pointing elsewhere never exposes another file.
 
 The walk streams one directory at a time (``Listing``), so its memory is that of the largest
-directory, not of the tree. Reading tags and hashing run in worker processes (``ReaderPool``):
-mutagen is pure Python, so threads would share one core.
+directory, not of the tree. Reading tags and hashing run in worker processes
+(``readers.ReaderPool``): mutagen is pure Python, so threads would share one core.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import multiprocessing
 import os
 import stat
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -31,9 +29,6 @@ from mosic.media.storage import MediaMissing
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HIDDEN_PREFIX = "."
-# Worker processes for tags and hashes: one per core, at most this many (each holds an
-# interpreter with mutagen and PyAV, ~60 MiB).
-READERS_MAX = 4
 # watchfiles groups a burst of changes for at most this many settle periods: a file being
 # copied for minutes still gets scanned (and again once it stops changing).
 SETTLE_GROUP_MAX = 10
@@ -194,55 +189,11 @@ def read_file(path: str, reader: Callable[[BinaryIO], T]) -> FileRead:
     return FileRead(result, digest, info.st_size, info.st_mtime_ns)
 
 
-def run_on_file(path: str, reader: Callable[[BinaryIO], T]) -> T:
-    """``reader`` on the file at ``path`` (in a worker process)."""
-    with open(path, "rb") as fh:
-        return reader(fh)
-
-
 def read_bytes(path: str, limit: int) -> bytes | None:
     """A small file's bytes (a sidecar picture), None when it is bigger than ``limit``."""
     with open(path, "rb") as fh:
         data = fh.read(limit + 1)
     return None if len(data) > limit else data
-
-
-class ReaderPool:
-    """Worker processes for blocking reads of files: ``run(function, *args)``. Created on
-    first use and closed by ``close``, so a process that never scans starts none."""
-
-    def __init__(self, workers: int | None = None) -> None:
-        self._workers = workers or min(os.cpu_count() or 1, READERS_MAX)
-        self._executor: ProcessPoolExecutor | None = None
-
-    @property
-    def workers(self) -> int:
-        return self._workers
-
-    async def run(self, function: Callable[..., T], *args) -> T:
-        if self._executor is None:
-            # forkserver: a fork of the server (threads, an event loop, sockets) is unsafe.
-            methods = multiprocessing.get_all_start_methods()
-            self._start("forkserver" if "forkserver" in methods else "spawn")
-        try:
-            submitted = self._executor.submit(function, *args)
-        except OSError as exc:
-            # The fork server listens on a Unix socket under TMPDIR, whose path may not exceed
-            # 107 bytes: with a deep TMPDIR it cannot start, and every file would fail.
-            log.warning("file readers: no fork server (%s); spawning them instead", exc)
-            self._executor.shutdown(wait=False)
-            self._start("spawn")
-            submitted = self._executor.submit(function, *args)
-        return await asyncio.wrap_future(submitted)
-
-    def _start(self, method: str) -> None:
-        context = multiprocessing.get_context(method)
-        self._executor = ProcessPoolExecutor(self._workers, mp_context=context)
-
-    async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
 async def watch(roots: list[Path], settle_s: float) -> AsyncIterator[set[Path]]:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from mosic.media.readers import ReaderPool, run_on_file
 from mosic.media.storage import MediaMissing, StorageFull, StorageUnavailable, UploadTooLarge
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)
 # How far apart ``read_cached`` probes the page cache (a chunk is 32 KiB to 1 MiB).
 PROBE_STEP_BYTES = 64 * 1024
 CREATE_ATTEMPTS = 3
+# How much lower the process that inspects stored media runs (os.nice): a decode competing
+# with requests for a core gets about a tenth of it.
+BACKGROUND_NICE = 10
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -271,6 +275,9 @@ class LocalStore:
         self.incoming_dir = self.root / INCOMING_DIR
         self._read_ahead = read_ahead or ReadAhead()
         self._opens = WarmOpens()
+        # Stored media is inspected only by background work (an upload's loudness after its
+        # 201, re-reading after an upgrade): one worker process, below the server's priority.
+        self._readers = ReaderPool(1, nice=BACKGROUND_NICE)
 
     def prepare(self) -> None:
         """Create the directories (at start-up, before the event loop runs)."""
@@ -280,7 +287,7 @@ class LocalStore:
         pass  # nothing to connect to
 
     async def close(self) -> None:
-        pass
+        await self._readers.close()
 
     def _path(self, name: str) -> Path:
         # Names are always our own "<sha256><ext>"; sharding keeps directories small.
@@ -322,15 +329,10 @@ class LocalStore:
         return LocalMedia(fd, size, self._read_ahead)
 
     async def inspect(self, name: str, reader: Callable[[BinaryIO], T]) -> T:
-        def run() -> T:
-            try:
-                fh = open(self._path(name), "rb")  # noqa: SIM115 - closed below
-            except FileNotFoundError:
-                raise MediaMissing(name) from None
-            with fh:
-                return reader(fh)
-
-        return await asyncio.to_thread(run)
+        try:
+            return await self._readers.run(run_on_file, str(self._path(name)), reader)
+        except FileNotFoundError:
+            raise MediaMissing(name) from None
 
     async def remove(self, name: str) -> None:
         await in_thread(functools.partial(self._path(name).unlink, missing_ok=True))

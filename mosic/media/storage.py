@@ -98,9 +98,11 @@ class MediaStore(Protocol):
         """Open stored media for reading; raises ``MediaMissing``."""
 
     async def inspect(self, name: str, reader: Callable[[object], T]) -> T:
-        """Run the blocking ``reader`` on a seekable binary file of stored media, in a thread,
-        and return what it returns; raises ``MediaMissing``. (An object store reads only the
-        bytes the reader asks for, with ranged GETs; nothing is copied to the disk.)"""
+        """Run the blocking ``reader`` on a seekable binary file of stored media, off the
+        event loop, and return what it returns; raises ``MediaMissing``. For background work
+        only: a local store runs it in a worker process below the server's priority (so
+        ``reader`` and its result must pickle); an object store in a thread, reading only
+        the bytes the reader asks for with ranged GETs (nothing is copied to the disk)."""
 
     async def remove(self, name: str) -> None:
         """Remove stored media; nothing happens if it is already gone."""

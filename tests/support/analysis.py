@@ -5,6 +5,7 @@ to a figure (every audible signal the tests make has a peak)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from tests.support.server import wait_for
@@ -35,3 +36,9 @@ def measured_on(server, clip_id: str) -> dict:
         return clip if _measured(clip) else None
 
     return wait_for(f"the loudness of clip {clip_id}", known, ANALYSIS_WAIT_S, server.log)
+
+
+def who_reads(fileobj) -> tuple[int, int, bytes]:
+    """A reader for ``MediaStore.inspect``: the process it runs in, that process' nice value
+    and the file's first bytes (a module function, so it pickles to a worker process)."""
+    return os.getpid(), os.nice(0), fileobj.read(4)

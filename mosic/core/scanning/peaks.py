@@ -21,7 +21,7 @@ from mosic.core import replay_gain
 from mosic.core.aggregates import Aggregates
 from mosic.core.waveform import WAVEFORM_CONTENT_TYPE, Decoded, Undecodable, blob_name, decode
 from mosic.media import folders
-from mosic.media.folders import ReaderPool
+from mosic.media.readers import ReaderPool, run_on_file
 from mosic.media.storage import MediaMissing, MediaStore
 from mosic.persistence.models import LIBRARY, Clip
 
@@ -94,7 +94,7 @@ class PeakDrawer:
             try:
                 real = await asyncio.to_thread(folders.confined, root, path)
                 reader = functools.partial(decode, measure=bool(measure))
-                decoded = await self._pool.run(folders.run_on_file, real, reader)
+                decoded = await self._pool.run(run_on_file, real, reader)
             except Undecodable as exc:
                 log.warning("library: no waveform for %s/%s: %s", folder, path, exc)
                 decoded = None

@@ -31,7 +31,8 @@ from mosic.core.lyrics import rows_of as lyrics_rows
 from mosic.core.scanning import directories, rows
 from mosic.core.scanning.lease import Counts, LeaseLost, ScanLease
 from mosic.media import folders
-from mosic.media.folders import FileRead, FileStat, Listing, ReaderPool
+from mosic.media.folders import FileRead, FileStat, Listing
+from mosic.media.readers import ReaderPool
 from mosic.media.storage import MediaStore
 from mosic.persistence.models import LIBRARY, Clip, DirectoryRow, utcnow
 

@@ -25,7 +25,7 @@ from mosic.core.scanning import lease, peaks, rows
 from mosic.core.scanning.lease import Counts, ScanLease
 from mosic.core.scanning.scan import Change, Scan, Unit
 from mosic.media import folders
-from mosic.media.folders import ReaderPool
+from mosic.media.readers import ReaderPool
 from mosic.media.storage import MediaStore
 from mosic.observability.metrics import Metrics
 from mosic.persistence.models import LIBRARY, Clip, MusicFolder, utcnow
