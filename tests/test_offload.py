@@ -239,3 +239,14 @@ def test_nginx_asking_a_mosic_that_does_not_decide_still_streams(request, tmp_pa
         assert asked.status_code == 204 and not asked.content
         assert "x-mosic-file" not in asked.headers
         assert "MOSIC_NGINX_AUTH_REQUEST is off" in mosic.log_tail()
+
+
+def test_a_share_link_has_the_scheme_nginx_was_reached_by(front, song):
+    """Behind nginx, a share's link is built from the scheme nginx sets, whatever a client
+    claims: here plain http (behind TLS, https), never a client's own X-Forwarded-Proto."""
+    base, mosic, _ = front
+    clip, _, _ = song
+    made = httpx.post(base + "/shares", json={"clip_ids": [clip["id"]]}, timeout=10,
+                      headers={**mosic.headers, "X-Forwarded-Proto": "gopher"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] == f"{base}/share/{made.json()['id']}"
