@@ -282,20 +282,20 @@ def _mono(frames: list[av.AudioFrame], kind: Kind) -> tuple[np.ndarray, Scale]:
     (exact, as the float32 sum would be), the cheap common case of a WAV upload."""
     name, channels = kind
     samples = _samples(frames, kind)
-    kind, bits = samples.dtype.kind, 8 * samples.dtype.itemsize
+    number, bits = samples.dtype.kind, 8 * samples.dtype.itemsize  # "i", "u" or "f"
     if not name.endswith("p"):
         # Packed formats come as one row of interleaved samples.
         samples = samples.reshape(-1, channels).T
     if channels == 1:
         mixed = samples[0]
-    elif kind in "iu" and bits <= 16:
+    elif number in "iu" and bits <= 16:
         mixed = samples[0].astype(np.int32) + samples[1]
     else:
         # To float32 before mixing, as the resampler converts before it mixes.
         values = samples.astype(np.float32, copy=False)
         mixed = values[0] + values[1]
-    offset = 2.0 ** (bits - 1) * channels if kind == "u" else 0.0  # unsigned: silence is 128
-    factor = _MONO_WEIGHT[channels] * (1.0 if kind == "f" else 2.0 ** (1 - bits))
+    offset = 2.0 ** (bits - 1) * channels if number == "u" else 0.0  # unsigned: silence is 128
+    factor = _MONO_WEIGHT[channels] * (1.0 if number == "f" else 2.0 ** (1 - bits))
     return mixed, functools.partial(_full_scale, offset=offset, factor=factor)
 
 
