@@ -13,7 +13,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mosic.core.catalogue import INLINE_PEAKS_MAX_BYTES
+from mosic.core.catalogue import INLINE_PEAKS_MAX_SECONDS
 from mosic.core.waveform import base_samples_per_pixel, compute_peaks
 from tests.support.analysis import once_measured
 from tests.support.audio import (
@@ -415,9 +415,10 @@ def test_peaks_of_a_long_clip_are_computed_in_little_memory(tmp_path):
 
 
 async def test_a_long_upload_gets_its_peaks_after_its_201_with_its_loudness(api, tmp_path):
-    """Over 16 MiB, the 201 waits for the bytes alone: the peaks follow, drawn in the pass
-    that measures the loudness, and are the file's peaks; meanwhile the clip has none."""
-    path = make_wav_of_size(tmp_path / "long.wav", INLINE_PEAKS_MAX_BYTES + 1024 * 1024)
+    """Over five minutes, the 201 waits for the bytes alone: the peaks follow, drawn in the
+    pass that measures the loudness, and are the file's peaks; meanwhile the clip has none."""
+    seconds = INLINE_PEAKS_MAX_SECONDS + 10  # make_wav_of_size: 16-bit mono at 44.1 kHz
+    path = make_wav_of_size(tmp_path / "long.wav", 44 + seconds * 44_100 * 2)
     created = await api.upload(path.read_bytes(), "long.wav", content_type="audio/wav",
                                measured=False)  # fmt: skip
     assert created.status_code == 201, created.text

@@ -1,21 +1,20 @@
 """An upload's loudness: ReplayGain from its tags, and what they lack measured (EBU R128, in
-a decoding pass that also draws its peaks if it has none: a file over 16 MiB gets them here
-too), after its 201, never on the way to it: the measure costs several times the upload
-itself. A clip is answered with the
-figures its tags hold and the others null, and has them a moment later (``soon``). Uploads
-whose figures are still to be read — from a process that stopped before it measured them,
-from before migration 0011, or read by ``mosic migrate`` for their tags only — are found by
-a sweep in the background of every serving process, a little after it starts and every few
-minutes.
+a decoding pass that also draws its peaks if it has none: audio over five minutes gets them
+here too), after its 201, never on the way to it: the measure costs several times the upload
+itself. A clip is answered with the figures its tags hold and the others null, and has them
+a moment later (``soon``). Uploads whose figures are still to be read — from a process that
+stopped before it measured them, from before migration 0011, or read by ``mosic migrate``
+for their tags only — are found by a sweep in the background of every serving process, a
+little after it starts and every few minutes.
 
 Never in the way of serving: the sweep runs one process at a time across workers and
 replicas (the ``loudness`` lease), a clip at a time; every decode goes through the same
 slots (``Waveforms``) to the media store's ``inspect``: on the disk a worker process below
 the server's priority, so the next upload does not wait for this one's measure; on S3 a
-thread reading ranged GETs. Each clip is written as it is done, once (the write is conditional on the
-clip still being unread), so a restart goes on where it stopped; a clip whose file is gone
-or not audio is settled as ``none``, never tried again. Library files are measured after
-their scan, with their peaks (``scanning.peaks``).
+thread reading ranged GETs. Each clip is written as it is done, once (the write is
+conditional on the clip still being unread), so a restart goes on where it stopped; a clip
+whose file is gone or not audio is settled as ``none``, never tried again. Library files
+are measured after their scan, with their peaks (``scanning.peaks``).
 """
 
 from __future__ import annotations

@@ -39,10 +39,11 @@ from mosic.persistence.models import (
     utcnow,
 )
 
-# Uploads up to this size get their waveform peaks before their 201 (a 16 MiB WAV decodes in
-# about 20 ms); larger ones after it, with their loudness in the same decoding pass, so a
-# long recording's 201 waits for its bytes alone.
-INLINE_PEAKS_MAX_BYTES = 16 * 1024 * 1024
+# Uploads up to this long get their waveform peaks before their 201; longer ones after it,
+# with their loudness in the same decoding pass, so a long recording's 201 waits for its
+# bytes alone. By duration, as decoding costs (measured, on one core: about 0.3 s for five
+# minutes of MP3, 0.1 s of WAV).
+INLINE_PEAKS_MAX_SECONDS = 300
 
 
 class ClipNotFound(Exception):
@@ -194,10 +195,10 @@ class Catalogue:
     async def _peaks_and_gains(self, incoming: Incoming, info: audio.AudioInfo) -> dict:
         """The tags' loudness figures at once; what they lack is measured after the 201
         (``analysis``), and until then the clip is unread (no ``gain_source``). The peaks
-        now, unless the file is long: then they too are drawn after the 201, in the same
+        now, unless the audio is long: then they too are drawn after the 201, in the same
         pass (``waveform_url`` is null meanwhile), and the clip stays unread until then."""
         columns = replay_gain.tag_columns(info.replay_gain)
-        if incoming.size > INLINE_PEAKS_MAX_BYTES:
+        if info.duration > INLINE_PEAKS_MAX_SECONDS:
             columns.pop("gain_source", None)
             return columns
         return {**await self._waveforms.keep(incoming.sha256, incoming.inspect), **columns}
