@@ -46,6 +46,13 @@ UNKNOWN_SIZE = sys.maxsize
 # which Mosic may judge differently from nginx: such requests are served by Mosic itself.
 NOT_OFFLOADED_IF = ("If-Range", "If-Match", "If-Unmodified-Since")
 
+# An empty part of a body: the server writes nothing, but its ``send`` first waits until the
+# listener has taken what was sent before (ASGI's backpressure: uvicorn waits while writing is
+# paused, which mosic.cli.connections makes as soon as bytes are left unsent). Sent after each
+# chunk, it makes the stream wait there instead of reading the next chunk and holding it while
+# it waits: one chunk per stream alive rather than two (200 listeners: 7 MiB less at the peak).
+DRAIN = b""
+
 # Awaited once an answer sends, or redirects to, bytes: (the range sent, or None for the
 # whole; the size of what it is a range of).
 OnSent = Callable[[ranges.ByteRange | None, int], Awaitable[None]]
@@ -392,7 +399,8 @@ def _redirect_media(
 
 async def _body(disconnected: asyncio.Event | None, chunks: AsyncIterator[bytes], metrics: Metrics):
     """Send ``chunks`` until they end or the listener leaves; closing them stops their
-    source (the file read, or the encoder)."""
+    source (the file read, or the encoder). The next chunk is read only once the listener
+    has taken what the socket could not (``DRAIN``)."""
     sent = 0
     metrics.stream_started()
     try:
@@ -402,5 +410,6 @@ async def _body(disconnected: asyncio.Event | None, chunks: AsyncIterator[bytes]
                     break
                 sent += len(chunk)
                 yield chunk
+                yield DRAIN
     finally:
         metrics.stream_finished(sent)
