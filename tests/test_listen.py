@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 from urllib.parse import parse_qs, urlsplit
 
+import falcon.testing
 import pytest
+
+from mosic.app import create_app
+from tests.support.audio import make_wav_of_size
 
 
 @pytest.fixture
@@ -266,3 +271,50 @@ async def test_a_missing_audio_file_is_a_clear_404_not_a_crash(api, song):
     assert resp.status_code == 404
     assert "audio file is gone" in resp.json["description"]
     assert await plays(api, song) == 0
+
+
+class HangsUp:
+    """A listener who hangs up once ``after`` bytes of the body came, as uvicorn shows it to
+    the app: ``http.disconnect`` from ``receive`` once the loop has run the hang-up, and a
+    ``send`` that returns at once from then on. ``wasted``: body bytes sent after it."""
+
+    def __init__(self, app, after: int) -> None:
+        self.app, self.after = app, after
+        self.received = self.wasted = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gone = asyncio.Event()
+
+        async def receive_until_gone():
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                await gone.wait()
+            return event
+
+        async def send_until_gone(message) -> None:
+            if gone.is_set():
+                self.wasted += len(message.get("body", b""))
+                return
+            await send(message)
+            self.received += len(message.get("body", b""))
+            if self.received >= self.after:
+                gone.set()
+
+        await self.app(scope, receive_until_gone, send_until_gone)
+
+
+async def test_a_stream_stops_soon_after_its_listener_leaves_while_its_socket_kept_up(
+    api, settings, tmp_path
+):
+    big = make_wav_of_size(tmp_path / "big.wav", 16 * 1024 * 1024)
+    clip = (await api.upload(big.read_bytes(), filename="big.wav")).json
+    listener = HangsUp(create_app(settings), after=1024 * 1024)
+    async with falcon.testing.ASGIConductor(listener) as conductor:
+        await conductor.get(stream(clip), headers={"X-API-Key": settings.api_key})
+    assert listener.received >= 1024 * 1024
+    # Reading on for a MiB or two until the loop runs the hang-up is the price of not
+    # turning the loop after every chunk; reading to the end of the file is the bug.
+    assert listener.wasted < 4 * 1024 * 1024

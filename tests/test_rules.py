@@ -207,7 +207,7 @@ def test_waveform_resolution_fits_points_within_one_percent(samples, points):
 
 
 def test_each_stream_reads_a_share_of_the_read_ahead_within_bounds():
-    read_ahead = local.ReadAhead(total=6 * 1024 * 1024)
+    read_ahead = local.ReadAhead(total=3 * 1024 * 1024)
     sizes = {}
     for streams in (0, 1, 16, 200):
         read_ahead.streams = streams
@@ -215,7 +215,7 @@ def test_each_stream_reads_a_share_of_the_read_ahead_within_bounds():
     assert sizes == {
         0: local.MAX_CHUNK_BYTES,
         1: local.MAX_CHUNK_BYTES,
-        16: 384 * 1024,
+        16: 192 * 1024,
         200: local.MIN_CHUNK_BYTES,
     }
 

@@ -46,6 +46,19 @@ UNKNOWN_SIZE = sys.maxsize
 # which Mosic may judge differently from nginx: such requests are served by Mosic itself.
 NOT_OFFLOADED_IF = ("If-Range", "If-Match", "If-Unmodified-Since")
 
+# An empty part of a body: the server writes nothing, but its ``send`` first waits until the
+# listener has taken what was sent before (ASGI's backpressure: uvicorn waits while writing is
+# paused, which mosic.cli.connections makes as soon as bytes are left unsent). Sent after each
+# chunk, it makes the stream wait there instead of reading the next chunk and holding it while
+# it waits: one chunk per stream alive rather than two (200 listeners: 7 MiB less at the peak).
+DRAIN = b""
+# A stream whose socket keeps taking its chunks never waits, and the loop never runs the task
+# that notices its listener left (uvicorn's send returns at once once the listener is gone,
+# and a page-cached read does not wait either): without a turn of the loop now and then, a
+# stream whose listener hung up read its file to the end for nobody. When 200 listeners of a
+# 200 MiB file left at once, that was 38 GiB read with the loop held for 10 s.
+TURN_EVERY_BYTES = 1024 * 1024
+
 # Awaited once an answer sends, or redirects to, bytes: (the range sent, or None for the
 # whole; the size of what it is a range of).
 OnSent = Callable[[ranges.ByteRange | None, int], Awaitable[None]]
@@ -392,8 +405,10 @@ def _redirect_media(
 
 async def _body(disconnected: asyncio.Event | None, chunks: AsyncIterator[bytes], metrics: Metrics):
     """Send ``chunks`` until they end or the listener leaves; closing them stops their
-    source (the file read, or the encoder)."""
-    sent = 0
+    source (the file read, or the encoder). The next chunk is read only once the listener
+    has taken what the socket could not (``DRAIN``), and the loop turns at least once a MiB
+    (``TURN_EVERY_BYTES``)."""
+    sent = turned_at = 0
     metrics.stream_started()
     try:
         async with contextlib.aclosing(chunks):
@@ -402,5 +417,9 @@ async def _body(disconnected: asyncio.Event | None, chunks: AsyncIterator[bytes]
                     break
                 sent += len(chunk)
                 yield chunk
+                yield DRAIN
+                if sent - turned_at >= TURN_EVERY_BYTES:
+                    turned_at = sent
+                    await asyncio.sleep(0)  # lets the loop see a listener who left
     finally:
         metrics.stream_finished(sent)

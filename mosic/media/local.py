@@ -37,9 +37,12 @@ INCOMING_DIR = ".incoming"
 # Writes are batched so a fast upload costs one thread hop per MiB, not one per network chunk.
 WRITE_BATCH_BYTES = 1024 * 1024
 # What all of a process's streams read ahead together: each reads chunks of its share, within
-# these bounds. A stream holds about two chunks (one in the socket's buffer, the next read),
-# so 200 listeners stay within ~13 MiB, while 16 get 384 KiB chunks and few reads per MiB.
-READ_AHEAD_BYTES = 6 * 1024 * 1024
+# these bounds. A stream holds one chunk (the one the socket is taking: mosic.api.serving's
+# DRAIN), so 200 listeners hold ~6 MiB of 32 KiB chunks, while 16 get 192 KiB chunks and few
+# reads per MiB. At 6 MiB, 200 listeners grew the RSS about 5 MiB more, though they hold the
+# same 32 KiB chunks: the first few of a crowd read big chunks, likely what leaves the heap
+# larger. (16 KiB chunks for 200 saved nothing more, and cost a quarter of their rate.)
+READ_AHEAD_BYTES = 3 * 1024 * 1024
 MIN_CHUNK_BYTES = 32 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
 # Linux only; elsewhere every read goes to a thread.
