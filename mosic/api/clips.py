@@ -12,7 +12,7 @@ import falcon
 
 from mosic.api import params
 from mosic.api.errors import bad_request
-from mosic.api.shapes import AnswerLinks, clip_json, next_link, stats_json
+from mosic.api.shapes import AnswerLinks, clip_json, next_link, page_json, stats_json
 from mosic.api.uploads import Uploads
 from mosic.core.catalogue import Catalogue
 from mosic.core.cursors import InvalidCursor
@@ -74,12 +74,8 @@ class ClipCollection:
             page = await self._listing.list(query)
         except InvalidCursor as exc:
             raise bad_request(f"'cursor': {exc}") from None
-        marks = await self._marks.of(req.context.grant.user.id, [c.id for c in page.clips])
-        signed = links(req, self._signer)
-        if marks:
-            resp.media = [clip_json(c, signed, marks.get(c.id, UNMARKED)) for c in page.clips]
-        else:  # most pages: no UUID hashed per row to find no marks
-            resp.media = [clip_json(c, signed) for c in page.clips]
+        marks = await self._marks.of(req.context.grant.user.id, [row[0] for row in page.rows])
+        resp.media = page_json(page.rows, links(req, self._signer), marks)
         resp.set_header("X-Total-Count", str(page.total))
         link = next_link(req.path, query, page)
         if link:

@@ -12,7 +12,7 @@ from mosic.core import signing
 from mosic.core.listing import ListQuery, Page
 from mosic.core.marks import UNMARKED, ClipMarks
 from mosic.core.signing import Links
-from mosic.persistence.models import ShownClip, WholeClip
+from mosic.persistence.models import WholeClip
 
 # Read from the file at upload (null when it has none).
 TAG_FIELDS = (
@@ -118,14 +118,13 @@ class AnswerLinks:
         self._expires = links.signer.expiry(now)
         self._kept = links.signer.kept(self._expires, links.user_id)
 
-    def of(self, clip: ShownClip) -> ClipLinks:
-        # Kept by the id's integer: hashing a UUID runs Python code, an int's does not.
-        key = clip.id.int
-        found = self._kept.get(key)
+    def of(self, clip_id: str, has_cover: bool) -> ClipLinks:
+        """The links of the clip whose id, as text, is ``clip_id`` (its cover's too when it
+        ``has_cover``)."""
+        found = self._kept.get(clip_id)
         if found is None:
-            clip_id = str(clip.id)
-            found = self._kept[key] = ClipLinks(clip_id, self._query(clip_id, signing.STREAM))
-        if found.cover_url is None and clip.cover_name is not None:
+            found = self._kept[clip_id] = ClipLinks(clip_id, self._query(clip_id, signing.STREAM))
+        if found.cover_url is None and has_cover:
             query = self._query(found.id, signing.COVER)
             found.cover_url = f"/play/{found.id}/cover?{query}"
         return found
@@ -135,9 +134,9 @@ class AnswerLinks:
         return signer.signed_query(resource, clip_id, self._expires, user_id)
 
 
-def clip_json(clip: ShownClip, links: AnswerLinks, marks: ClipMarks = UNMARKED) -> ClipJson:
+def clip_json(clip: WholeClip, links: AnswerLinks, marks: ClipMarks = UNMARKED) -> ClipJson:
     """The clip object; ``marks`` are the caller's (none for a clip it just made)."""
-    urls = links.of(clip)
+    urls = links.of(str(clip.id), clip.cover_name is not None)
     return {
         "id": urls.id,
         "title": clip.title,
@@ -175,6 +174,59 @@ def clip_json(clip: ShownClip, links: AnswerLinks, marks: ClipMarks = UNMARKED) 
             "album_peak": clip.album_peak,
         },
     }
+
+
+def page_json(rows: list[tuple], links: AnswerLinks, marks: dict[str, ClipMarks]) -> list:
+    """The clip objects of a list page, from its rows (``mosic.core.listing.LISTED_COLUMNS``,
+    the id as text) as they come, with no record per row: what ``clip_json`` makes of each,
+    for a tenth of its time per row. ``marks`` are the caller's, by clip id."""
+    page = []
+    for (
+        clip_id, title, description, duration, artist, album, content_type, size, external_url,
+        play_count, created_at, track, disc, year, genre, album_artist, bitrate, sample_rate,
+        channels, cover_name, waveform_name, source, music_folder, path,
+        track_gain_db, track_peak, album_gain_db, album_peak, _matches,
+    ) in rows:  # fmt: skip
+        urls = links.of(clip_id, cover_name is not None)
+        mine = marks.get(clip_id, UNMARKED) if marks else UNMARKED
+        page.append({
+            "id": clip_id,
+            "title": title,
+            "description": description,
+            "duration": duration,
+            "artist": artist,
+            "album": album,
+            "content_type": content_type,
+            "size": size,
+            "audio_url": external_url or urls.stream_path,
+            "stream_url": urls.stream_url,
+            "cover_url": urls.cover_url if cover_name is not None else None,
+            "waveform_url": urls.waveform_url if waveform_name else None,
+            "play_count": play_count,
+            "created_at": created_at,
+            "track": track,
+            "disc": disc,
+            "year": year,
+            "genre": genre,
+            "album_artist": album_artist,
+            "bitrate": bitrate,
+            "sample_rate": sample_rate,
+            "channels": channels,
+            "source": source,
+            "music_folder": music_folder,
+            "path": path,
+            "my_play_count": mine.my_play_count,
+            "my_last_played_at": mine.my_last_played_at,
+            "starred": mine.starred,
+            "rating": mine.rating,
+            "replay_gain": {
+                "track_gain_db": track_gain_db,
+                "track_peak": track_peak,
+                "album_gain_db": album_gain_db,
+                "album_peak": album_peak,
+            },
+        })  # fmt: skip
+    return page
 
 
 def stats_json(clip: WholeClip, links: AnswerLinks, marks: ClipMarks) -> ClipStatsJson:

@@ -9,6 +9,8 @@ it skips; ``cursor`` never does).
 
 from __future__ import annotations
 
+import collections
+import uuid
 from dataclasses import dataclass
 
 import peewee
@@ -25,7 +27,6 @@ from mosic.persistence.models import (
     UPLOADS,
     Clip,
     MusicFolder,
-    listed_records,
 )
 
 # Sort keys a client may ask for; "-" means descending. Each maps to a non-null column, and
@@ -40,6 +41,16 @@ DEFAULT_SORT = "-created_at"
 # Exact, case-insensitive filters of a listing: each name maps to its case-folded column.
 TEXT_FILTERS = {"genre": Clip.genre_key, "artist": Clip.artist_key, "album": Clip.album_key}
 SOURCES = (UPLOAD, LIBRARY)
+
+# A page's rows are plain tuples of these columns, in this order, then the count of matches;
+# the id as its text ("1b4e28ba-2fa1-..."), which is what a clip object shows. The driver's
+# uuid.UUID per row, and a Decimal per row for the count (a SUM is numeric on PostgreSQL),
+# were two thirds of reading a 500-row page (bench/ab_lists.py).
+LISTED_COLUMNS = tuple(field.name for field in LISTED_FIELDS)
+ListedRow = collections.namedtuple("ListedRow", [*LISTED_COLUMNS, "matches"])
+_SELECTED = tuple(f.cast("TEXT") if f is Clip.id else f for f in LISTED_FIELDS)
+_CREATED = LISTED_COLUMNS.index("created_at")
+_TIME = Clip.created_at  # converts SQLite's text times (PostgreSQL's come typed)
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ class ListQuery:
 
 @dataclass
 class Page:
-    clips: list  # ListedRecords: the fields a listing shows, as attributes
+    rows: list  # tuples of LISTED_COLUMNS (the id as text), each ending with the count
     total: int
     next_offset: int | None = None
     next_cursor: str | None = None
@@ -109,17 +120,16 @@ class Listing:
         scalar subquery, which both databases evaluate once."""
         sql, params = self.statement(query)
         rows = await self._db.fetch_rows(sql, params)
+        if not self._db.rows_are_typed:
+            rows = [_typed(row) for row in rows]
         # Past the last page there is no row to carry the count.
         total = rows[0][-1] if rows else await self._total(query)
-        page = Page(
-            clips=listed_records(rows[: query.limit], typed=self._db.rows_are_typed),
-            total=int(total or 0),
-        )
+        page = Page(rows=rows[: query.limit], total=int(total or 0))
         if len(rows) > query.limit:
             if query.offset is not None:
                 page.next_offset = query.offset + query.limit
             else:
-                page.next_cursor = encode_cursor(query.sort, page.clips[-1])
+                page.next_cursor = encode_cursor(query.sort, ListedRow._make(page.rows[-1]))
         return page
 
     @property
@@ -152,6 +162,15 @@ class Listing:
                 raise AssertionError(f"list parameters {params} are not peewee's {built}")
             self._page_sql[shape] = sql
         return sql, params
+
+
+def _typed(row: tuple) -> tuple:
+    """A SQLite row as PostgreSQL's come: the id as its canonical text (SQLite keeps the hex
+    digits alone), the time as a datetime."""
+    values = list(row)
+    values[0] = str(uuid.UUID(values[0]))
+    values[_CREATED] = _TIME.python_value(values[_CREATED])
+    return tuple(values)
 
 
 # -- the statement and its parameters, in the order of its SQL text -------------------------
@@ -198,7 +217,8 @@ def _matches(db, query: ListQuery):
     """The number of clips that match: the folders' counts when only folders narrow the
     list (no clip row read), else a count over the indexed filters."""
     if query.counted_by_folders:
-        folders = MusicFolder.select(fn.SUM(MusicFolder.clips))
+        # A bigint, as COUNT is: PostgreSQL's SUM of bigints is a numeric (a Decimal each).
+        folders = MusicFolder.select(fn.SUM(MusicFolder.clips).cast("BIGINT"))
         return _by_folder(folders, query, MusicFolder.name)
     return _filtered(db, Clip.select(fn.COUNT(SQL("*"))), query)
 
@@ -211,7 +231,7 @@ def _page_query(db, query: ListQuery):
     """A page of ``query`` and its count of matches, as a peewee query."""
     column = SORT_FIELDS[query.sort_field]
     order = (column.desc(), Clip.id.desc()) if query.descending else (column, Clip.id)
-    rows = _filtered(db, Clip.select(*LISTED_FIELDS, _matches(db, query)), query)
+    rows = _filtered(db, Clip.select(*_SELECTED, _matches(db, query)), query)
     rows = rows.order_by(*order)
     if query.cursor:
         key = peewee.Tuple(column, Clip.id)
