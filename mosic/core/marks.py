@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import peewee
@@ -61,29 +60,27 @@ class Marks:
 
     async def of_one(self, user_id: int, clip_id: uuid.UUID) -> ClipMarks:
         """The user's marks of one clip."""
-        return await self._one.get(user_id, str(clip_id))
+        return await self._one.get(user_id, clip_id)
 
-    async def of(self, user_id: int, clip_ids: Sequence[str]) -> dict[str, ClipMarks]:
-        """The user's marks of the clips whose ids (as text: "1b4e28ba-2fa1-...") are
-        ``clip_ids``, by those texts; clips it never marked are left out."""
-        ids = list(clip_ids)  # a repeated id is harmless in the statement
+    async def of(self, user_id: int, clip_ids) -> dict[uuid.UUID, ClipMarks]:
+        """The user's marks of ``clip_ids``; clips it never marked are left out."""
+        ids = list(clip_ids)  # a repeated id is harmless in the statement, and not hashed
         if not ids:
             return {}
         if self._postgres:
             # One statement text for any number of clips: psycopg keeps it prepared, where
             # 1,500 placeholders were parsed again on every 500-row page (44 % of the page's
             # time; bench/ab_lists.py --profile).
-            packed = bytes.fromhex("".join(ids).replace("-", ""))
+            packed = bytes.fromhex(("%032x" * len(ids)) % tuple(clip_id.int for clip_id in ids))
             params = [packed, packed, user_id, user_id, user_id]
             rows = await self._db.fetch_rows(POSTGRES_SQL, params)
         else:
-            hex_ids = [clip_id.replace("-", "") for clip_id in ids]  # as SQLite keeps them
-            params = [user_id, *hex_ids, user_id, *ids]  # stars and ratings name items by text
-            rows = await self._db.fetch_rows(self._sql_for(len(ids)), [*params, user_id, *ids])
-        found: dict[str, dict] = {}
+            item_ids = [str(clip_id) for clip_id in ids]  # stars and ratings name items by text
+            params = [user_id, *(clip_id.hex for clip_id in ids), user_id, *item_ids]
+            rows = await self._db.fetch_rows(self._sql_for(len(ids)), [*params, user_id, *item_ids])
+        found: dict[uuid.UUID, dict] = {}
         for kind, clip_id, number, moment in rows:
-            # SQLite's ids are hex digits alone, and an item id may be spelt otherwise.
-            marks = found.setdefault(str(uuid.UUID(str(clip_id))), {})
+            marks = found.setdefault(uuid.UUID(str(clip_id)), {})
             if kind == "p":
                 marks["my_play_count"] = number
                 marks["my_last_played_at"] = _TIME.python_value(moment)
