@@ -12,6 +12,7 @@ import pytest
 
 from mosic.api.shapes import TAG_FIELDS
 from mosic.core.keys import EVERY_FOLDER
+from mosic.persistence.models import ADMIN_ID
 
 
 async def _add_many(api, titles):
@@ -333,19 +334,26 @@ async def test_rows_of_a_page_and_the_record_of_one_clip_carry_the_same_types(se
     services = Services.build(settings)
     await services.db.aio_connect()
     try:
-        page = await services.listing.list(ListQuery(limit=10))
+        page = await services.listing.list(ListQuery(limit=10, user_id=ADMIN_ID))
         one = await services.catalogue.get(uuid.UUID(played), seen=EVERY_FOLDER)
     finally:
         await services.db.aio_close()
     assert len(page.rows) == 2 and page.total == 2
     rows = [ListedRow._make(row) for row in page.rows]
     for row in rows:
-        assert str(uuid.UUID(row.id)) == row.id and isinstance(row.created_at, dt.datetime)
+        assert str(uuid.UUID(row.id)) == row.id and row.created_at.tzinfo is dt.UTC
         assert row.matches == 2 and type(row.matches) is int
-    assert isinstance(one.id, uuid.UUID) and isinstance(one.created_at, dt.datetime)
+    assert isinstance(one.id, uuid.UUID) and one.created_at.tzinfo is None  # naive UTC
     assert isinstance(one.last_played_at, dt.datetime)
     (listed,) = [row for row in rows if row.id == played]
-    assert all(getattr(listed, name) == getattr(one, name) for name in LISTED_COLUMNS[1:])
+    assert listed.created_at == one.created_at.replace(tzinfo=dt.UTC)
+    # The caller's marks: the admin played it once.
+    assert (listed.my_play_count, listed.starred, listed.rating) == (1, False, 0)
+    assert listed.my_last_played_at.tzinfo is dt.UTC
+    (other,) = [row for row in rows if row.id != played]
+    assert (other.my_play_count, other.my_last_played_at, other.starred) == (0, None, False)
+    others = set(LISTED_COLUMNS) - {"id", "created_at"}
+    assert all(getattr(listed, name) == getattr(one, name) for name in others)
     assert str(one.id) == played
 
 
