@@ -4,8 +4,10 @@ One throwaway PostgreSQL, one database with ``--clips`` clip rows (bench/scale_r
 two ``mosic serve`` on it, each with one worker pinned to CPU 0 (wrk and PostgreSQL on CPU 1):
 A imports ``mosic`` from ``--before`` (another checkout, e.g. ``git worktree add`` of main),
 B from this checkout. The same wrk load (64 connections) goes to each in turn, ``--rounds``
-times, so both see the same machine; it prints rows/s per round and B ÷ A. The two answers
-are compared first: the same bytes, or the run stops.
+times, so both see the same machine; it prints rows/s per round and B ÷ A, and the server's
+CPU time per request (user + system, from /proc): on a machine shared with other work, which
+takes CPU 0 from the server now and then, that figure moves far less than the rates do. The
+two answers are compared first: the same bytes, or the run stops.
 
 Run: ``python -m bench.ab_lists --before /path/to/other/checkout`` (``--rounds 3``,
 ``--seconds 6``, ``--clips 2000``).
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import API_KEY, log, temp_dir
+from bench.common import API_KEY, group_cpu_seconds, log, temp_dir
 from bench.load import py_spy, summarise_profile, wrk
 from bench.scale import fresh_database, mosic_command
 from bench.scale_rows import insert_postgresql
@@ -95,8 +97,10 @@ def main() -> int:
             servers[name] = server
         same_answer(servers["A"], servers["B"], path)
         rows: dict[str, list[float]] = {"A": [], "B": []}
+        cpu: dict[str, list[float]] = {"A": [], "B": []}
         for round_ in range(args.rounds):
             for name, server in servers.items():
+                used = group_cpu_seconds(server.pid)
                 result = wrk(
                     server.base,
                     [path],
@@ -106,17 +110,22 @@ def main() -> int:
                     scratch=root,
                     timeout_s=30,
                 )
+                used = group_cpu_seconds(server.pid) - used
                 rate = result.rps * LIMIT
                 rows[name].append(rate)
+                # Over the answers wrk counted: the 64 cut off at its end cost a little too.
+                cpu[name].append(used * 1000 / max(1, result.requests))
                 log(
                     f"round {round_ + 1} {name}: {rate:,.0f} rows/s "
                     f"(p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, "
-                    f"errors {result.errors or 0})"
+                    f"errors {result.errors or 0}; server CPU {cpu[name][-1]:.2f} ms a request)"
                 )
         for round_ in range(args.rounds):
             log(f"round {round_ + 1}: B/A = {rows['B'][round_] / rows['A'][round_]:.2f}")
         a, b = statistics.median(rows["A"]), statistics.median(rows["B"])
         log(f"median A {a:,.0f} rows/s, B {b:,.0f} rows/s, B/A = {b / a:.2f}")
+        a, b = statistics.median(cpu["A"]), statistics.median(cpu["B"])
+        log(f"median server CPU a request: A {a:.2f} ms, B {b:.2f} ms, A/B = {a / b:.2f}")
         if args.profile:
             profile(servers["B"], path, root, args.profile, args.seconds)
     return 0

@@ -12,6 +12,7 @@ import pytest
 
 from mosic.api.shapes import TAG_FIELDS
 from mosic.core.keys import EVERY_FOLDER
+from mosic.persistence.models import ADMIN_ID
 
 
 async def _add_many(api, titles):
@@ -320,11 +321,12 @@ async def test_stats_names_song_id_and_play_count(api):
     assert resp.json["title"] == "Stats"
 
 
-async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(settings, api):
-    """Rows become records without a conversion per value where the driver types them
-    (PostgreSQL) and with one where it returns text (SQLite): the same types either way."""
+async def test_rows_of_a_page_and_the_record_of_one_clip_carry_the_same_types(settings, api):
+    """A page's rows come as the driver gives them where it types them (PostgreSQL) and
+    converted where it returns text (SQLite): the same values either way, the id as its
+    canonical text (what a clip object shows); one clip's record has its id typed."""
     from mosic.app import Services
-    from mosic.core.listing import ListQuery
+    from mosic.core.listing import LISTED_COLUMNS, ListedRow, ListQuery
 
     await _add_many(api, ["typed one", "typed two"])
     played = (await api.get("/play", params={"limit": 1})).json[0]["id"]
@@ -332,14 +334,26 @@ async def test_records_of_a_page_and_of_one_clip_carry_typed_ids_and_times(setti
     services = Services.build(settings)
     await services.db.aio_connect()
     try:
-        page = await services.listing.list(ListQuery(limit=10))
+        page = await services.listing.list(ListQuery(limit=10, user_id=ADMIN_ID))
         one = await services.catalogue.get(uuid.UUID(played), seen=EVERY_FOLDER)
     finally:
         await services.db.aio_close()
-    assert len(page.clips) == 2
-    for record in [*page.clips, one]:
-        assert isinstance(record.id, uuid.UUID) and isinstance(record.created_at, dt.datetime)
+    assert len(page.rows) == 2 and page.total == 2
+    rows = [ListedRow._make(row) for row in page.rows]
+    for row in rows:
+        assert str(uuid.UUID(row.id)) == row.id and row.created_at.tzinfo is dt.UTC
+        assert row.matches == 2 and type(row.matches) is int
+    assert isinstance(one.id, uuid.UUID) and one.created_at.tzinfo is None  # naive UTC
     assert isinstance(one.last_played_at, dt.datetime)
+    (listed,) = [row for row in rows if row.id == played]
+    assert listed.created_at == one.created_at.replace(tzinfo=dt.UTC)
+    # The caller's marks: the admin played it once.
+    assert (listed.my_play_count, listed.starred, listed.rating) == (1, False, 0)
+    assert listed.my_last_played_at.tzinfo is dt.UTC
+    (other,) = [row for row in rows if row.id != played]
+    assert (other.my_play_count, other.my_last_played_at, other.starred) == (0, None, False)
+    others = set(LISTED_COLUMNS) - {"id", "created_at"}
+    assert all(getattr(listed, name) == getattr(one, name) for name in others)
     assert str(one.id) == played
 
 

@@ -86,8 +86,9 @@ def start_offset(req, rendition: Rendition | None) -> float:
         raise bad_request(f"'offset' {exc}") from None
 
 
-def list_query(req, seen: Folders) -> ListQuery:
-    """The listing a request asks for, among the music folders ``seen``."""
+def list_query(req, seen: Folders, user_id: int | None = None) -> ListQuery:
+    """The listing a request asks for, among the music folders ``seen``, with the marks of
+    the user ``user_id``."""
     limit = int_param(req, "limit", 1, LIMIT_MAX)
     offset = int_param(req, "offset", 0, OFFSET_MAX)
     cursor = req.get_param("cursor")
@@ -110,6 +111,7 @@ def list_query(req, seen: Folders) -> ListQuery:
         music_folder=search_param(req, "music_folder", MUSIC_FOLDER_MAX),
         source=choice_param(req, "source", listing.SOURCES),
         seen=seen,
+        user_id=user_id,
     )
 
 

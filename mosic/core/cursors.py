@@ -22,7 +22,8 @@ class InvalidCursor(ValueError):
 def encode_cursor(sort: str, clip: Clip) -> str:
     value = getattr(clip, sort.lstrip("-"))
     if isinstance(value, dt.datetime):
-        value = value.isoformat()
+        # The stored time, naive UTC, whether it came so or UTC-aware (a list page's).
+        value = value.replace(tzinfo=None).isoformat()
     raw = json.dumps({"s": sort, "v": value, "id": str(clip.id)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 

@@ -1,4 +1,5 @@
-"""Listing clips (``GET /play``): one page and the number of matches, in one statement.
+"""Listing clips (``GET /play``): one page, the caller's marks of its clips and the number of
+matches, in one statement.
 
 The page's SQL depends only on the query's shape (sort, which filters, cursor or offset), so
 peewee builds it once per shape; each request only computes its parameters. Every filter and
@@ -9,10 +10,12 @@ it skips; ``cursor`` never does).
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 from dataclasses import dataclass
 
 import peewee
-from peewee import SQL, fn
+from peewee import JOIN, SQL, NodeList, fn
 
 from mosic.core.aggregates import visible
 from mosic.core.cursors import decode_cursor, encode_cursor
@@ -25,7 +28,9 @@ from mosic.persistence.models import (
     UPLOADS,
     Clip,
     MusicFolder,
-    listed_records,
+    Rating,
+    Star,
+    UserPlay,
 )
 
 # Sort keys a client may ask for; "-" means descending. Each maps to a non-null column, and
@@ -40,6 +45,64 @@ DEFAULT_SORT = "-created_at"
 # Exact, case-insensitive filters of a listing: each name maps to its case-folded column.
 TEXT_FILTERS = {"genre": Clip.genre_key, "artist": Clip.artist_key, "album": Clip.album_key}
 SOURCES = (UPLOAD, LIBRARY)
+
+# A page's rows are plain tuples of these columns, in this order: the listed fields, the
+# caller's marks of the clip, and the count of matches. The id comes as its text
+# ("1b4e28ba-2fa1-..."), which is what a clip object shows, and times UTC-aware, which a JSON
+# encoder writes with their "Z" as they come. The driver's uuid.UUID per row, and a Decimal
+# per row for the count (a SUM is numeric on PostgreSQL), were two thirds of reading a
+# 500-row page; datetime.replace(tzinfo=...) per row as long as the rest of making its JSON
+# (bench/ab_lists.py).
+LISTED_COLUMNS = tuple(field.name for field in LISTED_FIELDS)
+MARK_COLUMNS = ("my_play_count", "my_last_played_at", "starred", "rating")
+ListedRow = collections.namedtuple("ListedRow", [*LISTED_COLUMNS, *MARK_COLUMNS, "matches"])
+_CREATED = LISTED_COLUMNS.index("created_at")
+_PLAYED_AT = len(LISTED_COLUMNS) + MARK_COLUMNS.index("my_last_played_at")
+_STARRED = len(LISTED_COLUMNS) + MARK_COLUMNS.index("starred")
+
+# The caller's marks, joined to each row by their tables' keys, (user, clip) and (user, item),
+# so the page needs no second statement: a second one was a round trip more, and the await
+# for it kept the page's rows alive while other requests ran, so collections of the young
+# generation walked them (with the round trip, a sixth of a page's server time;
+# bench/ab_lists.py).
+_PLAY = UserPlay.alias("my_play")
+_STAR = Star.alias("my_star")
+_RATING = Rating.alias("my_rating")
+_MARKS = (_PLAY, _STAR, _RATING)
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+def _id_text(db):
+    """The clip's id as text, with its dashes: PostgreSQL's cast writes them; SQLite keeps a
+    UUID as its 32 hex digits (peewee's UUIDField), so they are put in (8-4-4-4-12)."""
+    if db.rows_are_typed:
+        return Clip.id.cast("TEXT")
+    parts = [fn.substr(Clip.id, SQL(str(at)), SQL(str(n))) for at, n in _UUID_GROUPS]
+    dashed = [node for part in parts for node in (part, SQL("'-'"))][:-1]
+    return NodeList(dashed, glue=" || ", parens=True)
+
+
+def _utc(db, column):
+    """A stored (naive UTC) time as the rows carry it: on PostgreSQL a timestamptz, which
+    psycopg makes aware of UTC itself (its sessions are in UTC); SQLite's text is converted
+    in ``_typed``."""
+    if not db.rows_are_typed:
+        return column
+    return NodeList((column, SQL("AT TIME ZONE 'UTC'")), parens=True)
+
+
+def _selected(db) -> tuple:
+    """What a page selects, but for the count: its columns (``ListedRow``)."""
+    typed = {Clip.id: _id_text(db), Clip.created_at: _utc(db, Clip.created_at)}
+    listed = [typed.get(field, field) for field in LISTED_FIELDS]
+    marks = (
+        fn.COALESCE(_PLAY.play_count, SQL("0")),
+        _utc(db, _PLAY.last_played_at),
+        _STAR.user_id.is_null(False),
+        fn.COALESCE(_RATING.rating, SQL("0")),
+    )
+    return (*listed, *marks)
 
 
 @dataclass(frozen=True)
@@ -57,6 +120,8 @@ class ListQuery:
     source: str | None = None
     # The folders the caller sees: a clip of another is not listed, nor counted.
     seen: Folders = EVERY_FOLDER
+    # Whose marks (plays, star, rating) the rows carry: the caller's; none for None.
+    user_id: int | None = None
 
     @property
     def folders(self) -> Folders:
@@ -85,7 +150,7 @@ class ListQuery:
 
 @dataclass
 class Page:
-    clips: list  # ListedRecords: the fields a listing shows, as attributes
+    rows: list  # ListedRow's columns, as tuples
     total: int
     next_offset: int | None = None
     next_cursor: str | None = None
@@ -105,21 +170,20 @@ class Listing:
         self._page_sql: dict[tuple, str] = {}
 
     async def list(self, query: ListQuery) -> Page:
-        """One page, and the number of clips that match, in one statement: the count is a
-        scalar subquery, which both databases evaluate once."""
+        """One page, its caller's marks and the number of clips that match, in one
+        statement: the count is a scalar subquery, which both databases evaluate once."""
         sql, params = self.statement(query)
         rows = await self._db.fetch_rows(sql, params)
+        if not self._db.rows_are_typed:
+            rows = [_typed(row) for row in rows]
         # Past the last page there is no row to carry the count.
         total = rows[0][-1] if rows else await self._total(query)
-        page = Page(
-            clips=listed_records(rows[: query.limit], typed=self._db.rows_are_typed),
-            total=int(total or 0),
-        )
+        page = Page(rows=rows[: query.limit], total=int(total or 0))
         if len(rows) > query.limit:
             if query.offset is not None:
                 page.next_offset = query.offset + query.limit
             else:
-                page.next_cursor = encode_cursor(query.sort, page.clips[-1])
+                page.next_cursor = encode_cursor(query.sort, ListedRow._make(page.rows[-1]))
         return page
 
     @property
@@ -152,6 +216,24 @@ class Listing:
                 raise AssertionError(f"list parameters {params} are not peewee's {built}")
             self._page_sql[shape] = sql
         return sql, params
+
+
+def _typed(row: tuple) -> tuple:
+    """A SQLite row as PostgreSQL's come: times as UTC-aware datetimes, the star a bool."""
+    values = list(row)
+    values[_CREATED] = _aware(values[_CREATED])
+    if values[_PLAYED_AT] is not None:
+        values[_PLAYED_AT] = _aware(values[_PLAYED_AT])
+    values[_STARRED] = bool(values[_STARRED])
+    return tuple(values)
+
+
+def _aware(text: str) -> dt.datetime:
+    """SQLite's text of a stored time, read as peewee's DateTimeField reads it, UTC-aware."""
+    return _TIME.python_value(text).replace(tzinfo=dt.UTC)
+
+
+_TIME = peewee.DateTimeField()
 
 
 # -- the statement and its parameters, in the order of its SQL text -------------------------
@@ -198,7 +280,8 @@ def _matches(db, query: ListQuery):
     """The number of clips that match: the folders' counts when only folders narrow the
     list (no clip row read), else a count over the indexed filters."""
     if query.counted_by_folders:
-        folders = MusicFolder.select(fn.SUM(MusicFolder.clips))
+        # A bigint, as COUNT is: PostgreSQL's SUM of bigints is a numeric (a Decimal each).
+        folders = MusicFolder.select(fn.SUM(MusicFolder.clips).cast("BIGINT"))
         return _by_folder(folders, query, MusicFolder.name)
     return _filtered(db, Clip.select(fn.COUNT(SQL("*"))), query)
 
@@ -211,8 +294,8 @@ def _page_query(db, query: ListQuery):
     """A page of ``query`` and its count of matches, as a peewee query."""
     column = SORT_FIELDS[query.sort_field]
     order = (column.desc(), Clip.id.desc()) if query.descending else (column, Clip.id)
-    rows = _filtered(db, Clip.select(*LISTED_FIELDS, _matches(db, query)), query)
-    rows = rows.order_by(*order)
+    rows = _with_marks(db, Clip.select(*_selected(db), _matches(db, query)), query.user_id)
+    rows = _filtered(db, rows, query).order_by(*order)
     if query.cursor:
         key = peewee.Tuple(column, Clip.id)
         after = peewee.Tuple(*_cursor_params(query, column))
@@ -222,9 +305,26 @@ def _page_query(db, query: ListQuery):
     return rows.limit(query.limit + 1)
 
 
+def _with_marks(db, rows, user_id: int | None):
+    """``rows`` with the user's marks of each clip joined, each join with the user as its
+    one parameter (in the order of ``_MARKS``): none match for None (= NULL), so the
+    statement is the same with or without a user."""
+    item = _id_text(db)  # stars and ratings name a clip by its id's text
+    same_clip = {_PLAY: _PLAY.clip_id == Clip.id, _STAR: _STAR.item_id == item}
+    same_clip[_RATING] = _RATING.item_id == item
+    user = peewee.Value(user_id)  # peewee writes "== None" as IS NULL, with no parameter
+    for mark in _MARKS:
+        rows = rows.join_from(
+            Clip, mark, JOIN.LEFT_OUTER, on=(mark.user_id == user) & same_clip[mark]
+        )
+    return rows
+
+
 def _page_params(db, query: ListQuery) -> list:
-    """The count's parameters (a column, so first), the filters, the cursor, limit, offset."""
-    params = _matches_params(db, query) + _filter_params(db, query)
+    """The count's parameters (a column, so first), the user's for the marks' joins, the
+    filters, the cursor, limit, offset."""
+    marks = [query.user_id] * len(_MARKS)
+    params = _matches_params(db, query) + marks + _filter_params(db, query)
     if query.cursor:
         params += _cursor_params(query, SORT_FIELDS[query.sort_field])
     params.append(query.limit + 1)

@@ -1,7 +1,7 @@
 """A user's marks of clips for the REST clip object: its own plays, its star and its rating.
 
-Read in one statement for the clips of one answer (a page of a list, or one clip), so a page
-costs one round trip more, whatever the user has played or starred.
+Read in one statement for the clips asked at once (one clip's object each, gathered), whatever
+the user has played or starred. A list page's come joined to its rows (mosic.core.listing).
 """
 
 from __future__ import annotations

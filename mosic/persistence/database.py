@@ -197,7 +197,10 @@ class PostgresPoolBackend(PsycopgPoolBackend):
                 password=p["password"],
                 dbname=self.database,
                 connect_timeout=PG_CONNECT_TIMEOUT_S,
-                options=f"-c statement_timeout={PG_STATEMENT_TIMEOUT_S * 1000}",
+                # UTC, as the tables' (naive) times are: a time read as timestamptz (a list's,
+                # mosic.core.listing) then comes as datetime.timezone.utc, which psycopg
+                # attaches for nothing (another zone is a conversion per value).
+                options=f"-c statement_timeout={PG_STATEMENT_TIMEOUT_S * 1000} -c TimeZone=UTC",
             ),
             kwargs={"cursor_factory": psycopg.AsyncClientCursor, "autocommit": True},
             # Zero, so a worker starts (and reports not-ready) while the database is down.

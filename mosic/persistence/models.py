@@ -16,7 +16,7 @@ import uuid
 import peewee
 from peewee_async import AioModel
 
-from mosic.persistence.compiled import Records, record_type, row_type
+from mosic.persistence.compiled import Records, record_type
 from mosic.settings import USER_NAME_MAX
 
 TITLE_MAX = 200
@@ -369,15 +369,11 @@ _UNLISTED = frozenset(
     | {"gated_seconds", "album_gain_tagged", "gain_source"}
 )
 LISTED_FIELDS = tuple(field for field in CLIP_FIELDS if field.name not in _UNLISTED)
-# Rows of a list end with the number of clips that match (``matches``).
-ListedRecord = row_type(Clip, LISTED_FIELDS, "matches")
-listed_records = Records(ListedRecord, LISTED_FIELDS)
 
-# The shapes a clip travels in: the model (a row written, or read by the library), a
-# ClipRecord (read by id: every column, no model) and a ListedRecord (a list page's row: the
-# listed columns). Code that takes more than one says which it reads from.
+# The shapes a clip travels in: the model (a row written, or read by the library) and a
+# ClipRecord (read by id: every column, no model); a list page's rows stay tuples
+# (``mosic.core.listing``). Code that takes both says so.
 WholeClip = Clip | ClipRecord  # every column
-ShownClip = Clip | ClipRecord | ListedRecord  # at least the listed columns
 
 
 # -- the library's derived rows ---------------------------------------------------------------

@@ -43,13 +43,15 @@ def contains_all(db, model: type[peewee.Model], found: list[str]):
     condition = None
     if getattr(db, "full_text", None) == "fts5" and any(len(w) >= TRIGRAM for w in found):
         # The table name is the model's own, never input; the words are a parameter. The
-        # rowid stays unqualified: it is the innermost query's own table (peewee aliases it).
+        # rowid is the model's, named by its alias in the query (a list page joins other
+        # tables, where a bare rowid names none).
         table = model._meta.table_name
         long_words = [w for w in found if len(w) >= TRIGRAM]
-        condition = peewee.SQL(
-            f'rowid IN (SELECT rowid FROM "{table}_fts" WHERE "{table}_fts" MATCH ?)',  # noqa: S608
+        matched = peewee.SQL(
+            f'IN (SELECT rowid FROM "{table}_fts" WHERE "{table}_fts" MATCH ?)',  # noqa: S608
             [fts_query(long_words)],
         )
+        condition = peewee.NodeList((peewee.Column(model, "rowid"), matched))
     for word in found:
         like = _like(column, word)
         condition = like if condition is None else condition & like
