@@ -15,7 +15,7 @@ import pytest
 
 from mosic.core.catalogue import INLINE_PEAKS_MAX_SECONDS
 from mosic.core.waveform import base_samples_per_pixel, compute_peaks
-from tests.support.analysis import once_measured
+from tests.support.analysis import once_drawn
 from tests.support.audio import (
     FORMATS,
     make_half_silent_clip,
@@ -24,7 +24,7 @@ from tests.support.audio import (
     wav_bytes,
 )
 from tests.support.database import migrate, mosic_env
-from tests.support.tagging import image, tag_fully
+from tests.support.tagging import image, tag_fully, tag_replay_gain
 from tests.test_operate import run_mosic
 
 # (sample rate, channels) the fixture files are encoded with (tests/support/audio.py).
@@ -414,22 +414,30 @@ def test_peaks_of_a_long_clip_are_computed_in_little_memory(tmp_path):
     assert set(peaks.maxs[:-1].tolist()) == {31} and set(peaks.mins[:-1].tolist()) == {-31}
 
 
-async def test_a_long_upload_gets_its_peaks_after_its_201_with_its_loudness(api, tmp_path):
+@pytest.mark.parametrize("tagged", [False, True], ids=["measured", "tagged"])
+async def test_a_long_upload_gets_its_peaks_after_its_201_with_its_loudness(api, tmp_path, tagged):
     """Over five minutes, the 201 waits for the bytes alone: the peaks follow, drawn in the
-    pass that measures the loudness, and are the file's peaks; meanwhile the clip has none."""
+    pass that measures the loudness (if the tags lack it), and are the file's peaks;
+    meanwhile the clip has none, and the figures its tags hold."""
     seconds = INLINE_PEAKS_MAX_SECONDS + 10  # make_wav_of_size: 16-bit mono at 44.1 kHz
     path = make_wav_of_size(tmp_path / "long.wav", 44 + seconds * 44_100 * 2)
+    if tagged:
+        tag_replay_gain(path, "wav", {"REPLAYGAIN_TRACK_GAIN": "-1.00 dB",
+                                      "REPLAYGAIN_TRACK_PEAK": "0.5"})  # fmt: skip
     created = await api.upload(path.read_bytes(), "long.wav", content_type="audio/wav",
                                measured=False)  # fmt: skip
     assert created.status_code == 201, created.text
     assert created.json["waveform_url"] is None
-    assert created.json["replay_gain"]["track_peak"] is None
-    clip = await once_measured(api, created.json["id"])
+    assert created.json["replay_gain"]["track_peak"] == (0.5 if tagged else None)
+    clip = await once_drawn(api, created.json["id"])
     assert clip["waveform_url"] == f"/play/{clip['id']}/waveform"
     body = (await waveform(api, clip["id"], points="700")).json
     assert body == computed_peaks(path).resample(700).to_json()
-    # make_wav_of_size's tone peaks at 8000 of 32768; measured, not read from a tag.
-    assert clip["replay_gain"]["track_peak"] == pytest.approx(8000 / 32768, abs=0.01)
+    gain = clip["replay_gain"]
+    if tagged:
+        assert (gain["track_gain_db"], gain["track_peak"]) == (-1.0, 0.5)
+    else:  # make_wav_of_size's tone peaks at 8000 of 32768: measured
+        assert gain["track_peak"] == pytest.approx(8000 / 32768, abs=0.01)
 
 
 @pytest.mark.parametrize("points", [1, 7, 333, 1000, 4321, 10000])

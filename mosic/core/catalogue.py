@@ -173,7 +173,10 @@ class Catalogue:
         published = False
         try:
             row.update(await self._covers.keep(info))
-            row.update(await self._peaks_and_gains(incoming, info))
+            # The tags' loudness figures are in the row (``tag_fields``); what they lack is
+            # measured after the 201 (``analysis``), the clip unread (no ``gain_source``)
+            # until then.
+            row.update(await self._peaks(incoming, info))
             async with self._db.aio_atomic():
                 await self._insert(row)
                 if not row.get("album_gain_tagged"):  # the album's, combined with it just now
@@ -192,16 +195,14 @@ class Catalogue:
             raise
         return Clip(**row)
 
-    async def _peaks_and_gains(self, incoming: Incoming, info: audio.AudioInfo) -> dict:
-        """The tags' loudness figures at once; what they lack is measured after the 201
-        (``analysis``), and until then the clip is unread (no ``gain_source``). The peaks
-        now, unless the audio is long: then they too are drawn after the 201, in the same
-        pass (``waveform_url`` is null meanwhile), and the clip stays unread until then."""
-        columns = replay_gain.tag_columns(info.replay_gain)
+    async def _peaks(self, incoming: Incoming, info: audio.AudioInfo) -> dict:
+        """The columns naming the peaks, drawn now; unless the audio is long: then they are
+        drawn after the 201, in the pass that measures its loudness (``waveform_url`` is
+        null meanwhile), and the clip stays unread until then (no ``gain_source``), even
+        when its tags hold every figure."""
         if info.duration > INLINE_PEAKS_MAX_SECONDS:
-            columns.pop("gain_source", None)
-            return columns
-        return {**await self._waveforms.keep(incoming.sha256, incoming.inspect), **columns}
+            return {"gain_source": None}
+        return await self._waveforms.keep(incoming.sha256, incoming.inspect)
 
     async def _album_gain(self, clip_id: uuid.UUID) -> dict:
         found = await self._one(

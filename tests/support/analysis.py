@@ -28,6 +28,18 @@ async def once_measured(api, clip_id: str) -> dict:
         await asyncio.sleep(0.02)
 
 
+async def once_drawn(api, clip_id: str) -> dict:
+    """The clip, once its peaks are drawn (an in-process ``api``): a long upload's come after
+    its 201, with its loudness."""
+    deadline = time.monotonic() + ANALYSIS_WAIT_S
+    while True:
+        clip = (await api.get(f"/play/{clip_id}")).json
+        if clip["waveform_url"] is not None:
+            return clip
+        assert time.monotonic() < deadline, f"clip {clip_id} has no peaks: {clip}"
+        await asyncio.sleep(0.02)
+
+
 def measured_on(server, clip_id: str) -> dict:
     """The clip, once its loudness is known (a real server)."""
 
