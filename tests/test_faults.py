@@ -4,6 +4,7 @@ running server, a full file system, a ``kill -9`` mid-upload. Each gives a delib
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -386,3 +387,17 @@ def test_hundreds_of_half_open_connections_leave_healthz_answering(impatient):
         for sock in opened:
             sock.close()
     assert impatient.proc.poll() is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_database_connections_opened_past_descriptor_1023_work(api):
+    """A connection the pool opens while the process holds many descriptors (2,000
+    listeners) gets one past 1023, which select() refuses: its liveness check must not use
+    it (every request on such a connection was a 500)."""
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        answers = await asyncio.gather(*(api.get("/play") for _ in range(30)))
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert [a.status_code for a in answers] == [200] * 30
