@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ from mosic.media.storage import MediaMissing
 from mosic.persistence.database import make_sync_database
 from mosic.settings import PostgresConfig, Settings, SettingsError, load_settings
 from tests.conftest import LOCAL_BACKENDS
-from tests.support.analysis import who_reads
+from tests.support.analysis import dies, who_reads
 from tests.support.audio import make_clip
 from tests.support.database import migrate
 from tests.support.server import clean_env, mosic_serve, wait_for
@@ -496,3 +497,19 @@ async def test_stored_media_is_read_by_a_process_below_the_servers_priority(tmp_
         await store.close()
     assert head == b"RIFF" and pid != os.getpid()
     assert nice == min(19, os.nice(0) + BACKGROUND_NICE) > os.nice(0)
+
+
+async def test_a_reader_process_that_dies_is_replaced(tmp_path):
+    """A worker killed mid-read (the kernel's OOM killer, a decoder's crash) fails that read
+    alone: the next one runs in a new worker, so uploads are measured again."""
+    store = LocalStore(tmp_path / "media")
+    store.prepare()
+    name = f"{'ef' * 32}.bin"
+    await store.put(name, b"RIFF and more", content_type="application/octet-stream")
+    try:
+        with pytest.raises(BrokenProcessPool):
+            await store.inspect(name, dies)
+        _, _, head = await store.inspect(name, who_reads)
+    finally:
+        await store.close()
+    assert head == b"RIFF"

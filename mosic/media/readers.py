@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import BinaryIO, TypeVar
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,15 @@ class ReaderPool:
             self._executor.shutdown(wait=False)
             self._start("spawn")
             submitted = self._executor.submit(function, *args)
-        return await asyncio.wrap_future(submitted)
+        try:
+            return await asyncio.wrap_future(submitted)
+        except BrokenProcessPool:
+            # A worker died (killed for memory, or a decoder crashed on a file): the pool
+            # takes no more work, so the next call starts new workers.
+            broken, self._executor = self._executor, None
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def _start(self, method: str) -> None:
         context = multiprocessing.get_context(method)

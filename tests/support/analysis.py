@@ -54,3 +54,8 @@ def who_reads(fileobj) -> tuple[int, int, bytes]:
     """A reader for ``MediaStore.inspect``: the process it runs in, that process' nice value
     and the file's first bytes (a module function, so it pickles to a worker process)."""
     return os.getpid(), os.nice(0), fileobj.read(4)
+
+
+def dies(fileobj) -> None:
+    """A reader whose process dies, as one killed for its memory would."""
+    os._exit(3)
