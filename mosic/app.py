@@ -198,13 +198,18 @@ def make_users(settings: Settings, db, credentials: Credentials) -> Users:
     )
 
 
+# The modules of what a local store's background readers run on stored media (the loudness
+# and peaks, tags): the fork server imports them once for every worker it starts.
+BACKGROUND_READERS = ("mosic.core.waveform", "mosic.core.audio")
+
+
 def make_store(settings: Settings, read_ahead: ReadAhead | None = None) -> MediaStore:
     """The media backend the settings choose: the local disk, or an S3 bucket."""
     if settings.uses_s3:
         from mosic.media.s3 import S3Store  # aiobotocore loads only where it is used
 
         return S3Store(settings.s3)
-    store = LocalStore(settings.media_root, read_ahead)
+    store = LocalStore(settings.media_root, read_ahead, preload=BACKGROUND_READERS)
     store.prepare()
     return store
 

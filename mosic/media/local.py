@@ -273,14 +273,17 @@ class LocalMedia:
 
 
 class LocalStore:
-    def __init__(self, root: Path, read_ahead: ReadAhead | None = None) -> None:
+    def __init__(
+        self, root: Path, read_ahead: ReadAhead | None = None, preload: tuple[str, ...] = ()
+    ) -> None:
         self.root = Path(root)
         self.incoming_dir = self.root / INCOMING_DIR
         self._read_ahead = read_ahead or ReadAhead()
         self._opens = WarmOpens()
         # Stored media is inspected only by background work (an upload's loudness after its
-        # 201, re-reading after an upgrade): one worker process, below the server's priority.
-        self._readers = ReaderPool(1, nice=BACKGROUND_NICE)
+        # 201, re-reading after an upgrade): one worker process, below the server's priority,
+        # with the modules of the readers it will run (``preload``) imported before it starts.
+        self._readers = ReaderPool(1, nice=BACKGROUND_NICE, preload=preload)
 
     def prepare(self) -> None:
         """Create the directories (at start-up, before the event loop runs)."""
