@@ -22,7 +22,10 @@ decoded frame, all its channels, goes through FFmpeg's EBU R128 meter on its way
 mix, so the audio is decoded once for both (``decode``).
 
 Decoding holds the GIL for its Python-side frame handling, so at most
-``DECODE_CONCURRENCY`` run at once, each in a worker thread, never on the event loop.
+``DECODE_CONCURRENCY`` run at once, never on the event loop: an upload's (peaks of audio up
+to five minutes, before its 201) in a worker thread, a stored file's (``MediaStore.inspect``:
+the loudness and long audio's peaks after the 201) in the store's low-priority worker process
+on the disk, in a thread on S3.
 
 A clip's peaks are stored in the media store named by its audio's hash (``blob_name``), so
 identical audio shares them; ``Waveforms`` draws, keeps and reads them back.
