@@ -5,6 +5,7 @@ running server, a full file system, a ``kill -9`` mid-upload. Each gives a delib
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from mosic.app import create_app
+from mosic.persistence.database import SqliteDatabase
 from tests.conftest import LOCAL_BACKENDS, Api, reset_database, settings_for
 from tests.support.analysis import measured_on
 from tests.support.asgi import StaysConnected
@@ -401,3 +403,37 @@ async def test_database_connections_opened_past_descriptor_1023_work(api):
         for fd in held:
             os.close(fd)
     assert [a.status_code for a in answers] == [200] * 30
+
+
+async def test_sqlite_writers_of_two_workers_wait_for_each_other(tmp_path):
+    """Two workers' connections to one SQLite file: a transaction that reads before it
+    writes, while the other worker writes, waits for the other's commit and then commits
+    too. With a plain ``BEGIN`` its write met a snapshot older than the other's commit, and
+    failed at once with "database is locked" (a 503 to an upload in CI)."""
+    path = str(tmp_path / "shared.sqlite3")
+    mine, theirs = SqliteDatabase(path), SqliteDatabase(path)
+    await mine.aio_execute_sql("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER)")
+    await mine.aio_execute_sql("INSERT INTO counter VALUES (1, 0)")
+    read, committed = asyncio.Event(), asyncio.Event()
+
+    async def read_then_write():
+        async with mine.aio_atomic():
+            await mine.aio_execute_sql("SELECT n FROM counter WHERE id = 1")
+            read.set()
+            # The other commits here when it can; now it cannot: it waits for this lock.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(committed.wait(), 0.5)
+            await mine.aio_execute_sql("UPDATE counter SET n = n + 1 WHERE id = 1")
+
+    async def write():
+        await read.wait()
+        async with theirs.aio_atomic():
+            await theirs.aio_execute_sql("UPDATE counter SET n = n + 10 WHERE id = 1")
+        committed.set()
+
+    try:
+        await asyncio.gather(read_then_write(), write())
+        assert await mine.fetch_rows("SELECT n FROM counter WHERE id = 1", ()) == [(11,)]
+    finally:
+        await mine.aio_close()
+        await theirs.aio_close()

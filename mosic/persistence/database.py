@@ -13,6 +13,7 @@ this process are serialised instead of racing for the file lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import select
 import sqlite3
@@ -25,7 +26,9 @@ import peewee
 import peewee_async
 import psycopg
 import psycopg_pool
+from peewee_async.connection import connection_context
 from peewee_async.pool import PoolBackend, PsycopgPoolBackend
+from peewee_async.transactions import Transaction
 from psycopg.rows import tuple_row
 
 from mosic.settings import Settings
@@ -148,12 +151,52 @@ def as_peewee_error(exc: Exception) -> peewee.PeeweeException:
     return peewee.DatabaseError(str(exc))
 
 
+class ImmediateTransaction(Transaction):
+    """A transaction that takes SQLite's write lock when it begins.
+
+    A plain ``BEGIN`` takes it at the first write, and when another process has committed
+    since this transaction's first read (its snapshot), that write fails at once with
+    "database is locked", whatever the busy timeout: SQLite cannot wait its way out of a
+    stale snapshot. Any read before the first write opens that window: a check before an
+    update, or FTS5 reading its own configuration just before a clip is inserted. Taken at
+    ``BEGIN``, the lock is waited for (the busy timeout) before the snapshot exists.
+
+    Its statements fail as peewee's errors, which the HTTP edge answers with a 503, like
+    every other query's: a lock still held after the busy timeout, say."""
+
+    async def execute(self, sql: str) -> None:
+        try:
+            await super().execute(sql)
+        except sqlite3.Error as exc:
+            raise as_peewee_error(exc) from exc
+
+    async def begin(self) -> None:
+        if self.is_savepoint:
+            await super().begin()
+        else:
+            await self.execute("BEGIN IMMEDIATE")
+
+
 class SqliteDatabase(peewee_async.SqliteDatabase):
     pool_backend_cls = SqlitePoolBackend
     # How substring search uses an index here (mosic.persistence.search).
     full_text = "fts5"
     # Ids and times come back as text, for their fields to convert.
     rows_are_typed = False
+
+    @contextlib.asynccontextmanager
+    async def aio_atomic(self):
+        """peewee-async's ``aio_atomic`` (a transaction, or a savepoint inside one), with
+        the write lock taken as the transaction begins (``ImmediateTransaction``)."""
+        async with self.aio_connection() as conn:
+            context = connection_context.get()
+            nested = context.transaction_is_opened
+            try:
+                async with ImmediateTransaction(conn, is_savepoint=nested):
+                    context.transaction_is_opened = True
+                    yield
+            finally:
+                context.transaction_is_opened = nested
 
     async def fetch_rows(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         """Run ``sql``, which returns rows, and return them as tuples."""

@@ -145,7 +145,7 @@ class Mosic:
                 files={"file": (path.name, fh, content_type)},
                 timeout=300,
             )
-        assert resp.status_code == 201, resp.text
+        assert resp.status_code == 201, f"{resp.text}\n{self.log_tail()}"
         return resp.json()
 
     def metrics(self) -> str:
