@@ -269,7 +269,9 @@ def _samples(frames: list[av.AudioFrame], kind: Kind) -> np.ndarray:
          for plane in frame.planes]
         for frame in frames
     ]  # fmt: skip
-    return np.vstack([np.concatenate(row) for row in zip(*rows, strict=True)])
+    joined = [np.concatenate(row) for row in zip(*rows, strict=True)]
+    # One plane (packed, or mono) is already the array: a view of it, not a copy.
+    return joined[0][np.newaxis] if len(joined) == 1 else np.vstack(joined)
 
 
 _DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
