@@ -15,6 +15,7 @@ from pathlib import Path
 
 import falcon.testing
 import httpx
+import peewee
 import pytest
 
 from mosic.app import create_app
@@ -437,3 +438,25 @@ async def test_sqlite_writers_of_two_workers_wait_for_each_other(tmp_path):
     finally:
         await mine.aio_close()
         await theirs.aio_close()
+
+
+async def test_a_failed_sqlite_commit_leaves_the_connection_ready_for_the_next(tmp_path):
+    """A COMMIT that fails can leave SQLite's transaction open (a deferred constraint always
+    does; a full disk may): it is rolled back, so the process' one pooled connection takes
+    the next transaction instead of refusing every BEGIN from then on."""
+    db = SqliteDatabase(str(tmp_path / "one.sqlite3"))
+    await db.aio_execute_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    await db.aio_execute_sql(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id)"
+        " DEFERRABLE INITIALLY DEFERRED)"
+    )
+    try:
+        with pytest.raises(peewee.IntegrityError):
+            async with db.aio_atomic():
+                await db.aio_execute_sql("INSERT INTO child VALUES (1, 404)")
+        async with db.aio_atomic():
+            await db.aio_execute_sql("INSERT INTO parent VALUES (7)")
+            await db.aio_execute_sql("INSERT INTO child VALUES (2, 7)")
+        assert await db.fetch_rows("SELECT id, parent_id FROM child", ()) == [(2, 7)]
+    finally:
+        await db.aio_close()

@@ -176,6 +176,16 @@ class ImmediateTransaction(Transaction):
         else:
             await self.execute("BEGIN IMMEDIATE")
 
+    async def commit(self) -> None:
+        try:
+            await super().commit()
+        except peewee.PeeweeException:
+            # A COMMIT that failed (a full disk, say) may leave the transaction open, and
+            # the pool's one connection would refuse every later BEGIN.
+            if not self.is_savepoint and self.connection.in_transaction:
+                await self.rollback()
+            raise
+
 
 class SqliteDatabase(peewee_async.SqliteDatabase):
     pool_backend_cls = SqlitePoolBackend
