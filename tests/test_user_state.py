@@ -8,6 +8,7 @@ users are in test_subsonic_users.py, test_user_plays.py and test_upgrade_users.p
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -88,6 +89,17 @@ def test_rest_clip_objects_show_the_callers_own_plays_star_and_rating(server, so
     ann_page = call(server, "GET", "/play", ann, params={"sort": "title"}).json()
     assert [(c["my_play_count"], c["starred"], c["rating"]) for c in ann_page] == [
         (2, True, 4), (0, False, 0), (0, False, 0),
+    ]  # fmt: skip
+    # A search chooses its page before it joins the marks (mosic.core.listing): the same
+    # marks, in the same order, a page at a time by its cursor.
+    found = call(server, "GET", "/play", ann, params={"q": "song", "sort": "title", "limit": 2})
+    cursor = parse_qs(urlsplit(found.links["next"]["url"]).query)["cursor"][0]
+    rest = call(server, "GET", "/play", ann,
+                params={"q": "song", "sort": "title", "limit": 2, "cursor": cursor})  # fmt: skip
+    searched = found.json() + rest.json()
+    assert found.headers["X-Total-Count"] == "3" and "next" not in rest.links
+    assert [(c["title"], c["my_play_count"], c["starred"], c["rating"]) for c in searched] == [
+        ("Song 0", 2, True, 4), ("Song 1", 0, False, 0), ("Song 2", 0, False, 0),
     ]  # fmt: skip
     # A page is made apart from the clip object (mosic.api.shapes.page_json): the same values,
     # times written alike, for each caller.
