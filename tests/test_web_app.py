@@ -26,6 +26,7 @@ from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
 
 from tests.conftest import LOCAL_BACKENDS, new_postgres_db
 from tests.support.audio import make_clip
@@ -371,19 +372,22 @@ def test_play_album_goes_through_the_queue_by_itself_and_the_queue_survives_a_re
 
 
 def player_buttons(driver) -> None:
-    """Previous, Next, Pause, Play and Volume, pressed as a person would."""
+    """Previous, Next, Pause, Play and Volume, pressed as a person would.
+
+    The songs last two seconds, and looking a button up by its name costs a WebDriver round
+    trip for every button on the page: under load, long enough for the song to end before
+    the Pause button was found (CI). So the Play/Pause button is found once, while the album
+    has ended and it says Play, and pressed as soon as it says Pause."""
+    toggle = named(driver, "button", "Play")
     click(driver, named(driver, "button", "Previous"))  # at the end of Wren: back to Robin
-    wait(
-        driver, "Robin", lambda: now_playing(driver) == "Robin" and audio(driver, "currentTime") > 0
-    )
-    pause = named(driver, "button", "Pause")
-    click(driver, pause)
+    wait(driver, "Robin", lambda: now_playing(driver) == "Robin" and playing(driver, toggle))
+    click(driver, toggle)
     wait(driver, "a pause", lambda: audio(driver, "paused"))
     # The same button, now saying what it will do (once the element's pause event is out).
-    wait(driver, "the button to say Play", lambda: pause.accessible_name == "Play")
-    click(driver, pause)
-    wait(driver, "playing again", lambda: not audio(driver, "paused"))
-    click(driver, named(driver, "button", "Pause"))
+    wait(driver, "the button to say Play", lambda: toggle.accessible_name == "Play")
+    click(driver, toggle)
+    wait(driver, "playing again", lambda: playing(driver, toggle))
+    click(driver, toggle)
     volume = named(driver, "input", "Volume")
     assert volume.get_attribute("type") == "range"
     volume.send_keys(Keys.HOME)
@@ -393,9 +397,14 @@ def player_buttons(driver) -> None:
     click(driver, named(driver, "button", "Next"))
     wait(driver, "Wren", lambda: now_playing(driver) == "Wren")
     click(driver, named(driver, "button", "Previous"))  # at its start: the song before
-    wait(driver, "Robin again", lambda: now_playing(driver) == "Robin")
-    click(driver, named(driver, "button", "Pause"))
+    wait(driver, "Robin again", lambda: now_playing(driver) == "Robin" and playing(driver, toggle))
+    click(driver, toggle)
     wait(driver, "a pause", lambda: audio(driver, "paused"))
+
+
+def playing(driver, toggle: WebElement) -> bool:
+    """The audio plays and the Play/Pause button says Pause."""
+    return not audio(driver, "paused") and toggle.accessible_name == "Pause"
 
 
 def test_a_star_reaches_subsonic_and_favourites(browser, library):
