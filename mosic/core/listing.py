@@ -337,9 +337,9 @@ def _with_marks(db, rows, user_id: int | None):
 
 
 def _page_params(db, query: ListQuery) -> list:
-    """The count's parameters (a column, so first), then those of the page's cut (filters,
-    cursor, limit, offset) and the user's for the marks' joins, in ``_page_query``'s
-    order."""
+    """The count's parameters (a column, so first), then the user's for the marks' joins
+    and those of the page's cut (filters, cursor, limit, offset); for a search the cut's
+    first, as its subquery comes before the joins in ``_page_query``'s SQL."""
     cut = _filter_params(db, query)
     if query.cursor:
         cut += _cursor_params(query, SORT_FIELDS[query.sort_field])
